@@ -1,0 +1,202 @@
+//! The batch activity: what a worker does with one [`BatchJob`]. Count the delivery, fetch the
+//! range from the chain's source, write it in one transaction; on failure, count the attempt and
+//! fail the batch once its budget is spent. The same function runs behind the queue and in the
+//! benchmark's queue-less loop.
+
+use std::{collections::HashMap, sync::Arc};
+
+use sea_orm::{
+    DatabaseConnection, EntityTrait,
+    sqlx::{self, PgPool},
+};
+use tokio::sync::RwLock;
+
+use crate::{
+    entity::chains,
+    source::{ChainSource, EvmRpcSource, RpcSettings, SourceError},
+    types::{BatchJob, ChainName},
+    write::{WriteError, WriteOutcome, write_batch},
+};
+
+/// Why a batch did not complete this time.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivityError {
+    /// The chain is not registered (or has no RPC URL).
+    #[error("chain {0} is not registered or has no RPC URL")]
+    UnknownChain(String),
+    /// Fetching failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Writing failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// Bookkeeping in PostgreSQL failed.
+    #[error("recording batch state failed: {0}")]
+    Database(String),
+}
+
+/// Chain sources by chain name, built from the `chains` table on first use.
+#[derive(Clone)]
+pub struct SourceRegistry {
+    db: DatabaseConnection,
+    settings: RpcSettings,
+    cache: Arc<RwLock<HashMap<String, Arc<dyn ChainSource>>>>,
+}
+
+impl SourceRegistry {
+    /// An empty registry reading chains from `db`.
+    pub fn new(db: DatabaseConnection, settings: RpcSettings) -> Self {
+        Self {
+            db,
+            settings,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The source of `chain`.
+    pub async fn get(&self, chain: &ChainName) -> Result<Arc<dyn ChainSource>, ActivityError> {
+        if let Some(source) = self.cache.read().await.get(chain.as_str()) {
+            return Ok(Arc::clone(source));
+        }
+        let row = chains::Entity::find_by_id(chain.as_str().to_owned())
+            .one(&self.db)
+            .await
+            .map_err(|e| ActivityError::Database(e.to_string()))?
+            .ok_or_else(|| ActivityError::UnknownChain(chain.to_string()))?;
+        let url = row
+            .rpc_url_list()
+            .into_iter()
+            .next()
+            .ok_or_else(|| ActivityError::UnknownChain(chain.to_string()))?;
+        let source: Arc<dyn ChainSource> =
+            Arc::new(EvmRpcSource::new(&url, self.settings.clone())?);
+        self.cache
+            .write()
+            .await
+            .insert(chain.as_str().to_owned(), Arc::clone(&source));
+        Ok(source)
+    }
+}
+
+/// What running a batch job came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Fetched and written.
+    Written(WriteOutcome),
+    /// A redelivery of a batch already written: nothing to do.
+    AlreadyDone,
+    /// No such batch row (planned by another database?): dropped.
+    Unknown,
+}
+
+/// A failed run, after its attempt was recorded.
+#[derive(Debug)]
+pub struct BatchFailure {
+    /// The error.
+    pub error: ActivityError,
+    /// Failed attempts so far, including this one.
+    pub attempts: i32,
+    /// True when the budget is spent and the batch is now `failed`.
+    pub exhausted: bool,
+}
+
+/// Runs one batch job: count the delivery, fetch, write. Idempotent: a batch already done is
+/// skipped, and writing a range twice leaves the same rows.
+#[tracing::instrument(name = "run_batch", skip_all, fields(batch = %job.batch_id, worker = worker))]
+pub async fn run_batch(
+    pool: &PgPool,
+    sources: &SourceRegistry,
+    job: &BatchJob,
+    worker: &str,
+    attempt_budget: i32,
+) -> Result<BatchOutcome, BatchFailure> {
+    let started: Option<(i32,)> = match sqlx::query_as(
+        "UPDATE batches SET status = 'running', deliveries = deliveries + 1, worker = $2, \
+           started_at = now() \
+         WHERE id = $1 AND status <> 'done' RETURNING attempts",
+    )
+    .bind(&job.batch_id)
+    .bind(worker)
+    .fetch_optional(pool)
+    .await
+    {
+        Ok(row) => row,
+        Err(e) => {
+            // The database is away: nothing was recorded, so nothing counts against the budget.
+            return Err(BatchFailure {
+                error: ActivityError::Database(e.to_string()),
+                attempts: 0,
+                exhausted: false,
+            });
+        }
+    };
+    if started.is_none() {
+        let exists: Option<(String,)> = sqlx::query_as("SELECT status FROM batches WHERE id = $1")
+            .bind(&job.batch_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| BatchFailure {
+                error: ActivityError::Database(e.to_string()),
+                attempts: 0,
+                exhausted: false,
+            })?;
+        return Ok(match exists {
+            Some(_) => BatchOutcome::AlreadyDone,
+            None => BatchOutcome::Unknown,
+        });
+    }
+    let result = async {
+        let source = sources.get(&job.chain).await?;
+        let bundle = source.fetch_range(job.range).await?;
+        let outcome = write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await?;
+        Ok::<_, ActivityError>(outcome)
+    }
+    .await;
+    match result {
+        Ok(outcome) => Ok(BatchOutcome::Written(outcome)),
+        Err(error) => Err(record_failure(pool, job, error, attempt_budget).await),
+    }
+}
+
+async fn record_failure(
+    pool: &PgPool,
+    job: &BatchJob,
+    error: ActivityError,
+    attempt_budget: i32,
+) -> BatchFailure {
+    let message = error.to_string();
+    let recorded: Result<(i32, String), sqlx::Error> = sqlx::query_as(
+        "UPDATE batches SET attempts = attempts + 1, last_error = $2, \
+           status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'queued' END, \
+           finished_at = CASE WHEN attempts + 1 >= $3 THEN now() ELSE finished_at END \
+         WHERE id = $1 RETURNING attempts, status",
+    )
+    .bind(&job.batch_id)
+    .bind(&message)
+    .bind(attempt_budget)
+    .fetch_one(pool)
+    .await;
+    let _ = sqlx::query("UPDATE backfills SET last_error = $2 WHERE id = $1")
+        .bind(job.backfill_id)
+        .bind(&message)
+        .execute(pool)
+        .await;
+    match recorded {
+        Ok((attempts, status)) => {
+            tracing::warn!(attempts, status, error = %message, "batch attempt failed");
+            BatchFailure {
+                error,
+                attempts,
+                exhausted: status == "failed",
+            }
+        }
+        Err(db_error) => {
+            tracing::warn!(error = %message, db_error = %db_error, "batch attempt failed and could not be recorded");
+            BatchFailure {
+                error,
+                attempts: 0,
+                exhausted: false,
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! `backfills`: one row per requested backfill.
+
+use sea_orm::entity::prelude::*;
+
+/// A backfill request and its lifecycle.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "backfills")]
+pub struct Model {
+    /// Backfill id (uuid v7).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Chain name.
+    pub chain: String,
+    /// `range` or `gaps`.
+    pub mode: String,
+    /// First block.
+    pub from_block: i64,
+    /// Last block.
+    pub to_block: i64,
+    /// planned, running, completed, failed or cancelled.
+    pub status: String,
+    /// When it was asked for.
+    pub requested_at: DateTimeWithTimeZone,
+    /// When the scheduler first planned it.
+    pub started_at: Option<DateTimeWithTimeZone>,
+    /// When it finished.
+    pub finished_at: Option<DateTimeWithTimeZone>,
+    /// Batches planned so far.
+    pub planned_batches: i64,
+    /// Blocks in the planned batches.
+    pub planned_blocks: i64,
+    /// Batch counts frozen when the backfill finished.
+    pub final_counts: Option<Json>,
+    /// The last error seen.
+    pub last_error: Option<String>,
+}
+
+/// No relations are navigated through sea-orm.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

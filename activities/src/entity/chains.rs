@@ -1,0 +1,54 @@
+//! `chains`: one row per registered chain.
+
+use sea_orm::entity::prelude::*;
+
+/// A registered chain.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "chains")]
+pub struct Model {
+    /// Name used in URLs and batch ids.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub name: String,
+    /// Chain id reported by the node.
+    pub chain_id: Option<i64>,
+    /// JSON array of RPC URLs.
+    pub rpc_urls: Json,
+    /// First block the chain should cover.
+    pub start_block: i64,
+    /// Confirmation depth: blocks below head - confirmations are final.
+    pub confirmations: i64,
+    /// Blocks per batch.
+    pub batch_size: i32,
+    /// Fewest workers the fleet keeps.
+    pub min_workers: i32,
+    /// Most workers the fleet runs.
+    pub max_workers: i32,
+    /// Last head seen by the head tracker.
+    pub head_block: Option<i64>,
+    /// When the head was last seen.
+    pub head_updated_at: Option<DateTimeWithTimeZone>,
+    /// Registration time.
+    pub created_at: DateTimeWithTimeZone,
+    /// Last change.
+    pub updated_at: DateTimeWithTimeZone,
+}
+
+/// No relations are navigated through sea-orm.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The RPC URLs as strings.
+    pub fn rpc_url_list(&self) -> Vec<String> {
+        self.rpc_urls
+            .as_array()
+            .map(|urls| {
+                urls.iter()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,25 @@
+//! Blockfill's activities: the domain types, the chain sources and the fetch and write work that
+//! workers run. No HTTP server and no scheduling policy live here.
+//!
+//! # Layout
+//! - [`types`]: chain names, block ranges, batch ids, job payloads, queue lane names.
+//! - [`ranges`]: aligned batch splitting, interval merging and gap arithmetic (property-tested).
+//! - [`source`]: the [`source::ChainSource`] trait, the EVM JSON-RPC source and the devnet.
+//! - [`write`]: one batch into PostgreSQL in one transaction (rows, coverage, batch status).
+//! - [`activity`]: a batch job end to end (delivery count, fetch, write, attempt budget).
+//! - [`queue`]: the apalis + apalis-redis job queue and worker runner shared by both binaries.
+//! - [`entity`]: sea-orm entities of the control tables.
+//! - [`db`]: connecting to PostgreSQL, creating the database, errors an operator can act on.
+
+pub mod activity;
+pub mod db;
+pub mod entity;
+pub mod queue;
+pub mod ranges;
+pub mod source;
+pub mod types;
+pub mod write;
+
+pub use activity::{BatchFailure, BatchOutcome, SourceRegistry, run_batch};
+pub use source::{BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource};
+pub use types::{BatchId, BatchJob, BlockRange, ChainName, SchedulerJob};

@@ -1,0 +1,297 @@
+//! The devnet: a deterministic EVM-shaped chain generated on demand (no state, any height), with
+//! transactions and logs. It is a [`ChainSource`] in-process and answers JSON-RPC through
+//! [`DevnetChain::handle_rpc`], so `blockfill devnet` can serve it to the real client code.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use alloy_primitives::{Address, B256, Bytes, U64, U256, keccak256};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{BlockBundle, ChainSource, RpcBlock, RpcLog, RpcTransaction, SourceError};
+use crate::types::BlockRange;
+
+/// What the devnet looks like.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct DevnetConfig {
+    /// Chain id reported by `eth_chainId`. Default: 1337.
+    pub chain_id: u64,
+    /// Number of blocks at start (head = blocks - 1). Default: 100,000.
+    pub blocks: u64,
+    /// Seed mixed into every hash, so two devnets differ. Default: 0.
+    pub seed: u64,
+}
+
+impl Default for DevnetConfig {
+    fn default() -> Self {
+        Self {
+            chain_id: 1337,
+            blocks: 100_000,
+            seed: 0,
+        }
+    }
+}
+
+/// The "Transfer(address,address,uint256)" event signature.
+const TRANSFER_TOPIC: B256 = B256::new([
+    0xdd, 0xf2, 0x52, 0xad, 0x1b, 0xe2, 0xc8, 0x9b, 0x69, 0xc2, 0xb0, 0x68, 0xfc, 0x37, 0x8d, 0xaa,
+    0x95, 0x2b, 0xa7, 0xf1, 0x63, 0xc4, 0xa1, 0x16, 0x28, 0xf5, 0x5a, 0x4d, 0xf5, 0x23, 0xb3, 0xef,
+]);
+const GENESIS_TIMESTAMP: u64 = 1_700_000_000;
+
+/// A deterministic chain. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct DevnetChain {
+    config: DevnetConfig,
+    head: AtomicU64,
+}
+
+impl DevnetChain {
+    /// A devnet with `config.blocks` blocks.
+    pub fn new(config: DevnetConfig) -> Self {
+        let head = config.blocks.saturating_sub(1);
+        Self {
+            config,
+            head: AtomicU64::new(head),
+        }
+    }
+
+    /// The current head.
+    pub fn head_number(&self) -> u64 {
+        self.head.load(Ordering::Relaxed)
+    }
+
+    /// Mines `blocks` more blocks (moves the head).
+    pub fn advance(&self, blocks: u64) -> u64 {
+        self.head.fetch_add(blocks, Ordering::Relaxed) + blocks
+    }
+
+    fn digest(&self, tag: &[u8], number: u64, index: u64) -> B256 {
+        let mut input = Vec::with_capacity(tag.len() + 24);
+        input.extend_from_slice(tag);
+        input.extend_from_slice(&self.config.seed.to_be_bytes());
+        input.extend_from_slice(&number.to_be_bytes());
+        input.extend_from_slice(&index.to_be_bytes());
+        keccak256(&input)
+    }
+
+    /// The hash of block `number`.
+    pub fn block_hash(&self, number: u64) -> B256 {
+        self.digest(b"block", number, 0)
+    }
+
+    /// How many transactions block `number` carries (0 to 3, deterministic).
+    pub fn tx_count(&self, number: u64) -> u64 {
+        (number.wrapping_mul(2_654_435_761) ^ self.config.seed) % 4
+    }
+
+    fn address(&self, number: u64, index: u64) -> Address {
+        Address::from_word(self.digest(b"address", number % 97, index % 7))
+    }
+
+    /// Block `number` with full transactions, or `None` above the head.
+    pub fn block(&self, number: u64) -> Option<RpcBlock> {
+        if number > self.head_number() {
+            return None;
+        }
+        let hash = self.block_hash(number);
+        let parent_hash = if number == 0 {
+            B256::ZERO
+        } else {
+            self.block_hash(number - 1)
+        };
+        let transactions = (0..self.tx_count(number))
+            .map(|i| RpcTransaction {
+                hash: self.digest(b"tx", number, i),
+                block_hash: Some(hash),
+                block_number: Some(U64::from(number)),
+                transaction_index: Some(U64::from(i)),
+                from: self.address(number, i),
+                to: Some(self.address(number + 1, i + 1)),
+                value: U256::from(number * 1_000 + i),
+                nonce: U64::from(number / 97),
+                gas: U64::from(21_000 + i * 10_000),
+                gas_price: Some(U256::from(1_000_000_000u64)),
+                input: if i % 2 == 0 {
+                    Bytes::from(number.to_be_bytes().to_vec())
+                } else {
+                    Bytes::new()
+                },
+                tx_type: Some(U64::from(2)),
+            })
+            .collect();
+        Some(RpcBlock {
+            number: U64::from(number),
+            hash,
+            parent_hash,
+            timestamp: U64::from(GENESIS_TIMESTAMP + number * 12),
+            miner: self.address(number, 99),
+            gas_used: U64::from(self.tx_count(number) * 21_000),
+            gas_limit: U64::from(30_000_000u64),
+            base_fee_per_gas: Some(U256::from(7u64)),
+            transactions,
+        })
+    }
+
+    /// The logs of blocks `from..=to` (clamped to the head): one per even transaction index.
+    pub fn logs(&self, from: u64, to: u64) -> Vec<RpcLog> {
+        let to = to.min(self.head_number());
+        let mut logs = Vec::new();
+        for number in from..=to {
+            let hash = self.block_hash(number);
+            let mut log_index = 0u64;
+            for i in (0..self.tx_count(number)).filter(|i| i % 2 == 0) {
+                logs.push(RpcLog {
+                    address: self.address(7, 7),
+                    topics: vec![
+                        TRANSFER_TOPIC,
+                        self.address(number, i).into_word(),
+                        self.address(number + 1, i + 1).into_word(),
+                    ],
+                    data: Bytes::from(U256::from(number * 1_000 + i).to_be_bytes::<32>().to_vec()),
+                    block_number: U64::from(number),
+                    block_hash: hash,
+                    transaction_hash: self.digest(b"tx", number, i),
+                    transaction_index: U64::from(i),
+                    log_index: U64::from(log_index),
+                    removed: false,
+                });
+                log_index += 1;
+            }
+        }
+        logs
+    }
+
+    /// Answers one JSON-RPC request object or a batch (array) of them.
+    pub fn handle_rpc(&self, request: &Value) -> Value {
+        match request {
+            Value::Array(calls) => Value::Array(calls.iter().map(|c| self.handle_call(c)).collect()),
+            call => self.handle_call(call),
+        }
+    }
+
+    fn handle_call(&self, call: &Value) -> Value {
+        let id = call.get("id").cloned().unwrap_or(Value::Null);
+        let method = call.get("method").and_then(Value::as_str).unwrap_or("");
+        let params = call.get("params").cloned().unwrap_or(Value::Array(vec![]));
+        match self.dispatch(method, &params) {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err((code, message)) => {
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+            }
+        }
+    }
+
+    fn dispatch(&self, method: &str, params: &Value) -> Result<Value, (i64, String)> {
+        let invalid = |what: &str| (-32602, format!("invalid params: {what}"));
+        match method {
+            "eth_chainId" => Ok(json!(format!("{:#x}", self.config.chain_id))),
+            "net_version" => Ok(json!(self.config.chain_id.to_string())),
+            "eth_blockNumber" => Ok(json!(format!("{:#x}", self.head_number()))),
+            "eth_getBlockByNumber" => {
+                let tag = params.get(0).ok_or_else(|| invalid("missing block"))?;
+                let number = self.block_tag(tag).ok_or_else(|| invalid("bad block tag"))?;
+                match self.block(number) {
+                    Some(block) => to_json(&block),
+                    None => Ok(Value::Null),
+                }
+            }
+            "eth_getLogs" => {
+                let filter = params.get(0).ok_or_else(|| invalid("missing filter"))?;
+                let from = filter
+                    .get("fromBlock")
+                    .and_then(|t| self.block_tag(t))
+                    .ok_or_else(|| invalid("bad fromBlock"))?;
+                let to = filter
+                    .get("toBlock")
+                    .and_then(|t| self.block_tag(t))
+                    .ok_or_else(|| invalid("bad toBlock"))?;
+                if to < from {
+                    return Err(invalid("toBlock before fromBlock"));
+                }
+                if to - from > 10_000 {
+                    return Err((-32005, "query exceeds 10000 blocks".to_owned()));
+                }
+                to_json(&self.logs(from, to))
+            }
+            _ => Err((-32601, format!("method {method} not found"))),
+        }
+    }
+
+    fn block_tag(&self, tag: &Value) -> Option<u64> {
+        match tag.as_str()? {
+            "latest" | "safe" | "finalized" | "pending" => Some(self.head_number()),
+            "earliest" => Some(0),
+            hex => u64::from_str_radix(hex.strip_prefix("0x")?, 16).ok(),
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, (i64, String)> {
+    serde_json::to_value(value).map_err(|e| (-32603, e.to_string()))
+}
+
+#[async_trait]
+impl ChainSource for DevnetChain {
+    async fn chain_id(&self) -> Result<u64, SourceError> {
+        Ok(self.config.chain_id)
+    }
+
+    async fn head(&self) -> Result<u64, SourceError> {
+        Ok(self.head_number())
+    }
+
+    async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
+        let blocks = range
+            .blocks()
+            .map(|n| {
+                self.block(n).ok_or(SourceError::NotYetAvailable {
+                    endpoint: "devnet".to_owned(),
+                    block: n,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let logs = self.logs(range.from, range.to);
+        BlockBundle::from_rpc(range, blocks, logs).map_err(|message| SourceError::Malformed {
+            endpoint: "devnet".to_owned(),
+            range,
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn devnet_blocks_are_deterministic_and_linked() {
+        let devnet = DevnetChain::new(DevnetConfig {
+            blocks: 1_000,
+            ..DevnetConfig::default()
+        });
+        let range = BlockRange::new(0, 999).expect("valid");
+        let bundle = devnet.fetch_range(range).await.expect("fetch");
+        assert_eq!(bundle.blocks.len(), 1_000);
+        assert!(!bundle.transactions.is_empty());
+        assert!(!bundle.logs.is_empty());
+        assert_eq!(bundle, devnet.fetch_range(range).await.expect("fetch again"));
+        let above = devnet.fetch_range(BlockRange::new(999, 1_000).expect("valid")).await;
+        assert!(matches!(above, Err(SourceError::NotYetAvailable { block: 1_000, .. })));
+    }
+
+    #[test]
+    fn devnet_answers_json_rpc_batches() {
+        let devnet = DevnetChain::new(DevnetConfig::default());
+        let answer = devnet.handle_rpc(&json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+            {"jsonrpc": "2.0", "id": 2, "method": "eth_getBlockByNumber", "params": ["0x10", true]},
+            {"jsonrpc": "2.0", "id": 3, "method": "eth_nope", "params": []},
+        ]));
+        assert_eq!(answer[0]["result"], json!("0x1869f"));
+        assert_eq!(answer[1]["result"]["number"], json!("0x10"));
+        assert_eq!(answer[2]["error"]["code"], json!(-32601));
+    }
+}

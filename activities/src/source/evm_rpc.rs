@@ -1,0 +1,266 @@
+//! [`EvmRpcSource`]: blocks over Ethereum JSON-RPC, with batched `eth_getBlockByNumber` (full
+//! transactions) and one `eth_getLogs` per range, every answer validated before it becomes rows.
+
+use std::{sync::atomic::AtomicU64, sync::atomic::Ordering, time::Duration};
+
+use async_trait::async_trait;
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::{BlockBundle, ChainSource, RpcBlock, RpcLog, SourceError};
+use crate::types::BlockRange;
+
+/// How the JSON-RPC client behaves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RpcSettings {
+    /// Requests per HTTP batch. Default: 100.
+    pub batch_size: usize,
+    /// Per-request timeout. Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for RpcSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A JSON-RPC chain source on one endpoint.
+#[derive(Debug)]
+pub struct EvmRpcSource {
+    endpoint: String,
+    client: reqwest::Client,
+    settings: RpcSettings,
+    next_id: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    id: Value,
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+#[derive(Deserialize)]
+struct ErrorObject {
+    code: i64,
+    message: String,
+}
+
+/// JSON-RPC's "limit exceeded", used by providers for rate limiting.
+const RATE_LIMIT_CODE: i64 = -32005;
+
+impl EvmRpcSource {
+    /// A source for `endpoint` (an `http://` or `https://` URL).
+    pub fn new(endpoint: &str, settings: RpcSettings) -> Result<Self, SourceError> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| SourceError::Transport {
+                endpoint: endpoint.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            endpoint: endpoint.to_owned(),
+            client,
+            settings,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn transport(&self, message: impl ToString) -> SourceError {
+        SourceError::Transport {
+            endpoint: self.endpoint.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    async fn post(&self, body: &Value) -> Result<Value, SourceError> {
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            let retry_after_secs = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            return Err(SourceError::RateLimited {
+                endpoint: self.endpoint.clone(),
+                retry_after_secs,
+            });
+        }
+        if !status.is_success() {
+            return Err(self.transport(format!("HTTP {status}")));
+        }
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.transport(format!("unparsable JSON-RPC body: {e}")))
+    }
+
+    /// Calls several methods in one HTTP batch and returns their results in call order.
+    async fn batch<T: DeserializeOwned>(
+        &self,
+        calls: &[(&str, Value)],
+        range: BlockRange,
+    ) -> Result<Vec<T>, SourceError> {
+        let first_id = self
+            .next_id
+            .fetch_add(calls.len() as u64, Ordering::Relaxed);
+        let body: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (method, params))| {
+                json!({"jsonrpc": "2.0", "id": first_id + i as u64, "method": method, "params": params})
+            })
+            .collect();
+        let answer = self.post(&Value::Array(body)).await?;
+        let malformed = |message: String| SourceError::Malformed {
+            endpoint: self.endpoint.clone(),
+            range,
+            message,
+        };
+        let responses: Vec<Response> = match answer {
+            Value::Array(items) => items
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<_, _>>()
+                .map_err(|e| malformed(format!("bad JSON-RPC response object: {e}")))?,
+            Value::Object(_) => {
+                // A single error object for the whole batch (some nodes reject batches this way).
+                let single: Response = serde_json::from_value(answer)
+                    .map_err(|e| malformed(format!("bad JSON-RPC response object: {e}")))?;
+                return Err(self.rpc_error(calls.first().map_or("batch", |c| c.0), single.error));
+            }
+            other => return Err(malformed(format!("expected a JSON array, got {other}"))),
+        };
+        let mut slots: Vec<Option<Response>> = (0..calls.len()).map(|_| None).collect();
+        for response in responses {
+            let index = response
+                .id
+                .as_u64()
+                .and_then(|id| id.checked_sub(first_id))
+                .filter(|i| *i < calls.len() as u64)
+                .ok_or_else(|| malformed(format!("unexpected response id {}", response.id)))?;
+            slots[index as usize] = Some(response);
+        }
+        let mut results = Vec::with_capacity(calls.len());
+        for (slot, (method, params)) in slots.into_iter().zip(calls) {
+            let response =
+                slot.ok_or_else(|| malformed(format!("no answer to {method}({params})")))?;
+            if let Some(error) = response.error {
+                return Err(self.rpc_error(method, Some(error)));
+            }
+            let result = response.result.unwrap_or(Value::Null);
+            if result.is_null() {
+                if *method == "eth_getBlockByNumber" {
+                    let block = params
+                        .get(0)
+                        .and_then(Value::as_str)
+                        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+                        .unwrap_or(range.from);
+                    return Err(SourceError::NotYetAvailable {
+                        endpoint: self.endpoint.clone(),
+                        block,
+                    });
+                }
+                return Err(malformed(format!("null result for {method}")));
+            }
+            results.push(
+                serde_json::from_value(result)
+                    .map_err(|e| malformed(format!("{method} answer does not parse: {e}")))?,
+            );
+        }
+        Ok(results)
+    }
+
+    fn rpc_error(&self, method: &str, error: Option<ErrorObject>) -> SourceError {
+        match error {
+            Some(e) if e.code == RATE_LIMIT_CODE => SourceError::RateLimited {
+                endpoint: self.endpoint.clone(),
+                retry_after_secs: None,
+            },
+            Some(e) => SourceError::Rpc {
+                endpoint: self.endpoint.clone(),
+                method: method.to_owned(),
+                code: e.code,
+                message: e.message,
+            },
+            None => self.transport(format!("{method}: answer has neither result nor error")),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, SourceError> {
+        let range = BlockRange { from: 0, to: 0 };
+        let mut results = self.batch::<T>(&[(method, params)], range).await?;
+        results
+            .pop()
+            .ok_or_else(|| self.transport(format!("{method}: empty answer")))
+    }
+}
+
+fn quantity(n: u64) -> String {
+    format!("{n:#x}")
+}
+
+#[async_trait]
+impl ChainSource for EvmRpcSource {
+    async fn chain_id(&self) -> Result<u64, SourceError> {
+        let id: alloy_primitives::U64 = self.call("eth_chainId", json!([])).await?;
+        Ok(id.to::<u64>())
+    }
+
+    async fn head(&self) -> Result<u64, SourceError> {
+        let head: alloy_primitives::U64 = self.call("eth_blockNumber", json!([])).await?;
+        Ok(head.to::<u64>())
+    }
+
+    #[tracing::instrument(name = "fetch_range", skip(self), fields(endpoint = %self.endpoint, range = %range))]
+    async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
+        let chunk = self.settings.batch_size.max(1) as u64;
+        let block_calls = range.blocks().collect::<Vec<_>>();
+        let block_requests = block_calls.chunks(chunk as usize).map(|numbers| {
+            let calls: Vec<(&str, Value)> = numbers
+                .iter()
+                .map(|n| ("eth_getBlockByNumber", json!([quantity(*n), true])))
+                .collect();
+            async move { self.batch::<RpcBlock>(&calls, range).await }
+        });
+        let logs_request = async {
+            self.batch::<Vec<RpcLog>>(
+                &[(
+                    "eth_getLogs",
+                    json!([{"fromBlock": quantity(range.from), "toBlock": quantity(range.to)}]),
+                )],
+                range,
+            )
+            .await
+        };
+        let (blocks, logs) = tokio::join!(futures::future::try_join_all(block_requests), logs_request);
+        let blocks: Vec<RpcBlock> = blocks?.into_iter().flatten().collect();
+        let logs: Vec<RpcLog> = logs?.into_iter().flatten().collect();
+        BlockBundle::from_rpc(range, blocks, logs).map_err(|message| SourceError::Malformed {
+            endpoint: self.endpoint.clone(),
+            range,
+            message,
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! Chain sources: where blocks come from. [`ChainSource`] is the one interface the fetch activity
+//! uses; [`EvmRpcSource`] talks JSON-RPC to a node, [`DevnetChain`] is our deterministic chain.
+
+mod devnet;
+mod evm_rpc;
+mod rows;
+mod rpc_types;
+
+pub use devnet::{DevnetChain, DevnetConfig};
+pub use evm_rpc::{EvmRpcSource, RpcSettings};
+pub use rows::{BlockBundle, BlockRow, LogRow, TransactionRow};
+pub use rpc_types::{RpcBlock, RpcLog, RpcTransaction};
+
+use async_trait::async_trait;
+
+use crate::types::BlockRange;
+
+/// Why a source could not deliver a range.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The request never got a usable HTTP answer (connection refused, timeout, 5xx).
+    #[error("RPC transport error from {endpoint}: {message}")]
+    Transport {
+        /// The endpoint that failed.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The endpoint asked us to slow down (HTTP 429 or JSON-RPC -32005).
+    #[error(
+        "rate limited by {endpoint}{}; lower the chain's request rate or add endpoints",
+        retry_after_secs.map(|s| format!(" (retry after {s}s)")).unwrap_or_default()
+    )]
+    RateLimited {
+        /// The endpoint that refused.
+        endpoint: String,
+        /// What its `Retry-After` header said.
+        retry_after_secs: Option<u64>,
+    },
+    /// The node answered with a JSON-RPC error.
+    #[error("RPC error {code} from {endpoint} for {method}: {message}")]
+    Rpc {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The method called.
+        method: String,
+        /// JSON-RPC error code.
+        code: i64,
+        /// JSON-RPC error message.
+        message: String,
+    },
+    /// The answer could not be parsed or is inconsistent with what was asked.
+    #[error("malformed answer from {endpoint} for blocks {range}: {message}")]
+    Malformed {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The range being fetched.
+        range: BlockRange,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The node does not have the block yet (it is above the head).
+    #[error("block {block} is not available from {endpoint} yet")]
+    NotYetAvailable {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The first missing block.
+        block: u64,
+    },
+}
+
+impl SourceError {
+    /// Whether trying again later (or elsewhere) may succeed. Every source error is retryable for
+    /// now; a malformed answer may come from a flaky endpoint. The attempt budget bounds retries.
+    pub fn is_transient(&self) -> bool {
+        true
+    }
+}
+
+/// A source of blocks for one chain.
+#[async_trait]
+pub trait ChainSource: Send + Sync {
+    /// The chain id the source reports.
+    async fn chain_id(&self) -> Result<u64, SourceError>;
+    /// The newest block number the source has.
+    async fn head(&self) -> Result<u64, SourceError>;
+    /// Every block, transaction and log of `range`, validated.
+    async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError>;
+}

@@ -1,0 +1,21 @@
+//! Blockfill's PostgreSQL schema, one sea-orm migration per change. Never edit a shipped migration;
+//! add a new one.
+//!
+//! # Layout
+//! - `m20261122_000001_create_schema`: chains, backfills, batches, scheduler checkpoints, the
+//!   coverage ledger and the index tables (`blocks`, `transactions`, `logs`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_schema;
+
+/// Runs Blockfill's migrations.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_schema::Migration)]
+    }
+}
