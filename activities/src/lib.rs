@@ -9,6 +9,8 @@
 //! - [`activity`]: a batch job end to end (delivery count, fetch, write, attempt budget).
 //! - [`queue`]: the apalis + apalis-redis job queue and worker runner shared by both binaries.
 //! - [`entity`]: sea-orm entities of the control tables.
+//! - [`settings`]: where PostgreSQL and Redis are (flags and environment variables).
+//! - [`telemetry`]: logging set-up and signal handling for both binaries.
 //! - [`db`]: connecting to PostgreSQL, creating the database, errors an operator can act on.
 
 pub mod activity;
@@ -16,6 +18,8 @@ pub mod db;
 pub mod entity;
 pub mod queue;
 pub mod ranges;
+pub mod settings;
+pub mod telemetry;
 pub mod source;
 pub mod types;
 pub mod write;

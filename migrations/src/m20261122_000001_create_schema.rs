@@ -58,6 +58,7 @@ CREATE TABLE batches (
 );
 CREATE INDEX batches_backfill_status ON batches (backfill_id, status);
 CREATE INDEX batches_finished ON batches (chain, finished_at) WHERE status = 'done';
+CREATE INDEX batches_unfinished ON batches (status) WHERE status IN ('planned', 'queued', 'running');
 
 CREATE TABLE scheduler_checkpoints (
     backfill_id  uuid NOT NULL REFERENCES backfills(id),
@@ -65,6 +66,7 @@ CREATE TABLE scheduler_checkpoints (
     cursor_block bigint NOT NULL,
     planned_batches bigint NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (backfill_id, generation)
 );
 

@@ -1,1 +1,26 @@
-//! placeholder
+//! The `blockfill` binary's library: the scheduler, the head tracker, the admin API and the
+//! dashboard, plus the devnet server, `verify`, `demo` and `bench`.
+//!
+//! # Layout
+//! - [`settings`]: flags and environment variables of `serve`, with defaults.
+//! - [`app`]: wiring of `serve` ([`app::Orchestrator`]), database preparation, metrics.
+//! - [`scheduler`]: the continue-as-new scheduler job that plans bounded windows of batches.
+//! - [`head`]: the head tracker.
+//! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
+//! - [`devnet_server`]: the devnet over JSON-RPC on loopback.
+//! - [`verify`]: database-versus-node comparison.
+//! - [`fleet`]: starting and stopping local `blockfill-worker` processes.
+//! - [`demo`], [`bench`]: the README's demo and the end-to-end benchmark.
+
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod demo;
+pub mod devnet_server;
+pub mod fleet;
+pub mod head;
+pub mod scheduler;
+pub mod settings;
+pub mod verify;
+
+pub use app::Orchestrator;

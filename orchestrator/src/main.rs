@@ -1,1 +1,132 @@
-fn main() {}
+//! `blockfill`: serve (scheduler + admin API), demo, migrate, verify, devnet, bench.
+
+use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use blockfill_activities::{
+    BlockRange, ChainName, DevnetChain, DevnetConfig, EvmRpcSource, db, entity::chains,
+    settings::StoreArgs, source::RpcSettings, telemetry,
+};
+use blockfill_orchestrator::{
+    Orchestrator, app::prepare_database, bench, demo, devnet_server::spawn_devnet,
+    settings::ServeArgs, verify::verify_range,
+};
+use clap::{Parser, Subcommand};
+use sea_orm::EntityTrait;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "blockfill", version, about = "Durable backfill orchestrator for blockchain indexers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scheduler, head tracker and admin API (with the dashboard at /).
+    Serve(ServeArgs),
+    /// Devnet + orchestrator + two workers: backfill 100,000 blocks with a progress line.
+    Demo(demo::DemoArgs),
+    /// Create the database if needed and apply migrations.
+    Migrate {
+        #[command(flatten)]
+        stores: StoreArgs,
+    },
+    /// Compare the database with the node for a chain and range; exit 1 on any mismatch.
+    Verify {
+        #[command(flatten)]
+        stores: StoreArgs,
+        /// Chain name.
+        #[arg(long)]
+        chain: String,
+        /// First block.
+        #[arg(long)]
+        from: u64,
+        /// Last block (inclusive).
+        #[arg(long)]
+        to: u64,
+        /// RPC URL to compare with (default: the chain's first RPC URL).
+        #[arg(long)]
+        rpc_url: Option<String>,
+    },
+    /// Serve a deterministic devnet over JSON-RPC.
+    Devnet {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8545")]
+        addr: SocketAddr,
+        /// Number of blocks.
+        #[arg(long, default_value_t = 100_000)]
+        blocks: u64,
+        /// Chain id.
+        #[arg(long, default_value_t = 1337)]
+        chain_id: u64,
+    },
+    /// Benchmark: raw fetch-and-write loop versus end to end through the queue.
+    Bench(bench::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init_logging();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
+    match cli.command {
+        Command::Serve(args) => {
+            Orchestrator::start(args, shutdown).await?.wait().await?;
+        }
+        Command::Demo(args) => demo::run(args, shutdown).await?,
+        Command::Migrate { stores } => {
+            prepare_database(&stores, 1).await?;
+            println!("migrations applied to {}", db::redact_url(&stores.database_url));
+        }
+        Command::Verify { stores, chain, from, to, rpc_url } => {
+            let chain = ChainName::parse(&chain)?;
+            let range = BlockRange::new(from, to)?;
+            let conn = db::connect(&stores.database_url, 4).await?;
+            let url = match rpc_url {
+                Some(url) => url,
+                None => chains::Entity::find_by_id(chain.to_string())
+                    .one(&conn)
+                    .await?
+                    .with_context(|| format!("chain {chain} is not registered"))?
+                    .rpc_url_list()
+                    .into_iter()
+                    .next()
+                    .with_context(|| format!("chain {chain} has no RPC URL"))?,
+            };
+            let source = EvmRpcSource::new(&url, RpcSettings::default())?;
+            let report = verify_range(conn.get_postgres_connection_pool(), &chain, &source, range, 1_000).await?;
+            for line in &report.mismatches {
+                println!("MISMATCH {line}");
+            }
+            println!(
+                "verified chain {chain} blocks {range} against {url}: {} blocks, {} transactions, {} logs, {} mismatches",
+                report.blocks_checked, report.transactions_checked, report.logs_checked, report.mismatch_count
+            );
+            if !report.is_clean() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Devnet { addr, blocks, chain_id } => {
+            let chain = Arc::new(DevnetChain::new(DevnetConfig { blocks, chain_id, ..DevnetConfig::default() }));
+            let bound = spawn_devnet(chain, addr, shutdown.clone()).await?;
+            println!("devnet: {blocks} blocks, chain id {chain_id}, JSON-RPC at http://{bound}");
+            shutdown.cancelled().await;
+        }
+        Command::Bench(args) => {
+            bench::run(args).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

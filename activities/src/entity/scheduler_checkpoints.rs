@@ -18,6 +18,8 @@ pub struct Model {
     pub planned_batches: i64,
     /// When the checkpoint was written.
     pub created_at: DateTimeWithTimeZone,
+    /// Last time the generation's job made progress (a liveness signal for the reconciler).
+    pub updated_at: DateTimeWithTimeZone,
 }
 
 /// No relations are navigated through sea-orm.

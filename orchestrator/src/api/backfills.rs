@@ -1,0 +1,296 @@
+//! `POST /v1/backfills`, `GET /v1/backfills`, `GET /v1/backfills/{id}`.
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::{JsonRejection, QueryRejection}},
+    http::StatusCode,
+    routing::get,
+};
+use blockfill_activities::entity::{backfills, chains};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sqlx::{self, PgPool},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ApiContext, ApiError, status::gap_summary};
+use crate::scheduler::start_backfill;
+
+pub(super) fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/v1/backfills", get(list).post(create))
+        .route("/v1/backfills/{id}", get(show))
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    /// Fetch every block of `[from, to]`, indexed or not.
+    #[default]
+    Range,
+    /// Fetch only the missing blocks (of `[from, to]`, default the chain's whole range).
+    Gaps,
+}
+
+/// Body of `POST /v1/backfills`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBackfill {
+    chain: String,
+    #[serde(default)]
+    mode: Mode,
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+/// Answer of `POST /v1/backfills`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Created {
+    /// The new backfill's id.
+    pub id: Uuid,
+    /// Always `planned`.
+    pub status: String,
+    /// First block.
+    pub from: i64,
+    /// Last block.
+    pub to: i64,
+}
+
+async fn create(
+    State(ctx): State<ApiContext>,
+    body: Result<Json<CreateBackfill>, JsonRejection>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let Json(body) = body?;
+    let chain = chains::Entity::find_by_id(body.chain.clone())
+        .one(&ctx.scheduler.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no chain named {}; register it with POST /v1/chains", body.chain)))?;
+    let safe_head = chain.head_block.map(|h| h - chain.confirmations);
+    let (from, to) = match (body.mode, body.from, body.to) {
+        (Mode::Range, Some(from), Some(to)) => (from, to),
+        (Mode::Range, _, _) => {
+            return Err(ApiError::Unprocessable("a range backfill needs `from` and `to` (or use mode \"gaps\")".into()));
+        }
+        (Mode::Gaps, from, to) => {
+            let to = match to.or(safe_head.and_then(|s| u64::try_from(s).ok())) {
+                Some(to) => to,
+                None => {
+                    return Err(ApiError::Unprocessable(format!(
+                        "the head of chain {} is not known yet; give `to` explicitly",
+                        chain.name
+                    )));
+                }
+            };
+            (from.unwrap_or(chain.start_block as u64), to)
+        }
+    };
+    if from > to {
+        return Err(ApiError::Unprocessable(format!("`from` ({from}) must not be greater than `to` ({to})")));
+    }
+    if to > i64::MAX as u64 {
+        return Err(ApiError::Unprocessable("`to` is too large".into()));
+    }
+    let id = Uuid::now_v7();
+    backfills::ActiveModel {
+        id: Set(id),
+        chain: Set(chain.name.clone()),
+        mode: Set(match body.mode {
+            Mode::Range => "range",
+            Mode::Gaps => "gaps",
+        }
+        .to_owned()),
+        from_block: Set(from as i64),
+        to_block: Set(to as i64),
+        status: Set("planned".to_owned()),
+        requested_at: Set(Utc::now().into()),
+        started_at: Set(None),
+        finished_at: Set(None),
+        planned_batches: Set(0),
+        planned_blocks: Set(0),
+        final_counts: Set(None),
+        last_error: Set(None),
+    }
+    .insert(&ctx.scheduler.db)
+    .await?;
+    start_backfill(&ctx.scheduler, id, from).await?;
+    tracing::info!(target: "blockfill::api", %id, chain = %chain.name, from, to, mode = ?body.mode, "backfill requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Created {
+            id,
+            status: "planned".into(),
+            from: from as i64,
+            to: to as i64,
+        }),
+    ))
+}
+
+/// Batch counts by status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Planned, not yet pushed.
+    pub planned: i64,
+    /// In the queue.
+    pub queued: i64,
+    /// Being worked on.
+    pub running: i64,
+    /// Written.
+    pub done: i64,
+    /// Out of attempts.
+    pub failed: i64,
+}
+
+/// A backfill as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackfillView {
+    /// Id.
+    pub id: Uuid,
+    /// Chain name.
+    pub chain: String,
+    /// `range` or `gaps`.
+    pub mode: String,
+    /// First block.
+    pub from: i64,
+    /// Last block.
+    pub to: i64,
+    /// planned, running, completed, failed or cancelled.
+    pub status: String,
+    /// Asked for at.
+    pub requested_at: DateTime<Utc>,
+    /// First planned at.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Finished at.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Batches by status.
+    pub batches: BatchCounts,
+    /// Blocks written by this backfill.
+    pub blocks_done: i64,
+    /// Blocks this backfill is expected to write.
+    pub blocks_total: i64,
+    /// Blocks per second (last 30 s while running, overall once finished).
+    pub blocks_per_second: Option<f64>,
+    /// Seconds left at that rate.
+    pub eta_seconds: Option<f64>,
+    /// Failed attempts over all batches.
+    pub failed_attempts: i64,
+    /// Deliveries beyond the first over all batches.
+    pub redeliveries: i64,
+    /// The last error seen.
+    pub last_error: Option<String>,
+}
+
+async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx::Error> {
+    let counts: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT status, count(*)::int8, COALESCE(SUM(to_block - from_block + 1), 0)::int8, \
+                COALESCE(SUM(attempts), 0)::int8, COALESCE(SUM(GREATEST(deliveries - 1, 0)), 0)::int8 \
+         FROM batches WHERE backfill_id = $1 GROUP BY status",
+    )
+    .bind(row.id)
+    .fetch_all(pool)
+    .await?;
+    let mut batches = BatchCounts::default();
+    let (mut blocks_done, mut failed_attempts, mut redeliveries) = (0, 0, 0);
+    for (status, n, blocks, attempts, extra) in &counts {
+        failed_attempts += attempts;
+        redeliveries += extra;
+        match status.as_str() {
+            "planned" => batches.planned = *n,
+            "queued" => batches.queued = *n,
+            "running" => batches.running = *n,
+            "done" => {
+                batches.done = *n;
+                blocks_done = *blocks;
+            }
+            "failed" => batches.failed = *n,
+            _ => {}
+        }
+    }
+    let finished = matches!(row.status.as_str(), "completed" | "failed" | "cancelled");
+    if finished && let Some(frozen) = &row.final_counts {
+        let get = |k: &str| frozen.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+        batches = BatchCounts { planned: 0, queued: 0, running: 0, done: get("done"), failed: get("failed") };
+        blocks_done = get("blocks_done");
+    }
+    let blocks_total = if row.mode == "gaps" {
+        let missing = gap_summary(pool, &row.chain, row.from_block, row.to_block).await?.missing;
+        if finished { blocks_done } else { blocks_done + missing }
+    } else {
+        row.to_block - row.from_block + 1
+    };
+    let started = row.started_at.map(|t| t.with_timezone(&Utc));
+    let end = row.finished_at.map(|t| t.with_timezone(&Utc)).unwrap_or_else(Utc::now);
+    let rate = if finished {
+        started.map(|s| blocks_done as f64 / ((end - s).num_milliseconds().max(1) as f64 / 1000.0))
+    } else {
+        let (recent, seconds): (Option<i64>, Option<f64>) = sqlx::query_as(
+            "SELECT SUM(to_block - from_block + 1)::int8, EXTRACT(EPOCH FROM now() - MIN(started_at))::float8 \
+             FROM batches WHERE backfill_id = $1 AND status = 'done' AND finished_at > now() - interval '30 seconds'",
+        )
+        .bind(row.id)
+        .fetch_one(pool)
+        .await?;
+        recent.zip(seconds).map(|(b, s)| b as f64 / s.clamp(1.0, 30.0))
+    };
+    let remaining = (blocks_total - blocks_done).max(0);
+    Ok(BackfillView {
+        id: row.id,
+        chain: row.chain,
+        mode: row.mode,
+        from: row.from_block,
+        to: row.to_block,
+        requested_at: row.requested_at.with_timezone(&Utc),
+        started_at: started,
+        finished_at: row.finished_at.map(|t| t.with_timezone(&Utc)),
+        eta_seconds: if finished || remaining == 0 {
+            Some(0.0)
+        } else {
+            rate.filter(|r| *r > 0.0).map(|r| remaining as f64 / r)
+        },
+        status: row.status,
+        batches,
+        blocks_done,
+        blocks_total,
+        blocks_per_second: rate,
+        failed_attempts,
+        redeliveries,
+        last_error: row.last_error,
+    })
+}
+
+async fn show(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<BackfillView>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
+    let row = backfills::Entity::find_by_id(id)
+        .one(&ctx.scheduler.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no backfill {id}")))?;
+    Ok(Json(view(&ctx.scheduler.pool, row).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    chain: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn list(
+    State(ctx): State<ApiContext>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<BackfillView>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be between 1 and 200".into()));
+    }
+    let mut select = backfills::Entity::find().order_by_desc(backfills::Column::RequestedAt).limit(limit);
+    if let Some(chain) = query.chain {
+        select = select.filter(backfills::Column::Chain.eq(chain));
+    }
+    let mut views = Vec::new();
+    for row in select.all(&ctx.scheduler.db).await? {
+        views.push(view(&ctx.scheduler.pool, row).await?);
+    }
+    Ok(Json(views))
+}

@@ -1,0 +1,177 @@
+//! `POST /v1/chains`, `GET /v1/chains`, `GET /v1/chains/{name}`.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+    routing::get,
+};
+use blockfill_activities::{
+    ChainName, ChainSource, EvmRpcSource,
+    entity::chains,
+    source::RpcSettings,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiContext, ApiError};
+
+pub(super) fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/v1/chains", get(list).post(register))
+        .route("/v1/chains/{name}", get(show))
+}
+
+/// Body of `POST /v1/chains`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterChain {
+    name: String,
+    rpc_urls: Vec<String>,
+    #[serde(default)]
+    start_block: u64,
+    confirmations: Option<u64>,
+    batch_size: Option<u32>,
+    min_workers: Option<u32>,
+    max_workers: Option<u32>,
+}
+
+/// A chain as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChainView {
+    /// Name used in URLs.
+    pub name: String,
+    /// Chain id reported by the node.
+    pub chain_id: Option<i64>,
+    /// RPC endpoints.
+    pub rpc_urls: Vec<String>,
+    /// First block to cover.
+    pub start_block: i64,
+    /// Confirmation depth.
+    pub confirmations: i64,
+    /// Blocks per batch.
+    pub batch_size: i32,
+    /// Fewest workers.
+    pub min_workers: i32,
+    /// Most workers.
+    pub max_workers: i32,
+    /// Last head seen.
+    pub head: Option<i64>,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<chains::Model> for ChainView {
+    fn from(row: chains::Model) -> Self {
+        Self {
+            rpc_urls: row.rpc_url_list(),
+            name: row.name,
+            chain_id: row.chain_id,
+            start_block: row.start_block,
+            confirmations: row.confirmations,
+            batch_size: row.batch_size,
+            min_workers: row.min_workers,
+            max_workers: row.max_workers,
+            head: row.head_block,
+            created_at: row.created_at.with_timezone(&Utc),
+        }
+    }
+}
+
+/// Default confirmation depth for well-known chain ids.
+fn default_confirmations(chain_id: u64) -> u64 {
+    match chain_id {
+        1 | 11_155_111 | 17_000 => 12, // Ethereum mainnet, Sepolia, Holesky
+        10 | 8453 | 42_161 => 10,      // OP, Base, Arbitrum One
+        137 => 64,                     // Polygon PoS
+        56 => 15,                      // BNB Smart Chain
+        _ => 0,                        // local and unknown chains
+    }
+}
+
+async fn register(
+    State(ctx): State<ApiContext>,
+    body: Result<Json<RegisterChain>, JsonRejection>,
+) -> Result<(StatusCode, Json<ChainView>), ApiError> {
+    let Json(body) = body?;
+    let name = ChainName::parse(&body.name).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    if body.rpc_urls.is_empty() {
+        return Err(ApiError::Unprocessable("rpc_urls must name at least one URL".into()));
+    }
+    for url in &body.rpc_urls {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| ApiError::Unprocessable(format!("rpc_urls: {url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ApiError::Unprocessable(format!("rpc_urls: {url:?} must be http or https")));
+        }
+    }
+    let batch_size = body.batch_size.unwrap_or(100);
+    if !(1..=10_000).contains(&batch_size) {
+        return Err(ApiError::Unprocessable("batch_size must be between 1 and 10000".into()));
+    }
+    let min_workers = body.min_workers.unwrap_or(1);
+    let max_workers = body.max_workers.unwrap_or(4.max(min_workers));
+    if min_workers > max_workers {
+        return Err(ApiError::Unprocessable("min_workers must not exceed max_workers".into()));
+    }
+    if body.start_block > i64::MAX as u64 || body.confirmations.is_some_and(|c| c > 10_000) {
+        return Err(ApiError::Unprocessable("start_block or confirmations out of range".into()));
+    }
+    if chains::Entity::find_by_id(name.to_string()).one(&ctx.scheduler.db).await?.is_some() {
+        return Err(ApiError::Conflict(format!("chain {name} is already registered")));
+    }
+    let probe = EvmRpcSource::new(
+        &body.rpc_urls[0],
+        RpcSettings {
+            timeout: Duration::from_secs(5),
+            ..RpcSettings::default()
+        },
+    )
+    .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let chain_id = probe.chain_id().await.map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "cannot read eth_chainId from {}: {e}; check the URL and that the node is up",
+            body.rpc_urls[0]
+        ))
+    })?;
+    let row = chains::ActiveModel {
+        name: Set(name.to_string()),
+        chain_id: Set(Some(chain_id as i64)),
+        rpc_urls: Set(serde_json::json!(body.rpc_urls)),
+        start_block: Set(body.start_block as i64),
+        confirmations: Set(body.confirmations.unwrap_or_else(|| default_confirmations(chain_id)) as i64),
+        batch_size: Set(batch_size as i32),
+        min_workers: Set(min_workers as i32),
+        max_workers: Set(max_workers as i32),
+        head_block: Set(probe.head().await.ok().map(|h| h as i64)),
+        head_updated_at: Set(Some(Utc::now().into())),
+        created_at: Set(Utc::now().into()),
+        updated_at: Set(Utc::now().into()),
+    }
+    .insert(&ctx.scheduler.db)
+    .await?;
+    tracing::info!(target: "blockfill::api", chain = %name, chain_id, "chain registered");
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<ChainView>>, ApiError> {
+    let rows = chains::Entity::find()
+        .order_by_asc(chains::Column::Name)
+        .all(&ctx.scheduler.db)
+        .await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(name): Path<String>,
+) -> Result<Json<ChainView>, ApiError> {
+    let row = chains::Entity::find_by_id(name.clone())
+        .one(&ctx.scheduler.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
+    Ok(Json(row.into()))
+}

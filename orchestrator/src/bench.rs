@@ -1,0 +1,208 @@
+//! `blockfill bench`: backfills N devnet blocks twice in one run, into a fresh database:
+//! 1. the raw loop: the same batch activity (`run_batch`: delivery count, fetch over JSON-RPC,
+//!    one-transaction write) driven directly with bounded concurrency, no queue;
+//! 2. end to end: the scheduler, the Redis queue and worker processes, from `POST /v1/backfills`
+//!    to `completed`.
+//!
+//! It prints both rates and their ratio, and the largest queue depth seen against its bound.
+
+use std::{path::PathBuf, sync::Arc, time::{Duration, Instant}};
+
+use anyhow::Context as _;
+use blockfill_activities::{
+    BatchId, BatchJob, BlockRange, ChainName, DevnetChain, DevnetConfig, SourceRegistry,
+    ranges::aligned_batches, run_batch, settings::StoreArgs, source::RpcSettings,
+};
+use clap::Args;
+use futures::StreamExt;
+use sea_orm::sqlx;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    Orchestrator,
+    demo::{follow_backfill, request_backfill, upsert_chain},
+    devnet_server::spawn_devnet,
+    fleet::{spawn_worker, worker_binary},
+    settings::{SchedulerArgs, ServeArgs},
+};
+
+/// Settings of `blockfill bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// PostgreSQL and Redis (a fresh database and Redis prefix are derived from these).
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Blocks to backfill in each phase.
+    #[arg(long, default_value_t = 100_000)]
+    pub blocks: u64,
+    /// Worker processes in the end-to-end phase.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Batches each worker runs at once (the raw loop runs workers x concurrency at once).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Blocks per batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: u64,
+    /// Keep the benchmark database afterwards.
+    #[arg(long)]
+    pub keep_database: bool,
+}
+
+/// What the benchmark measured.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    /// Blocks per phase.
+    pub blocks: u64,
+    /// Raw loop rate.
+    pub raw_blocks_per_second: f64,
+    /// End-to-end rate.
+    pub e2e_blocks_per_second: f64,
+    /// Largest pending batch count seen in Redis.
+    pub max_queue_depth: u64,
+    /// The queue bound.
+    pub queue_bound: u64,
+}
+
+/// Runs both phases and prints the figures.
+pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
+    let shutdown = CancellationToken::new();
+    let run_id = Uuid::now_v7().simple().to_string();
+    let mut url = url::Url::parse(&args.stores.database_url).context("DATABASE_URL")?;
+    let database = format!("blockfill_bench_{}", &run_id[run_id.len() - 12..]);
+    url.set_path(&format!("/{database}"));
+    let stores = StoreArgs {
+        database_url: url.to_string(),
+        redis_url: args.stores.redis_url.clone(),
+        redis_prefix: format!("blockfill-bench-{run_id}"),
+    };
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig { blocks: args.blocks, ..DevnetConfig::default() }));
+    let devnet_addr = spawn_devnet(devnet, "127.0.0.1:0".parse()?, shutdown.clone()).await?;
+    let rpc_url = format!("http://{devnet_addr}");
+    let scheduler = SchedulerArgs::default();
+    let queue_bound = scheduler.max_queued_batches;
+    let orchestrator = Orchestrator::start(
+        ServeArgs { stores: stores.clone(), scheduler, api_addr: "127.0.0.1:0".parse()? },
+        shutdown.clone(),
+    )
+    .await?;
+    let pool = orchestrator.context.pool.clone();
+    let range = BlockRange::new(0, args.blocks.saturating_sub(1))?;
+    println!(
+        "blockfill bench: {} devnet blocks, batch {} blocks, {} workers x concurrency {}",
+        args.blocks, args.batch_size, args.workers, args.concurrency
+    );
+
+    // Phase 1: the raw loop.
+    upsert_chain(&pool, "bench-raw", &rpc_url, 1337, args.batch_size as i32).await?;
+    let raw_chain = ChainName::parse("bench-raw")?;
+    let backfill_id = Uuid::now_v7();
+    sqlx::query("INSERT INTO backfills (id, chain, mode, from_block, to_block, status) VALUES ($1, 'bench-raw', 'range', $2, $3, 'running')")
+        .bind(backfill_id)
+        .bind(range.from as i64)
+        .bind(range.to as i64)
+        .execute(&pool)
+        .await?;
+    let jobs: Vec<BatchJob> = aligned_batches(range, args.batch_size)
+        .map(|r| BatchJob { batch_id: BatchId::new(&raw_chain, r).to_string(), chain: raw_chain.clone(), range: r, backfill_id })
+        .collect();
+    sqlx::query(
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status) \
+         SELECT id, 'bench-raw', f, t, $4, 'queued' FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS b(id, f, t)",
+    )
+    .bind(jobs.iter().map(|j| j.batch_id.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.range.from as i64).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.range.to as i64).collect::<Vec<_>>())
+    .bind(backfill_id)
+    .execute(&pool)
+    .await?;
+    let sources = SourceRegistry::new(orchestrator.context.db.clone(), RpcSettings::default());
+    let started = Instant::now();
+    let failures = futures::stream::iter(jobs.iter())
+        .map(|job| run_batch(&pool, &sources, job, "bench-raw", 5))
+        .buffer_unordered(args.workers * args.concurrency)
+        .filter(|r| std::future::ready(r.is_err()))
+        .count()
+        .await;
+    let raw_seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(failures == 0, "{failures} batches failed in the raw loop");
+    let raw_rate = args.blocks as f64 / raw_seconds;
+    println!("raw loop (no queue)   : {:>9.0} blocks/s  ({raw_seconds:.2}s)", raw_rate);
+
+    // Phase 2: end to end.
+    upsert_chain(&pool, "bench-e2e", &rpc_url, 1337, args.batch_size as i32).await?;
+    let binary = worker_binary()?;
+    let log_dir = PathBuf::from("target/bench-logs");
+    let mut workers = Vec::new();
+    for index in 0..args.workers {
+        workers.push(spawn_worker(&binary, &stores, args.concurrency, &[], &log_dir, index)?);
+    }
+    let api = orchestrator.api_addr;
+    let depth_probe = orchestrator.context.batches.clone();
+    let probe_stop = CancellationToken::new();
+    let probe_token = probe_stop.clone();
+    let probe = tokio::spawn(async move {
+        let mut max = 0;
+        while !probe_token.is_cancelled() {
+            if let Ok(depth) = depth_probe.depth().await {
+                max = max.max(depth.pending());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        max
+    });
+    let started = Instant::now();
+    let id = request_backfill(api, json!({"chain": "bench-e2e", "from": range.from, "to": range.to})).await?;
+    let view = follow_backfill(api, &id, &shutdown).await?;
+    let e2e_seconds = started.elapsed().as_secs_f64();
+    probe_stop.cancel();
+    let max_queue_depth = probe.await.unwrap_or(0);
+    anyhow::ensure!(view["status"] == "completed", "end-to-end backfill ended {}", view["status"]);
+    let e2e_rate = args.blocks as f64 / e2e_seconds;
+    println!("end to end (queue)    : {:>9.0} blocks/s  ({e2e_seconds:.2}s)", e2e_rate);
+    println!("ratio end-to-end / raw: {:>9.2}", e2e_rate / raw_rate);
+    println!("max queue depth       : {max_queue_depth} (bound {queue_bound})");
+
+    for worker in workers {
+        worker.stop(Duration::from_secs(10)).await;
+    }
+    shutdown.cancel();
+    let _ = orchestrator.wait().await;
+    cleanup(&stores, &args.stores.database_url, &database, args.keep_database).await;
+    Ok(BenchReport {
+        blocks: args.blocks,
+        raw_blocks_per_second: raw_rate,
+        e2e_blocks_per_second: e2e_rate,
+        max_queue_depth,
+        queue_bound,
+    })
+}
+
+/// Drops the benchmark's database and Redis keys (best effort).
+async fn cleanup(stores: &StoreArgs, admin_url: &str, database: &str, keep_database: bool) {
+    if let Ok(client) = redis::Client::open(stores.redis_url.as_str())
+        && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+    {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", stores.redis_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        for chunk in keys.chunks(500) {
+            let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+        }
+    }
+    if !keep_database
+        && let Ok(mut url) = url::Url::parse(admin_url)
+    {
+        url.set_path("/postgres");
+        if let Ok(admin) = blockfill_activities::db::connect(url.as_str(), 1).await {
+            use sea_orm::ConnectionTrait;
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+}

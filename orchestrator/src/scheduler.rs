@@ -1,0 +1,523 @@
+//! The scheduler: a workflow-style job per backfill. Each generation plans bounded steps of batches
+//! (unique rows first, then pushes only the rows that were new), keeps the batch queue at or under
+//! its bound, records its cursor in PostgreSQL after every step, and continues as new (a fresh job
+//! carrying the next generation) after `generation_batches` batches or `generation_timeout`.
+//! A crash anywhere resumes from the cursor: rows decide what is planned, never Redis.
+
+use std::time::{Duration, Instant};
+
+use blockfill_activities::{
+    BatchId, BatchJob, BlockRange, ChainName, SchedulerJob,
+    entity::{backfills, chains},
+    queue::{JobFailure, JobQueue},
+    ranges,
+};
+use sea_orm::{
+    DatabaseConnection, EntityTrait,
+    sqlx::{self, PgPool},
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::settings::SchedulerArgs;
+
+/// Batches planned in one step (one transaction) at most.
+const MAX_STEP_BATCHES: u64 = 200;
+/// How long a generation sleeps while the queue is full or batches are still running.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// Why a scheduler step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// PostgreSQL failed.
+    #[error("scheduler database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// sea-orm failed.
+    #[error("scheduler database error: {0}")]
+    Orm(#[from] sea_orm::DbErr),
+    /// Redis failed.
+    #[error("scheduler queue error: {0}")]
+    Queue(#[from] blockfill_activities::queue::QueueError),
+    /// The backfill's chain is gone or malformed.
+    #[error("backfill {0} refers to an unknown or invalid chain")]
+    BadChain(Uuid),
+}
+
+/// What the scheduler needs.
+#[derive(Clone)]
+pub struct SchedulerContext {
+    /// sea-orm connection.
+    pub db: DatabaseConnection,
+    /// The same pool, for raw SQL.
+    pub pool: PgPool,
+    /// The batch queue.
+    pub batches: JobQueue<BatchJob>,
+    /// The scheduler's own queue.
+    pub scheduler: JobQueue<SchedulerJob>,
+    /// Tuning.
+    pub settings: SchedulerArgs,
+    /// Stops generations early (they continue as new).
+    pub shutdown: CancellationToken,
+}
+
+/// Starts a new backfill's scheduler: generation 0 at `from`.
+pub async fn start_backfill(
+    ctx: &SchedulerContext,
+    backfill_id: Uuid,
+    from: u64,
+) -> Result<(), SchedulerError> {
+    sqlx::query(
+        "INSERT INTO scheduler_checkpoints (backfill_id, generation, cursor_block) VALUES ($1, 0, $2) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(backfill_id)
+    .bind(from as i64)
+    .execute(&ctx.pool)
+    .await?;
+    let job = SchedulerJob {
+        backfill_id,
+        generation: 0,
+    };
+    ctx.scheduler.push(&job.task_id(), job, None).await?;
+    Ok(())
+}
+
+/// Pushes the latest generation of every unfinished backfill whose scheduler made no progress for
+/// `stalled_after` (or of all of them when `stalled_after` is zero, as at start-up), under a
+/// fresh task id. Duplicates are harmless: generations serialise on their checkpoint row.
+pub async fn resume_backfills(
+    ctx: &SchedulerContext,
+    stalled_after: Duration,
+) -> Result<usize, SchedulerError> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT DISTINCT ON (c.backfill_id) c.backfill_id, c.generation \
+         FROM scheduler_checkpoints c JOIN backfills b ON b.id = c.backfill_id \
+         WHERE b.status IN ('planned', 'running') \
+         ORDER BY c.backfill_id, c.generation DESC",
+    )
+    .fetch_all(&ctx.pool)
+    .await?;
+    let mut resumed = 0;
+    for (backfill_id, generation) in rows {
+        let stalled: Option<(bool,)> = sqlx::query_as(
+            "SELECT updated_at < now() - make_interval(secs => $3) FROM scheduler_checkpoints \
+             WHERE backfill_id = $1 AND generation = $2",
+        )
+        .bind(backfill_id)
+        .bind(generation)
+        .bind(stalled_after.as_secs_f64())
+        .fetch_optional(&ctx.pool)
+        .await?;
+        if stalled_after.is_zero() || stalled.is_some_and(|(s,)| s) {
+            let job = SchedulerJob {
+                backfill_id,
+                generation,
+            };
+            let task_id = format!("{}:resume:{}", job.task_id(), Uuid::now_v7());
+            ctx.scheduler.push(&task_id, job, None).await?;
+            tracing::info!(target: "blockfill::scheduler", %backfill_id, generation, "resumed backfill scheduler");
+            resumed += 1;
+        }
+    }
+    Ok(resumed)
+}
+
+/// The apalis handler of scheduler jobs.
+pub async fn handle_scheduler_job(
+    job: SchedulerJob,
+    ctx: SchedulerContext,
+) -> Result<(), JobFailure> {
+    run_generation(&ctx, &job).await.map_err(|e| {
+        tracing::warn!(target: "blockfill::scheduler", backfill_id = %job.backfill_id, generation = job.generation, error = %e, "scheduler generation failed");
+        JobFailure::Retry(e.to_string())
+    })
+}
+
+struct Plan {
+    chain: ChainName,
+    mode: String,
+    range: BlockRange,
+    batch_size: u64,
+}
+
+async fn load_plan(ctx: &SchedulerContext, backfill_id: Uuid) -> Result<Option<(Plan, String)>, SchedulerError> {
+    let Some(backfill) = backfills::Entity::find_by_id(backfill_id).one(&ctx.db).await? else {
+        return Ok(None);
+    };
+    let chain_row = chains::Entity::find_by_id(backfill.chain.clone())
+        .one(&ctx.db)
+        .await?
+        .ok_or(SchedulerError::BadChain(backfill_id))?;
+    let chain = ChainName::parse(&backfill.chain).map_err(|_| SchedulerError::BadChain(backfill_id))?;
+    let range = BlockRange::new(backfill.from_block as u64, backfill.to_block as u64)
+        .map_err(|_| SchedulerError::BadChain(backfill_id))?;
+    Ok(Some((
+        Plan {
+            chain,
+            mode: backfill.mode,
+            range,
+            batch_size: chain_row.batch_size.max(1) as u64,
+        },
+        backfill.status,
+    )))
+}
+
+async fn latest_generation(pool: &PgPool, backfill_id: Uuid) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT generation, cursor_block FROM scheduler_checkpoints WHERE backfill_id = $1 \
+         ORDER BY generation DESC LIMIT 1",
+    )
+    .bind(backfill_id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[tracing::instrument(name = "scheduler_generation", skip_all, fields(backfill_id = %job.backfill_id, generation = job.generation))]
+async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
+    let Some((plan, status)) = load_plan(ctx, job.backfill_id).await? else {
+        tracing::warn!(target: "blockfill::scheduler", "scheduler job for an unknown backfill dropped");
+        return Ok(());
+    };
+    if !matches!(status.as_str(), "planned" | "running") {
+        return Ok(());
+    }
+    let Some((latest, _)) = latest_generation(&ctx.pool, job.backfill_id).await? else {
+        return Ok(());
+    };
+    if job.generation < latest {
+        // A stale or redelivered generation: make sure the latest one is queued, then stop.
+        let next = SchedulerJob {
+            backfill_id: job.backfill_id,
+            generation: latest,
+        };
+        ctx.scheduler.push(&next.task_id(), next, None).await?;
+        return Ok(());
+    }
+    requeue_planned(ctx, job.backfill_id, &plan.chain).await?;
+
+    let started = Instant::now();
+    let mut planned_here = 0u64;
+    loop {
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
+        touch(&ctx.pool, job).await?;
+        let (Some((latest, cursor)), over_time) = (
+            latest_generation(&ctx.pool, job.backfill_id).await?,
+            started.elapsed() >= ctx.settings.generation_timeout,
+        ) else {
+            return Ok(());
+        };
+        if latest > job.generation {
+            return Ok(()); // another copy of this generation already continued as new
+        }
+        if cursor as u64 > plan.range.to {
+            if finish_if_complete(ctx, job.backfill_id).await? {
+                return Ok(());
+            }
+            if over_time {
+                break;
+            }
+            tokio::time::sleep(IDLE_WAIT).await;
+            continue;
+        }
+        let room = ctx
+            .settings
+            .max_queued_batches
+            .saturating_sub(pending_batches(ctx).await?);
+        if room == 0 {
+            if over_time {
+                break;
+            }
+            tokio::time::sleep(IDLE_WAIT).await;
+            continue;
+        }
+        let want = room
+            .min(MAX_STEP_BATCHES)
+            .min(ctx.settings.generation_batches.saturating_sub(planned_here).max(1));
+        let Some(planned) = plan_step(ctx, job, &plan, want).await? else {
+            return Ok(());
+        };
+        push_batches(ctx, job.backfill_id, &plan.chain, &planned).await?;
+        planned_here += planned.len() as u64;
+        if planned_here >= ctx.settings.generation_batches || over_time {
+            break;
+        }
+    }
+    continue_as_new(ctx, job).await
+}
+
+/// Records that generation `job` is alive.
+async fn touch(pool: &PgPool, job: &SchedulerJob) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE scheduler_checkpoints SET updated_at = now() WHERE backfill_id = $1 AND generation = $2")
+        .bind(job.backfill_id)
+        .bind(job.generation)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Batch jobs not yet finished, by PostgreSQL and by Redis; the larger counts against the bound.
+async fn pending_batches(ctx: &SchedulerContext) -> Result<u64, SchedulerError> {
+    let (in_db,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM batches WHERE status IN ('planned', 'queued', 'running')",
+    )
+    .fetch_one(&ctx.pool)
+    .await?;
+    let in_redis = ctx.batches.depth().await?.pending();
+    Ok((in_db.max(0) as u64).max(in_redis))
+}
+
+/// Plans up to `want` batches from the cursor in one transaction: inserts the batch rows (only new
+/// ones, or ones finished under another backfill, come back), advances the cursor. Returns `None`
+/// when this generation is no longer the latest.
+async fn plan_step(
+    ctx: &SchedulerContext,
+    job: &SchedulerJob,
+    plan: &Plan,
+    want: u64,
+) -> Result<Option<Vec<BlockRange>>, SchedulerError> {
+    let mut tx = ctx.pool.begin().await?;
+    let cursor: Option<(i64,)> = sqlx::query_as(
+        "SELECT cursor_block FROM scheduler_checkpoints WHERE backfill_id = $1 AND generation = $2 \
+         FOR UPDATE",
+    )
+    .bind(job.backfill_id)
+    .bind(job.generation)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((cursor,)) = cursor else {
+        return Ok(None);
+    };
+    let cursor = cursor as u64;
+    if cursor > plan.range.to {
+        return Ok(Some(Vec::new()));
+    }
+    let window_end = plan
+        .range
+        .to
+        .min(cursor.saturating_add(want.saturating_mul(plan.batch_size)) - 1);
+    let window = BlockRange {
+        from: cursor,
+        to: window_end,
+    };
+    let candidates: Vec<BlockRange> = if plan.mode == "gaps" {
+        let covered: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT start_block, end_block FROM coverage WHERE chain = $1 AND end_block >= $2 \
+             AND start_block <= $3 ORDER BY start_block",
+        )
+        .bind(plan.chain.as_str())
+        .bind(window.from as i64)
+        .bind(window.to as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let covered: Vec<BlockRange> = covered
+            .into_iter()
+            .map(|(s, e)| BlockRange {
+                from: s as u64,
+                to: e as u64,
+            })
+            .collect();
+        ranges::gaps(&covered, window)
+            .into_iter()
+            .flat_map(|gap| ranges::aligned_batches(gap, plan.batch_size))
+            .take(want as usize)
+            .collect()
+    } else {
+        ranges::aligned_batches(window, plan.batch_size)
+            .take(want as usize)
+            .collect()
+    };
+    let next_cursor = if candidates.len() as u64 == want {
+        candidates.last().map_or(window.to + 1, |b| b.to + 1)
+    } else {
+        window.to + 1
+    };
+    let ids: Vec<String> = candidates
+        .iter()
+        .map(|r| BatchId::new(&plan.chain, *r).to_string())
+        .collect();
+    let planned: Vec<(i64, i64)> = sqlx::query_as(
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status) \
+         SELECT id, $2, f, t, $3, 'planned' FROM UNNEST($1::text[], $4::int8[], $5::int8[]) AS b(id, f, t) \
+         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
+           attempts = 0, deliveries = 0, last_error = NULL, worker = NULL, planned_at = now(), \
+           queued_at = NULL, started_at = NULL, finished_at = NULL \
+         WHERE batches.backfill_id <> EXCLUDED.backfill_id AND batches.status IN ('done', 'failed') \
+         RETURNING from_block, to_block",
+    )
+    .bind(&ids)
+    .bind(plan.chain.as_str())
+    .bind(job.backfill_id)
+    .bind(candidates.iter().map(|r| r.from as i64).collect::<Vec<_>>())
+    .bind(candidates.iter().map(|r| r.to as i64).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let planned: Vec<BlockRange> = planned
+        .into_iter()
+        .map(|(f, t)| BlockRange {
+            from: f as u64,
+            to: t as u64,
+        })
+        .collect();
+    let blocks: u64 = planned.iter().map(BlockRange::len).sum();
+    sqlx::query(
+        "UPDATE scheduler_checkpoints SET cursor_block = $3, planned_batches = planned_batches + $4, \
+           updated_at = now() WHERE backfill_id = $1 AND generation = $2",
+    )
+    .bind(job.backfill_id)
+    .bind(job.generation)
+    .bind(next_cursor as i64)
+    .bind(planned.len() as i64)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE backfills SET planned_batches = planned_batches + $2, planned_blocks = planned_blocks + $3, \
+           status = 'running', started_at = COALESCE(started_at, now()) \
+         WHERE id = $1 AND status IN ('planned', 'running')",
+    )
+    .bind(job.backfill_id)
+    .bind(planned.len() as i64)
+    .bind(blocks as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::debug!(target: "blockfill::scheduler", cursor, next_cursor, planned = planned.len(), "planned a step");
+    Ok(Some(planned))
+}
+
+/// Pushes batches to the queue, then marks them queued.
+async fn push_batches(
+    ctx: &SchedulerContext,
+    backfill_id: Uuid,
+    chain: &ChainName,
+    planned: &[BlockRange],
+) -> Result<(), SchedulerError> {
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<(String, BatchJob)> = planned
+        .iter()
+        .map(|range| {
+            let batch_id = BatchId::new(chain, *range).to_string();
+            let task_id = format!("{batch_id}@{backfill_id}");
+            (
+                task_id,
+                BatchJob {
+                    batch_id,
+                    chain: chain.clone(),
+                    range: *range,
+                    backfill_id,
+                },
+            )
+        })
+        .collect();
+    let ids: Vec<String> = jobs.iter().map(|(_, j)| j.batch_id.clone()).collect();
+    ctx.batches.push_many(jobs).await?;
+    sqlx::query(
+        "UPDATE batches SET status = 'queued', queued_at = now() WHERE id = ANY($1) AND status = 'planned'",
+    )
+    .bind(&ids)
+    .execute(&ctx.pool)
+    .await?;
+    metrics::counter!("blockfill_batches_queued_total").increment(ids.len() as u64);
+    Ok(())
+}
+
+/// Re-pushes batches a crash left planned but never pushed.
+async fn requeue_planned(
+    ctx: &SchedulerContext,
+    backfill_id: Uuid,
+    chain: &ChainName,
+) -> Result<(), SchedulerError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT from_block, to_block FROM batches WHERE backfill_id = $1 AND status = 'planned' \
+         ORDER BY from_block LIMIT $2",
+    )
+    .bind(backfill_id)
+    .bind(ctx.settings.max_queued_batches as i64)
+    .fetch_all(&ctx.pool)
+    .await?;
+    let ranges: Vec<BlockRange> = rows
+        .into_iter()
+        .map(|(f, t)| BlockRange {
+            from: f as u64,
+            to: t as u64,
+        })
+        .collect();
+    if !ranges.is_empty() {
+        tracing::info!(target: "blockfill::scheduler", count = ranges.len(), "re-pushing batches left planned");
+    }
+    push_batches(ctx, backfill_id, chain, &ranges).await
+}
+
+/// Marks the backfill completed (or failed) once every batch it owns is finished, freezing its
+/// counts. Returns whether it finished.
+async fn finish_if_complete(ctx: &SchedulerContext, backfill_id: Uuid) -> Result<bool, SchedulerError> {
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM batches WHERE backfill_id = $1 GROUP BY status",
+    )
+    .bind(backfill_id)
+    .fetch_all(&ctx.pool)
+    .await?;
+    let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+    if count("planned") + count("queued") + count("running") > 0 {
+        return Ok(false);
+    }
+    let (blocks_done,): (Option<i64>,) = sqlx::query_as(
+        "SELECT sum(to_block - from_block + 1)::int8 FROM batches WHERE backfill_id = $1 AND status = 'done'",
+    )
+    .bind(backfill_id)
+    .fetch_one(&ctx.pool)
+    .await?;
+    let failed = count("failed");
+    let status = if failed > 0 { "failed" } else { "completed" };
+    let final_counts = json!({
+        "planned": 0, "queued": 0, "running": 0,
+        "done": count("done"), "failed": failed,
+        "blocks_done": blocks_done.unwrap_or(0),
+    });
+    sqlx::query(
+        "UPDATE backfills SET status = $2, finished_at = now(), final_counts = $3 \
+         WHERE id = $1 AND status IN ('planned', 'running')",
+    )
+    .bind(backfill_id)
+    .bind(status)
+    .bind(final_counts)
+    .execute(&ctx.pool)
+    .await?;
+    tracing::info!(target: "blockfill::scheduler", %backfill_id, status, failed, "backfill finished");
+    Ok(true)
+}
+
+/// Writes the next generation's checkpoint and queues it; keeps the last 10 generations.
+async fn continue_as_new(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
+    let next = SchedulerJob {
+        backfill_id: job.backfill_id,
+        generation: job.generation + 1,
+    };
+    let mut tx = ctx.pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO scheduler_checkpoints (backfill_id, generation, cursor_block, planned_batches) \
+         SELECT backfill_id, $2, cursor_block, planned_batches FROM scheduler_checkpoints \
+         WHERE backfill_id = $1 AND generation = $3 ON CONFLICT DO NOTHING",
+    )
+    .bind(job.backfill_id)
+    .bind(next.generation)
+    .bind(job.generation)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM scheduler_checkpoints WHERE backfill_id = $1 AND generation < $2")
+        .bind(job.backfill_id)
+        .bind(next.generation - 10)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    if inserted > 0 {
+        ctx.scheduler.push(&next.task_id(), next, None).await?;
+        metrics::counter!("blockfill_scheduler_generations_total").increment(1);
+    }
+    Ok(())
+}

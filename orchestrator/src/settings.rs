@@ -1,0 +1,48 @@
+//! Settings of the `blockfill` binary: flags and environment variables, each with its default.
+
+use std::{net::SocketAddr, time::Duration};
+
+pub use blockfill_activities::settings::StoreArgs;
+use clap::Args;
+
+/// How the scheduler plans.
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// Batches one scheduler generation plans before it continues as new.
+    #[arg(long, env = "BLOCKFILL_GENERATION_BATCHES", default_value_t = 500)]
+    pub generation_batches: u64,
+    /// Most batch jobs waiting or running in Redis at once (the queue bound).
+    #[arg(long, env = "BLOCKFILL_MAX_QUEUED_BATCHES", default_value_t = 256)]
+    pub max_queued_batches: u64,
+    /// How long one generation may wait for room in the queue before continuing as new.
+    #[arg(long, env = "BLOCKFILL_GENERATION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub generation_timeout: Duration,
+    /// How often the head tracker polls every chain's head.
+    #[arg(long, env = "BLOCKFILL_HEAD_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub head_poll_interval: Duration,
+}
+
+impl Default for SchedulerArgs {
+    fn default() -> Self {
+        Self {
+            generation_batches: 500,
+            max_queued_batches: 256,
+            generation_timeout: Duration::from_secs(30),
+            head_poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything `blockfill serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// PostgreSQL and Redis.
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Scheduler tuning.
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+    /// Address of the admin API and dashboard.
+    #[arg(long, env = "BLOCKFILL_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub api_addr: SocketAddr,
+}

@@ -1,0 +1,155 @@
+//! `blockfill verify`: compares the index tables with the node, block by block: hash, parent
+//! hash, transaction count and hashes, log count and identities. Any difference is a mismatch.
+
+use std::collections::BTreeMap;
+
+use blockfill_activities::{BlockRange, ChainName, ChainSource, ranges::aligned_batches};
+use sea_orm::sqlx::{self, PgPool};
+
+/// What a verification found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Blocks compared.
+    pub blocks_checked: u64,
+    /// Transactions compared.
+    pub transactions_checked: u64,
+    /// Logs compared.
+    pub logs_checked: u64,
+    /// One line per difference (at most the first 1,000).
+    pub mismatches: Vec<String>,
+    /// Number of differences.
+    pub mismatch_count: u64,
+}
+
+impl VerifyReport {
+    fn mismatch(&mut self, line: String) {
+        self.mismatch_count += 1;
+        if self.mismatches.len() < 1_000 {
+            self.mismatches.push(line);
+        }
+    }
+
+    /// True when the database equals the node over the range.
+    pub fn is_clean(&self) -> bool {
+        self.mismatch_count == 0
+    }
+}
+
+type BlockKey = (String, String, i32, i32);
+
+/// Compares `range` of `chain` in the database with `source`, `chunk` blocks at a time.
+pub async fn verify_range(
+    pool: &PgPool,
+    chain: &ChainName,
+    source: &dyn ChainSource,
+    range: BlockRange,
+    chunk: u64,
+) -> anyhow::Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    for part in aligned_batches(range, chunk.max(1)) {
+        let node = source.fetch_range(part).await?;
+        let (from, to) = (part.from as i64, part.to as i64);
+        let db_blocks: BTreeMap<i64, BlockKey> = sqlx::query_as::<_, (i64, String, String, i32, i32)>(
+            "SELECT number, hash, parent_hash, tx_count, log_count FROM blocks \
+             WHERE chain = $1 AND number BETWEEN $2 AND $3",
+        )
+        .bind(chain.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(n, h, p, t, l)| (n, (h, p, t, l)))
+        .collect();
+        let db_txs: BTreeMap<(i64, i32), String> = sqlx::query_as::<_, (i64, i32, String)>(
+            "SELECT block_number, tx_index, hash FROM transactions \
+             WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
+        )
+        .bind(chain.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(b, i, h)| ((b, i), h))
+        .collect();
+        let db_logs: BTreeMap<(i64, i32), (String, String)> = sqlx::query_as::<_, (i64, i32, String, String)>(
+            "SELECT block_number, log_index, tx_hash, address FROM logs \
+             WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
+        )
+        .bind(chain.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(b, i, t, a)| ((b, i), (t, a)))
+        .collect();
+
+        for block in &node.blocks {
+            report.blocks_checked += 1;
+            let n = block.number as i64;
+            match db_blocks.get(&n) {
+                None => report.mismatch(format!("block {n}: missing from the database")),
+                Some((hash, parent, txs, logs)) => {
+                    if *hash != block.hash {
+                        report.mismatch(format!("block {n}: hash {hash} in the database, {} on the node", block.hash));
+                    }
+                    if *parent != block.parent_hash {
+                        report.mismatch(format!(
+                            "block {n}: parent hash {parent} in the database, {} on the node",
+                            block.parent_hash
+                        ));
+                    }
+                    if *txs as u32 != block.tx_count {
+                        report.mismatch(format!("block {n}: tx_count {txs} in the database, {} on the node", block.tx_count));
+                    }
+                    if *logs as u32 != block.log_count {
+                        report.mismatch(format!("block {n}: log_count {logs} in the database, {} on the node", block.log_count));
+                    }
+                }
+            }
+        }
+        let node_txs: BTreeMap<(i64, i32), &str> = node
+            .transactions
+            .iter()
+            .map(|t| ((t.block_number as i64, t.tx_index as i32), t.hash.as_str()))
+            .collect();
+        report.transactions_checked += node_txs.len() as u64;
+        compare_rows(&mut report, "transaction", &node_txs, &db_txs.iter().map(|(k, v)| (*k, v.as_str())).collect());
+        let node_logs: BTreeMap<(i64, i32), (&str, &str)> = node
+            .logs
+            .iter()
+            .map(|l| ((l.block_number as i64, l.log_index as i32), (l.tx_hash.as_str(), l.address.as_str())))
+            .collect();
+        report.logs_checked += node_logs.len() as u64;
+        compare_rows(
+            &mut report,
+            "log",
+            &node_logs,
+            &db_logs.iter().map(|(k, (t, a))| (*k, (t.as_str(), a.as_str()))).collect(),
+        );
+    }
+    Ok(report)
+}
+
+fn compare_rows<V: PartialEq + std::fmt::Debug>(
+    report: &mut VerifyReport,
+    what: &str,
+    node: &BTreeMap<(i64, i32), V>,
+    db: &BTreeMap<(i64, i32), V>,
+) {
+    for (key, value) in node {
+        match db.get(key) {
+            None => report.mismatch(format!("block {}: {what} {} missing from the database", key.0, key.1)),
+            Some(stored) if stored != value => report.mismatch(format!(
+                "block {}: {what} {} is {stored:?} in the database, {value:?} on the node",
+                key.0, key.1
+            )),
+            Some(_) => {}
+        }
+    }
+    for key in db.keys().filter(|k| !node.contains_key(k)) {
+        report.mismatch(format!("block {}: {what} {} is in the database but not on the node", key.0, key.1));
+    }
+}
