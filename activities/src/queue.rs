@@ -1372,18 +1372,22 @@ mod tests {
         );
 
         // Vacuum drops the finished jobs' payloads and metadata.
+        let stored = || async {
+            let config = &queue.inner.config;
+            let counts: (u64, u64) = redis::pipe()
+                .cmd("HLEN")
+                .arg(config.job_data_hash())
+                .cmd("EXISTS")
+                .arg(format!("{}:job:7", config.job_meta_hash()))
+                .query_async(&mut queue.conn())
+                .await
+                .expect("HLEN");
+            counts
+        };
+        assert_eq!(stored().await, (200, 1));
         assert_eq!(queue.vacuum().await.expect("vacuum"), 200);
         assert_eq!(depth(&queue).await, QueueDepth::default());
-        let config = &queue.inner.config;
-        let (payloads, meta): (u64, u64) = redis::pipe()
-            .cmd("HLEN")
-            .arg(config.job_data_hash())
-            .cmd("EXISTS")
-            .arg(format!("{}:job:7", config.job_meta_hash()))
-            .query_async(&mut queue.conn())
-            .await
-            .expect("HLEN");
-        assert_eq!((payloads, meta), (0, 0));
+        assert_eq!(stored().await, (0, 0));
         cleanup(&settings).await;
     }
 

@@ -222,22 +222,18 @@ async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<()
             tokio::time::sleep(IDLE_WAIT).await;
             continue;
         }
-        let room = ctx
-            .settings
-            .max_queued_batches
-            .saturating_sub(pending_batches(ctx).await?);
-        if room == 0 {
-            if over_time {
-                break;
-            }
-            tokio::time::sleep(IDLE_WAIT).await;
-            continue;
-        }
-        let want = room
-            .min(MAX_STEP_BATCHES)
+        let want = MAX_STEP_BATCHES
             .min(ctx.settings.generation_batches.saturating_sub(planned_here).max(1));
-        let Some(planned) = plan_step(ctx, job, &plan, want).await? else {
-            return Ok(());
+        let planned = match plan_step(ctx, job, &plan, want).await? {
+            Step::Stale => return Ok(()),
+            Step::QueueFull => {
+                if over_time {
+                    break;
+                }
+                tokio::time::sleep(IDLE_WAIT).await;
+                continue;
+            }
+            Step::Planned(planned) => planned,
         };
         push_batches(ctx, job.backfill_id, &plan.chain, &planned).await?;
         planned_here += planned.len() as u64;
@@ -259,26 +255,43 @@ async fn touch(pool: &PgPool, job: &SchedulerJob) -> Result<(), sqlx::Error> {
 }
 
 /// Batch jobs not yet finished, by PostgreSQL and by Redis; the larger counts against the bound.
-async fn pending_batches(ctx: &SchedulerContext) -> Result<u64, SchedulerError> {
+async fn pending_batches(
+    ctx: &SchedulerContext,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<u64, SchedulerError> {
     let (in_db,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM batches WHERE status IN ('planned', 'queued', 'running')",
     )
-    .fetch_one(&ctx.pool)
+    .fetch_one(&mut **tx)
     .await?;
     let in_redis = ctx.batches.depth().await?.pending();
     Ok((in_db.max(0) as u64).max(in_redis))
 }
 
+/// What one planning step did.
+enum Step {
+    /// This generation is no longer the latest.
+    Stale,
+    /// The queue is at its bound.
+    QueueFull,
+    /// These batches were planned (maybe none, when the window held nothing to do).
+    Planned(Vec<BlockRange>),
+}
+
 /// Plans up to `want` batches from the cursor in one transaction: inserts the batch rows (only new
-/// ones, or ones finished under another backfill, come back), advances the cursor. Returns `None`
-/// when this generation is no longer the latest.
+/// ones, or ones finished under another backfill, come back), advances the cursor. Planning steps
+/// of all backfills are serialised by an advisory lock, so the room left under the queue bound is
+/// computed by one planner at a time and the bound holds with several schedulers running.
 async fn plan_step(
     ctx: &SchedulerContext,
     job: &SchedulerJob,
     plan: &Plan,
     want: u64,
-) -> Result<Option<Vec<BlockRange>>, SchedulerError> {
+) -> Result<Step, SchedulerError> {
     let mut tx = ctx.pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.plan'))")
+        .execute(&mut *tx)
+        .await?;
     let cursor: Option<(i64,)> = sqlx::query_as(
         "SELECT cursor_block FROM scheduler_checkpoints WHERE backfill_id = $1 AND generation = $2 \
          FOR UPDATE",
@@ -288,12 +301,20 @@ async fn plan_step(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((cursor,)) = cursor else {
-        return Ok(None);
+        return Ok(Step::Stale);
     };
     let cursor = cursor as u64;
     if cursor > plan.range.to {
-        return Ok(Some(Vec::new()));
+        return Ok(Step::Planned(Vec::new()));
     }
+    let room = ctx
+        .settings
+        .max_queued_batches
+        .saturating_sub(pending_batches(ctx, &mut tx).await?);
+    if room == 0 {
+        return Ok(Step::QueueFull);
+    }
+    let want = want.min(room);
     let window_end = plan
         .range
         .to
@@ -384,7 +405,7 @@ async fn plan_step(
     .await?;
     tx.commit().await?;
     tracing::debug!(target: "blockfill::scheduler", cursor, next_cursor, planned = planned.len(), "planned a step");
-    Ok(Some(planned))
+    Ok(Step::Planned(planned))
 }
 
 /// Pushes batches to the queue, then marks them queued.

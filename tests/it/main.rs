@@ -1,1 +1,8 @@
-fn main() {}
+//! Blockfill's integration and end-to-end tests: one binary, one module per capability. Every
+//! test gets a fresh database and Redis prefix (see `blockfill_tests::app`).
+
+mod api;
+mod backfill_anvil;
+mod scheduler;
+mod status_gaps;
+mod writes;
