@@ -148,7 +148,8 @@ pub async fn run_batch(
     let result = async {
         let source = sources.get(&job.chain).await?;
         let bundle = source.fetch_range(job.range).await?;
-        let outcome = write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await?;
+        let outcome =
+            write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await?;
         Ok::<_, ActivityError>(outcome)
     }
     .await;

@@ -19,8 +19,8 @@ pub mod entity;
 pub mod queue;
 pub mod ranges;
 pub mod settings;
-pub mod telemetry;
 pub mod source;
+pub mod telemetry;
 pub mod types;
 pub mod write;
 

@@ -8,7 +8,11 @@ use crate::queue::QueueSettings;
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// PostgreSQL URL; the database is created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/blockfill")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/blockfill"
+    )]
     pub database_url: String,
     /// Redis URL.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]

@@ -5,8 +5,7 @@ use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, SchedulerJob, SourceRegistry,
-    db,
+    BatchJob, SchedulerJob, SourceRegistry, db,
     queue::{self, JobQueue, WorkerOptions},
     source::RpcSettings,
     types::lanes,
@@ -25,10 +24,15 @@ use crate::{
 };
 
 /// Connects to PostgreSQL (creating the database if needed) and applies pending migrations.
-pub async fn prepare_database(stores: &StoreArgs, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+pub async fn prepare_database(
+    stores: &StoreArgs,
+    max_connections: u32,
+) -> anyhow::Result<DatabaseConnection> {
     db::ensure_database(&stores.database_url).await?;
     let conn = db::connect(&stores.database_url, max_connections).await?;
-    Migrator::up(&conn, None).await.context("applying migrations")?;
+    Migrator::up(&conn, None)
+        .await
+        .context("applying migrations")?;
     Ok(conn)
 }
 
@@ -57,7 +61,8 @@ impl Orchestrator {
         let pool = conn.get_postgres_connection_pool().clone();
         let queue_settings = args.stores.queue();
         let batches = JobQueue::<BatchJob>::connect(&queue_settings, lanes::BATCHES).await?;
-        let scheduler_queue = JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
+        let scheduler_queue =
+            JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
         let context = SchedulerContext {
             db: conn.clone(),
             pool: pool.clone(),
@@ -66,9 +71,12 @@ impl Orchestrator {
             settings: args.scheduler.clone(),
             shutdown: shutdown.clone(),
         };
-        let listener = TcpListener::bind(args.api_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr", args.api_addr))?;
+        let listener = TcpListener::bind(args.api_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr",
+                args.api_addr
+            )
+        })?;
         let api_addr = listener.local_addr()?;
         let mut tasks = JoinSet::new();
 
@@ -87,7 +95,9 @@ impl Orchestrator {
                     concurrency: 16,
                     ..WorkerOptions::default()
                 },
-                move |job: SchedulerJob, _ctx| scheduler::handle_scheduler_job(job, handler_ctx.clone()),
+                move |job: SchedulerJob, _ctx| {
+                    scheduler::handle_scheduler_job(job, handler_ctx.clone())
+                },
                 worker_shutdown,
             )
             .await
@@ -95,7 +105,13 @@ impl Orchestrator {
         });
 
         let sources = SourceRegistry::new(conn.clone(), RpcSettings::default());
-        let heads = track_heads(conn.clone(), pool.clone(), sources, args.scheduler.head_poll_interval, shutdown.clone());
+        let heads = track_heads(
+            conn.clone(),
+            pool.clone(),
+            sources,
+            args.scheduler.head_poll_interval,
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
             heads.await;
             Ok(())
@@ -132,7 +148,12 @@ impl Orchestrator {
                 .context("admin API stopped")
         });
         tracing::info!(target: "blockfill::api", %api_addr, "admin API listening");
-        Ok(Self { api_addr, context, tasks, shutdown })
+        Ok(Self {
+            api_addr,
+            context,
+            tasks,
+            shutdown,
+        })
     }
 
     /// Waits until every component stopped (after the shutdown token is cancelled), or until one

@@ -6,7 +6,11 @@
 //!
 //! It prints both rates and their ratio, and the largest queue depth seen against its bound.
 
-use std::{path::PathBuf, sync::Arc, time::{Duration, Instant}};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use blockfill_activities::{
@@ -78,13 +82,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         redis_url: args.stores.redis_url.clone(),
         redis_prefix: format!("blockfill-bench-{run_id}"),
     };
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig { blocks: args.blocks, ..DevnetConfig::default() }));
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks: args.blocks,
+        ..DevnetConfig::default()
+    }));
     let devnet_addr = spawn_devnet(devnet, "127.0.0.1:0".parse()?, shutdown.clone()).await?;
     let rpc_url = format!("http://{devnet_addr}");
     let scheduler = SchedulerArgs::default();
     let queue_bound = scheduler.max_queued_batches;
     let orchestrator = Orchestrator::start(
-        ServeArgs { stores: stores.clone(), scheduler, api_addr: "127.0.0.1:0".parse()? },
+        ServeArgs {
+            stores: stores.clone(),
+            scheduler,
+            api_addr: "127.0.0.1:0".parse()?,
+        },
         shutdown.clone(),
     )
     .await?;
@@ -106,7 +117,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         .execute(&pool)
         .await?;
     let jobs: Vec<BatchJob> = aligned_batches(range, args.batch_size)
-        .map(|r| BatchJob { batch_id: BatchId::new(&raw_chain, r).to_string(), chain: raw_chain.clone(), range: r, backfill_id })
+        .map(|r| BatchJob {
+            batch_id: BatchId::new(&raw_chain, r).to_string(),
+            chain: raw_chain.clone(),
+            range: r,
+            backfill_id,
+        })
         .collect();
     sqlx::query(
         "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status) \
@@ -129,7 +145,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let raw_seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(failures == 0, "{failures} batches failed in the raw loop");
     let raw_rate = args.blocks as f64 / raw_seconds;
-    println!("raw loop (no queue)   : {:>9.0} blocks/s  ({raw_seconds:.2}s)", raw_rate);
+    println!(
+        "raw loop (no queue)   : {:>9.0} blocks/s  ({raw_seconds:.2}s)",
+        raw_rate
+    );
 
     // Phase 2: end to end.
     upsert_chain(&pool, "bench-e2e", &rpc_url, 1337, args.batch_size as i32).await?;
@@ -137,7 +156,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let log_dir = PathBuf::from("target/bench-logs");
     let mut workers = Vec::new();
     for index in 0..args.workers {
-        workers.push(spawn_worker(&binary, &stores, args.concurrency, &[], &log_dir, index)?);
+        workers.push(spawn_worker(
+            &binary,
+            &stores,
+            args.concurrency,
+            &[],
+            &log_dir,
+            index,
+        )?);
     }
     let api = orchestrator.api_addr;
     let depth_probe = orchestrator.context.batches.clone();
@@ -154,14 +180,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         max
     });
     let started = Instant::now();
-    let id = request_backfill(api, json!({"chain": "bench-e2e", "from": range.from, "to": range.to})).await?;
+    let id = request_backfill(
+        api,
+        json!({"chain": "bench-e2e", "from": range.from, "to": range.to}),
+    )
+    .await?;
     let view = follow_backfill(api, &id, &shutdown).await?;
     let e2e_seconds = started.elapsed().as_secs_f64();
     probe_stop.cancel();
     let max_queue_depth = probe.await.unwrap_or(0);
-    anyhow::ensure!(view["status"] == "completed", "end-to-end backfill ended {}", view["status"]);
+    anyhow::ensure!(
+        view["status"] == "completed",
+        "end-to-end backfill ended {}",
+        view["status"]
+    );
     let e2e_rate = args.blocks as f64 / e2e_seconds;
-    println!("end to end (queue)    : {:>9.0} blocks/s  ({e2e_seconds:.2}s)", e2e_rate);
+    println!(
+        "end to end (queue)    : {:>9.0} blocks/s  ({e2e_seconds:.2}s)",
+        e2e_rate
+    );
     println!("ratio end-to-end / raw: {:>9.2}", e2e_rate / raw_rate);
     println!("max queue depth       : {max_queue_depth} (bound {queue_bound})");
 
@@ -170,7 +207,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     }
     shutdown.cancel();
     let _ = orchestrator.wait().await;
-    cleanup(&stores, &args.stores.database_url, &database, args.keep_database).await;
+    cleanup(
+        &stores,
+        &args.stores.database_url,
+        &database,
+        args.keep_database,
+    )
+    .await;
     Ok(BenchReport {
         blocks: args.blocks,
         raw_blocks_per_second: raw_rate,
@@ -194,14 +237,14 @@ async fn cleanup(stores: &StoreArgs, admin_url: &str, database: &str, keep_datab
             let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
         }
     }
-    if !keep_database
-        && let Ok(mut url) = url::Url::parse(admin_url)
-    {
+    if !keep_database && let Ok(mut url) = url::Url::parse(admin_url) {
         url.set_path("/postgres");
         if let Ok(admin) = blockfill_activities::db::connect(url.as_str(), 1).await {
             use sea_orm::ConnectionTrait;
             let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ))
                 .await;
         }
     }

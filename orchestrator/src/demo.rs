@@ -1,7 +1,12 @@
 //! `blockfill demo`: the devnet, the orchestrator and two worker processes on loopback; backfills
 //! the devnet with a progress line, prints where the dashboard is, serves until Ctrl-C.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::{Duration, Instant}};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use blockfill_activities::{DevnetChain, DevnetConfig, settings::StoreArgs};
@@ -75,7 +80,10 @@ pub async fn request_backfill(api: SocketAddr, body: Value) -> anyhow::Result<St
         .await?;
     let status = response.status();
     let answer: Value = response.json().await?;
-    anyhow::ensure!(status.is_success(), "POST /v1/backfills answered {status}: {answer}");
+    anyhow::ensure!(
+        status.is_success(),
+        "POST /v1/backfills answered {status}: {answer}"
+    );
     answer["id"]
         .as_str()
         .map(str::to_owned)
@@ -83,7 +91,11 @@ pub async fn request_backfill(api: SocketAddr, body: Value) -> anyhow::Result<St
 }
 
 /// Polls a backfill until it finishes, drawing a progress bar; returns its final view.
-pub async fn follow_backfill(api: SocketAddr, id: &str, shutdown: &CancellationToken) -> anyhow::Result<Value> {
+pub async fn follow_backfill(
+    api: SocketAddr,
+    id: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Value> {
     let client = reqwest::Client::new();
     let bar = ProgressBar::new(1);
     bar.set_style(
@@ -105,7 +117,10 @@ pub async fn follow_backfill(api: SocketAddr, id: &str, shutdown: &CancellationT
             view["eta_seconds"].as_f64().unwrap_or(f64::NAN),
             view["status"].as_str().unwrap_or("?")
         ));
-        if matches!(view["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+        if matches!(
+            view["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        ) {
             bar.finish();
             return Ok(view);
         }
@@ -118,7 +133,10 @@ pub async fn follow_backfill(api: SocketAddr, id: &str, shutdown: &CancellationT
 
 /// Runs the demo until `shutdown`.
 pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig { blocks: args.blocks, ..DevnetConfig::default() }));
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks: args.blocks,
+        ..DevnetConfig::default()
+    }));
     let devnet_addr = spawn_devnet(devnet, args.devnet_addr, shutdown.clone())
         .await
         .with_context(|| format!("cannot serve the devnet on {}", args.devnet_addr))?;
@@ -132,20 +150,49 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     )
     .await?;
     let api = orchestrator.api_addr;
-    upsert_chain(&orchestrator.context.pool, "devnet", &format!("http://{devnet_addr}"), 1337, 100).await?;
+    upsert_chain(
+        &orchestrator.context.pool,
+        "devnet",
+        &format!("http://{devnet_addr}"),
+        1337,
+        100,
+    )
+    .await?;
     let binary = worker_binary()?;
     let mut workers: Vec<WorkerProcess> = Vec::new();
     for index in 0..args.workers {
-        workers.push(spawn_worker(&binary, &args.stores, args.concurrency, &[], &args.log_dir, index)?);
+        workers.push(spawn_worker(
+            &binary,
+            &args.stores,
+            args.concurrency,
+            &[],
+            &args.log_dir,
+            index,
+        )?);
     }
     println!("Blockfill demo");
-    println!("  devnet JSON-RPC : http://{devnet_addr} ({} blocks)", args.blocks);
+    println!(
+        "  devnet JSON-RPC : http://{devnet_addr} ({} blocks)",
+        args.blocks
+    );
     println!("  admin API       : http://{api}/v1/chains/devnet/status");
     println!("  dashboard       : http://{api}/");
-    println!("  workers         : {} x concurrency {} (logs in {})", args.workers, args.concurrency, args.log_dir.display());
+    println!(
+        "  workers         : {} x concurrency {} (logs in {})",
+        args.workers,
+        args.concurrency,
+        args.log_dir.display()
+    );
     let started = Instant::now();
-    let id = request_backfill(api, json!({"chain": "devnet", "from": 0, "to": args.blocks.saturating_sub(1)})).await?;
-    println!("Backfill {id}: blocks 0 to {}", args.blocks.saturating_sub(1));
+    let id = request_backfill(
+        api,
+        json!({"chain": "devnet", "from": 0, "to": args.blocks.saturating_sub(1)}),
+    )
+    .await?;
+    println!(
+        "Backfill {id}: blocks 0 to {}",
+        args.blocks.saturating_sub(1)
+    );
     match follow_backfill(api, &id, &shutdown).await {
         Ok(view) => {
             let seconds = started.elapsed().as_secs_f64();

@@ -11,15 +11,15 @@ use tokio_util::sync::CancellationToken;
 
 /// The devnet's JSON-RPC router (`POST /`).
 pub fn devnet_router(chain: Arc<DevnetChain>) -> Router {
-    Router::new()
-        .route("/", post(rpc))
-        .with_state(chain)
+    Router::new().route("/", post(rpc)).with_state(chain)
 }
 
 async fn rpc(State(chain): State<Arc<DevnetChain>>, body: Bytes) -> Json<Value> {
     match serde_json::from_slice::<Value>(&body) {
         Ok(request) => Json(chain.handle_rpc(&request)),
-        Err(e) => Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("parse error: {e}")}})),
+        Err(e) => Json(
+            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("parse error: {e}")}}),
+        ),
     }
 }
 

@@ -19,7 +19,10 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the running executable")?;
     let dir = exe.parent().context("the executable has no directory")?;
     // Test binaries live one level deeper (target/debug/deps).
-    for candidate in [dir.join("blockfill-worker"), dir.join("../blockfill-worker")] {
+    for candidate in [
+        dir.join("blockfill-worker"),
+        dir.join("../blockfill-worker"),
+    ] {
         if candidate.is_file() {
             return Ok(candidate);
         }
@@ -48,9 +51,11 @@ pub fn spawn_worker(
     log_dir: &Path,
     index: usize,
 ) -> anyhow::Result<WorkerProcess> {
-    std::fs::create_dir_all(log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    std::fs::create_dir_all(log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
     let log = log_dir.join(format!("worker-{index}.log"));
-    let file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let file =
+        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut command = Command::new(binary);
     command
         .env("DATABASE_URL", &stores.database_url)
@@ -74,9 +79,16 @@ impl WorkerProcess {
     /// Sends SIGTERM and waits up to `grace` for a clean exit, then kills.
     pub async fn stop(mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
         }
-        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }

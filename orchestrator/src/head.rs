@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use blockfill_activities::{ChainName, SourceRegistry, entity::chains};
-use sea_orm::{DatabaseConnection, EntityTrait, sqlx::{self, PgPool}};
+use sea_orm::{
+    DatabaseConnection, EntityTrait,
+    sqlx::{self, PgPool},
+};
 use tokio_util::sync::CancellationToken;
 
 /// Polls heads every `interval` until `shutdown`.
@@ -30,7 +33,9 @@ pub async fn track_heads(
             }
         };
         for row in rows {
-            let Ok(name) = ChainName::parse(&row.name) else { continue };
+            let Ok(name) = ChainName::parse(&row.name) else {
+                continue;
+            };
             let head = match sources.get(&name).await {
                 Ok(source) => source.head().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -47,9 +52,12 @@ pub async fn track_heads(
                     if let Err(e) = updated {
                         tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot record head");
                     }
-                    metrics::gauge!("blockfill_chain_head", "chain" => row.name.clone()).set(head as f64);
+                    metrics::gauge!("blockfill_chain_head", "chain" => row.name.clone())
+                        .set(head as f64);
                 }
-                Err(e) => tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot read head"),
+                Err(e) => {
+                    tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot read head")
+                }
             }
         }
     }

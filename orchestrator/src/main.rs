@@ -16,7 +16,11 @@ use sea_orm::EntityTrait;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "blockfill", version, about = "Durable backfill orchestrator for blockchain indexers")]
+#[command(
+    name = "blockfill",
+    version,
+    about = "Durable backfill orchestrator for blockchain indexers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,9 +92,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args, shutdown).await?,
         Command::Migrate { stores } => {
             prepare_database(&stores, 1).await?;
-            println!("migrations applied to {}", db::redact_url(&stores.database_url));
+            println!(
+                "migrations applied to {}",
+                db::redact_url(&stores.database_url)
+            );
         }
-        Command::Verify { stores, chain, from, to, rpc_url } => {
+        Command::Verify {
+            stores,
+            chain,
+            from,
+            to,
+            rpc_url,
+        } => {
             let chain = ChainName::parse(&chain)?;
             let range = BlockRange::new(from, to)?;
             let conn = db::connect(&stores.database_url, 4).await?;
@@ -106,20 +119,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("chain {chain} has no RPC URL"))?,
             };
             let source = EvmRpcSource::new(&url, RpcSettings::default())?;
-            let report = verify_range(conn.get_postgres_connection_pool(), &chain, &source, range, 1_000).await?;
+            let report = verify_range(
+                conn.get_postgres_connection_pool(),
+                &chain,
+                &source,
+                range,
+                1_000,
+            )
+            .await?;
             for line in &report.mismatches {
                 println!("MISMATCH {line}");
             }
             println!(
                 "verified chain {chain} blocks {range} against {url}: {} blocks, {} transactions, {} logs, {} mismatches",
-                report.blocks_checked, report.transactions_checked, report.logs_checked, report.mismatch_count
+                report.blocks_checked,
+                report.transactions_checked,
+                report.logs_checked,
+                report.mismatch_count
             );
             if !report.is_clean() {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Devnet { addr, blocks, chain_id } => {
-            let chain = Arc::new(DevnetChain::new(DevnetConfig { blocks, chain_id, ..DevnetConfig::default() }));
+        Command::Devnet {
+            addr,
+            blocks,
+            chain_id,
+        } => {
+            let chain = Arc::new(DevnetChain::new(DevnetConfig {
+                blocks,
+                chain_id,
+                ..DevnetConfig::default()
+            }));
             let bound = spawn_devnet(chain, addr, shutdown.clone()).await?;
             println!("devnet: {blocks} blocks, chain id {chain_id}, JSON-RPC at http://{bound}");
             shutdown.cancelled().await;

@@ -141,15 +141,22 @@ struct Plan {
     batch_size: u64,
 }
 
-async fn load_plan(ctx: &SchedulerContext, backfill_id: Uuid) -> Result<Option<(Plan, String)>, SchedulerError> {
-    let Some(backfill) = backfills::Entity::find_by_id(backfill_id).one(&ctx.db).await? else {
+async fn load_plan(
+    ctx: &SchedulerContext,
+    backfill_id: Uuid,
+) -> Result<Option<(Plan, String)>, SchedulerError> {
+    let Some(backfill) = backfills::Entity::find_by_id(backfill_id)
+        .one(&ctx.db)
+        .await?
+    else {
         return Ok(None);
     };
     let chain_row = chains::Entity::find_by_id(backfill.chain.clone())
         .one(&ctx.db)
         .await?
         .ok_or(SchedulerError::BadChain(backfill_id))?;
-    let chain = ChainName::parse(&backfill.chain).map_err(|_| SchedulerError::BadChain(backfill_id))?;
+    let chain =
+        ChainName::parse(&backfill.chain).map_err(|_| SchedulerError::BadChain(backfill_id))?;
     let range = BlockRange::new(backfill.from_block as u64, backfill.to_block as u64)
         .map_err(|_| SchedulerError::BadChain(backfill_id))?;
     Ok(Some((
@@ -163,7 +170,10 @@ async fn load_plan(ctx: &SchedulerContext, backfill_id: Uuid) -> Result<Option<(
     )))
 }
 
-async fn latest_generation(pool: &PgPool, backfill_id: Uuid) -> Result<Option<(i64, i64)>, sqlx::Error> {
+async fn latest_generation(
+    pool: &PgPool,
+    backfill_id: Uuid,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT generation, cursor_block FROM scheduler_checkpoints WHERE backfill_id = $1 \
          ORDER BY generation DESC LIMIT 1",
@@ -222,8 +232,12 @@ async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<()
             tokio::time::sleep(IDLE_WAIT).await;
             continue;
         }
-        let want = MAX_STEP_BATCHES
-            .min(ctx.settings.generation_batches.saturating_sub(planned_here).max(1));
+        let want = MAX_STEP_BATCHES.min(
+            ctx.settings
+                .generation_batches
+                .saturating_sub(planned_here)
+                .max(1),
+        );
         let planned = match plan_step(ctx, job, &plan, want).await? {
             Step::Stale => return Ok(()),
             Step::QueueFull => {
@@ -475,7 +489,10 @@ async fn requeue_planned(
 
 /// Marks the backfill completed (or failed) once every batch it owns is finished, freezing its
 /// counts. Returns whether it finished.
-async fn finish_if_complete(ctx: &SchedulerContext, backfill_id: Uuid) -> Result<bool, SchedulerError> {
+async fn finish_if_complete(
+    ctx: &SchedulerContext,
+    backfill_id: Uuid,
+) -> Result<bool, SchedulerError> {
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM batches WHERE backfill_id = $1 GROUP BY status",
     )

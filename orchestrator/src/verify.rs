@@ -49,18 +49,19 @@ pub async fn verify_range(
     for part in aligned_batches(range, chunk.max(1)) {
         let node = source.fetch_range(part).await?;
         let (from, to) = (part.from as i64, part.to as i64);
-        let db_blocks: BTreeMap<i64, BlockKey> = sqlx::query_as::<_, (i64, String, String, i32, i32)>(
-            "SELECT number, hash, parent_hash, tx_count, log_count FROM blocks \
+        let db_blocks: BTreeMap<i64, BlockKey> =
+            sqlx::query_as::<_, (i64, String, String, i32, i32)>(
+                "SELECT number, hash, parent_hash, tx_count, log_count FROM blocks \
              WHERE chain = $1 AND number BETWEEN $2 AND $3",
-        )
-        .bind(chain.as_str())
-        .bind(from)
-        .bind(to)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|(n, h, p, t, l)| (n, (h, p, t, l)))
-        .collect();
+            )
+            .bind(chain.as_str())
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|(n, h, p, t, l)| (n, (h, p, t, l)))
+            .collect();
         let db_txs: BTreeMap<(i64, i32), String> = sqlx::query_as::<_, (i64, i32, String)>(
             "SELECT block_number, tx_index, hash FROM transactions \
              WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
@@ -73,18 +74,19 @@ pub async fn verify_range(
         .into_iter()
         .map(|(b, i, h)| ((b, i), h))
         .collect();
-        let db_logs: BTreeMap<(i64, i32), (String, String)> = sqlx::query_as::<_, (i64, i32, String, String)>(
-            "SELECT block_number, log_index, tx_hash, address FROM logs \
+        let db_logs: BTreeMap<(i64, i32), (String, String)> =
+            sqlx::query_as::<_, (i64, i32, String, String)>(
+                "SELECT block_number, log_index, tx_hash, address FROM logs \
              WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
-        )
-        .bind(chain.as_str())
-        .bind(from)
-        .bind(to)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|(b, i, t, a)| ((b, i), (t, a)))
-        .collect();
+            )
+            .bind(chain.as_str())
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|(b, i, t, a)| ((b, i), (t, a)))
+            .collect();
 
         for block in &node.blocks {
             report.blocks_checked += 1;
@@ -93,7 +95,10 @@ pub async fn verify_range(
                 None => report.mismatch(format!("block {n}: missing from the database")),
                 Some((hash, parent, txs, logs)) => {
                     if *hash != block.hash {
-                        report.mismatch(format!("block {n}: hash {hash} in the database, {} on the node", block.hash));
+                        report.mismatch(format!(
+                            "block {n}: hash {hash} in the database, {} on the node",
+                            block.hash
+                        ));
                     }
                     if *parent != block.parent_hash {
                         report.mismatch(format!(
@@ -102,10 +107,16 @@ pub async fn verify_range(
                         ));
                     }
                     if *txs as u32 != block.tx_count {
-                        report.mismatch(format!("block {n}: tx_count {txs} in the database, {} on the node", block.tx_count));
+                        report.mismatch(format!(
+                            "block {n}: tx_count {txs} in the database, {} on the node",
+                            block.tx_count
+                        ));
                     }
                     if *logs as u32 != block.log_count {
-                        report.mismatch(format!("block {n}: log_count {logs} in the database, {} on the node", block.log_count));
+                        report.mismatch(format!(
+                            "block {n}: log_count {logs} in the database, {} on the node",
+                            block.log_count
+                        ));
                     }
                 }
             }
@@ -116,18 +127,31 @@ pub async fn verify_range(
             .map(|t| ((t.block_number as i64, t.tx_index as i32), t.hash.as_str()))
             .collect();
         report.transactions_checked += node_txs.len() as u64;
-        compare_rows(&mut report, "transaction", &node_txs, &db_txs.iter().map(|(k, v)| (*k, v.as_str())).collect());
+        compare_rows(
+            &mut report,
+            "transaction",
+            &node_txs,
+            &db_txs.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+        );
         let node_logs: BTreeMap<(i64, i32), (&str, &str)> = node
             .logs
             .iter()
-            .map(|l| ((l.block_number as i64, l.log_index as i32), (l.tx_hash.as_str(), l.address.as_str())))
+            .map(|l| {
+                (
+                    (l.block_number as i64, l.log_index as i32),
+                    (l.tx_hash.as_str(), l.address.as_str()),
+                )
+            })
             .collect();
         report.logs_checked += node_logs.len() as u64;
         compare_rows(
             &mut report,
             "log",
             &node_logs,
-            &db_logs.iter().map(|(k, (t, a))| (*k, (t.as_str(), a.as_str()))).collect(),
+            &db_logs
+                .iter()
+                .map(|(k, (t, a))| (*k, (t.as_str(), a.as_str())))
+                .collect(),
         );
     }
     Ok(report)
@@ -141,7 +165,10 @@ fn compare_rows<V: PartialEq + std::fmt::Debug>(
 ) {
     for (key, value) in node {
         match db.get(key) {
-            None => report.mismatch(format!("block {}: {what} {} missing from the database", key.0, key.1)),
+            None => report.mismatch(format!(
+                "block {}: {what} {} missing from the database",
+                key.0, key.1
+            )),
             Some(stored) if stored != value => report.mismatch(format!(
                 "block {}: {what} {} is {stored:?} in the database, {value:?} on the node",
                 key.0, key.1
@@ -150,6 +177,9 @@ fn compare_rows<V: PartialEq + std::fmt::Debug>(
         }
     }
     for key in db.keys().filter(|k| !node.contains_key(k)) {
-        report.mismatch(format!("block {}: {what} {} is in the database but not on the node", key.0, key.1));
+        report.mismatch(format!(
+            "block {}: {what} {} is in the database but not on the node",
+            key.0, key.1
+        ));
     }
 }

@@ -13,22 +13,61 @@ use tokio_util::sync::CancellationToken;
 async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
     let app = spawn_app(test_scheduler()).await;
     let stop = CancellationToken::new();
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig { blocks: 100, ..DevnetConfig::default() }));
-    let rpc = format!("http://{}", spawn_devnet(devnet, "127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap());
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks: 100,
+        ..DevnetConfig::default()
+    }));
+    let rpc = format!(
+        "http://{}",
+        spawn_devnet(devnet, "127.0.0.1:0".parse().unwrap(), stop.clone())
+            .await
+            .unwrap()
+    );
 
     let cases = [
-        (json!({"name": "Bad Name", "rpc_urls": [rpc]}), StatusCode::UNPROCESSABLE_ENTITY, "invalid chain name"),
-        (json!({"name": "ok", "rpc_urls": []}), StatusCode::UNPROCESSABLE_ENTITY, "at least one URL"),
-        (json!({"name": "ok", "rpc_urls": ["ftp://x"]}), StatusCode::UNPROCESSABLE_ENTITY, "http or https"),
-        (json!({"name": "ok", "rpc_urls": ["http://127.0.0.1:1"]}), StatusCode::UNPROCESSABLE_ENTITY, "cannot read eth_chainId"),
-        (json!({"name": "ok", "rpc_urls": [rpc], "batch_size": 0}), StatusCode::UNPROCESSABLE_ENTITY, "batch_size"),
-        (json!({"name": "ok", "rpc_urls": [rpc], "min_workers": 5, "max_workers": 2}), StatusCode::UNPROCESSABLE_ENTITY, "min_workers"),
-        (json!({"name": "ok", "rpc_urls": [rpc], "surprise": 1}), StatusCode::UNPROCESSABLE_ENTITY, "unknown field"),
+        (
+            json!({"name": "Bad Name", "rpc_urls": [rpc]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid chain name",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": []}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "at least one URL",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": ["ftp://x"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "http or https",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": ["http://127.0.0.1:1"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot read eth_chainId",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": [rpc], "batch_size": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "batch_size",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": [rpc], "min_workers": 5, "max_workers": 2}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "min_workers",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": [rpc], "surprise": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown field",
+        ),
     ];
     for (body, status, message) in cases {
         let (got, answer) = app.post("/v1/chains", body.clone()).await;
         assert_eq!(got, status, "{body} -> {answer}");
-        assert!(answer["error"].as_str().unwrap_or("").contains(message), "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or("").contains(message),
+            "{body} -> {answer}"
+        );
     }
     let response = app
         .client
@@ -45,19 +84,40 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
 
     let chain = app.register_chain("ok", &rpc, 10).await;
     assert_eq!(chain["chain_id"], json!(1337));
-    assert_eq!(chain["confirmations"], json!(0), "local chains need no confirmations");
+    assert_eq!(
+        chain["confirmations"],
+        json!(0),
+        "local chains need no confirmations"
+    );
     assert_eq!(chain["head"], json!(99));
-    let (status, _) = app.post("/v1/chains", json!({"name": "ok", "rpc_urls": [rpc]})).await;
+    let (status, _) = app
+        .post("/v1/chains", json!({"name": "ok", "rpc_urls": [rpc]}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = app.get("/v1/chains/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let backfill_cases = [
-        (json!({"chain": "nope", "from": 0, "to": 1}), StatusCode::NOT_FOUND),
-        (json!({"chain": "ok", "from": 5, "to": 1}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"chain": "ok", "from": 5}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"chain": "ok", "mode": "sideways"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"chain": "ok", "from": -1, "to": 5}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"chain": "nope", "from": 0, "to": 1}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"chain": "ok", "from": 5, "to": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"chain": "ok", "from": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"chain": "ok", "mode": "sideways"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"chain": "ok", "from": -1, "to": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ];
     for (body, status) in backfill_cases {
         let (got, answer) = app.post("/v1/backfills", body.clone()).await;
@@ -67,7 +127,9 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
     assert_eq!(app.count("SELECT count(*) FROM backfills").await, 0);
     let (status, _) = app.get("/v1/backfills/not-a-uuid").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = app.get("/v1/backfills/01a203aa-1407-7117-ba5c-cc446e1527cf").await;
+    let (status, _) = app
+        .get("/v1/backfills/01a203aa-1407-7117-ba5c-cc446e1527cf")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.get("/v1/backfills?limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -78,8 +140,16 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
     assert_eq!(ready["redis"], "ok");
     let (status, health) = app.get("/healthz").await;
     assert_eq!((status, health), (StatusCode::OK, json!({"status": "ok"})));
-    let page = app.client.get(format!("http://{}/", app.api)).send().await.unwrap();
-    assert!(page.text().await.unwrap().contains("app.js"), "the dashboard is served at /");
+    let page = app
+        .client
+        .get(format!("http://{}/", app.api))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.text().await.unwrap().contains("app.js"),
+        "the dashboard is served at /"
+    );
 
     stop.cancel();
     app.teardown().await;

@@ -3,24 +3,47 @@
 //! `blockfill-worker` processes; `blockfill verify` passes; a second backfill changes no row;
 //! `verify` fails once a row is tampered with.
 
-use std::{net::SocketAddr, time::{Duration, Instant}};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
-    app::{Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env, wait_healthy},
+    app::{
+        Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
+        wait_healthy,
+    },
 };
 use sea_orm::sqlx::{self, PgPool};
 use serde_json::{Value, json};
 
 async fn table_fingerprint(pool: &PgPool) -> Vec<(i64, String)> {
     let mut out = Vec::new();
-    for (table, order) in [("blocks", "number"), ("transactions", "block_number, tx_index"), ("logs", "block_number, log_index")] {
-        let sql = format!("SELECT count(*), md5(string_agg(t::text, '|' ORDER BY {order})) FROM {table} t WHERE chain = 'anvil'");
-        let row: (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.unwrap();
+    for (table, order) in [
+        ("blocks", "number"),
+        ("transactions", "block_number, tx_index"),
+        ("logs", "block_number, log_index"),
+    ] {
+        let sql = format!(
+            "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY {order})) FROM {table} t WHERE chain = 'anvil'"
+        );
+        let row: (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(pool)
+            .await
+            .unwrap();
         // xmin changes when a row is rewritten, even with identical values.
-        let xmin = format!("SELECT COALESCE(md5(string_agg(xmin::text, ',' ORDER BY {order})), '') FROM {table} WHERE chain = 'anvil'");
-        let versions: (String,) = sqlx::query_as(sqlx::AssertSqlSafe(xmin)).fetch_one(pool).await.unwrap();
-        out.push((row.0, format!("{}:{}", row.1.unwrap_or_default(), versions.0)));
+        let xmin = format!(
+            "SELECT COALESCE(md5(string_agg(xmin::text, ',' ORDER BY {order})), '') FROM {table} WHERE chain = 'anvil'"
+        );
+        let versions: (String,) = sqlx::query_as(sqlx::AssertSqlSafe(xmin))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        out.push((
+            row.0,
+            format!("{}:{}", row.1.unwrap_or_default(), versions.0),
+        ));
     }
     out
 }
@@ -29,11 +52,26 @@ async fn backfill(client: &reqwest::Client, api: SocketAddr, to: u64) -> Value {
     let created: Value = client
         .post(format!("http://{api}/v1/backfills"))
         .json(&json!({"chain": "anvil", "from": 0, "to": to}))
-        .send().await.unwrap().json().await.unwrap();
-    let id = created["id"].as_str().unwrap_or_else(|| panic!("no id: {created}")).to_owned();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id: {created}"))
+        .to_owned();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let view: Value = client.get(format!("http://{api}/v1/backfills/{id}")).send().await.unwrap().json().await.unwrap();
+        let view: Value = client
+            .get(format!("http://{api}/v1/backfills/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if matches!(view["status"].as_str(), Some("completed" | "failed")) {
             return view;
         }
@@ -45,13 +83,24 @@ async fn backfill(client: &reqwest::Client, api: SocketAddr, to: u64) -> Value {
 async fn run_verify(stores: &blockfill_activities::settings::StoreArgs, to: u64) -> (bool, String) {
     let bins = binaries().unwrap();
     let output = tokio::process::Command::new(&bins.blockfill)
-        .args(["verify", "--chain", "anvil", "--from", "0", "--to", &to.to_string()])
+        .args([
+            "verify",
+            "--chain",
+            "anvil",
+            "--from",
+            "0",
+            "--to",
+            &to.to_string(),
+        ])
         .env("DATABASE_URL", &stores.database_url)
         .env("RUST_LOG", "warn")
         .output()
         .await
         .unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,11 +108,18 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
     init_test_logging();
     let anvil = Anvil::start().await.expect("anvil starts");
     let summary = anvil
-        .build_chain(ChainSpec { blocks: 20_000, tx_every: 10, txs_per_block: 2 })
+        .build_chain(ChainSpec {
+            blocks: 20_000,
+            tx_every: 10,
+            txs_per_block: 2,
+        })
         .await
         .expect("chain built");
     let head = summary.head;
-    assert!(head >= 20_000 && summary.transactions >= 4_000 && summary.logs >= 2_000, "{summary:?}");
+    assert!(
+        head >= 20_000 && summary.transactions >= 4_000 && summary.logs >= 2_000,
+        "{summary:?}"
+    );
 
     let stores = fresh_stores();
     let bins = binaries().expect("binaries built");
@@ -71,16 +127,32 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
     let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut env = store_env(&stores);
     env.push(("BLOCKFILL_API_ADDR", api.to_string()));
-    let mut orchestrator = Process::start(&bins.blockfill, &["serve"], &env, "anvil-orchestrator").unwrap();
-    wait_healthy(api, Duration::from_secs(30)).await.expect("orchestrator healthy");
+    let mut orchestrator =
+        Process::start(&bins.blockfill, &["serve"], &env, "anvil-orchestrator").unwrap();
+    wait_healthy(api, Duration::from_secs(30))
+        .await
+        .expect("orchestrator healthy");
     let mut workers: Vec<Process> = (0..2)
-        .map(|i| Process::start(&bins.worker, &[], &store_env(&stores), &format!("anvil-worker-{i}")).unwrap())
+        .map(|i| {
+            Process::start(
+                &bins.worker,
+                &[],
+                &store_env(&stores),
+                &format!("anvil-worker-{i}"),
+            )
+            .unwrap()
+        })
         .collect();
     let client = reqwest::Client::new();
     let chain: Value = client
         .post(format!("http://{api}/v1/chains"))
         .json(&json!({"name": "anvil", "rpc_urls": [anvil.url], "batch_size": 100}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(chain["chain_id"], json!(31337), "{chain}");
 
     let started = Instant::now();
@@ -88,15 +160,27 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(first["status"], "completed", "{first}");
     assert_eq!(first["blocks_done"], json!(head + 1));
-    println!("anvil backfill: {} blocks in {seconds:.1}s ({:.0} blocks/s)", head + 1, (head + 1) as f64 / seconds);
+    println!(
+        "anvil backfill: {} blocks in {seconds:.1}s ({:.0} blocks/s)",
+        head + 1,
+        (head + 1) as f64 / seconds
+    );
 
-    let conn = blockfill_activities::db::connect(&stores.database_url, 2).await.unwrap();
+    let conn = blockfill_activities::db::connect(&stores.database_url, 2)
+        .await
+        .unwrap();
     let pool = conn.get_postgres_connection_pool().clone();
     let before = table_fingerprint(&pool).await;
     assert_eq!(before[0].0, (head + 1) as i64, "one row per block");
-    assert_eq!(before[1].0, summary.transactions as i64, "one row per transaction");
+    assert_eq!(
+        before[1].0, summary.transactions as i64,
+        "one row per transaction"
+    );
     assert_eq!(before[2].0, summary.logs as i64, "one row per log");
-    let workers_used: (i64,) = sqlx::query_as("SELECT count(DISTINCT worker) FROM batches").fetch_one(&pool).await.unwrap();
+    let workers_used: (i64,) = sqlx::query_as("SELECT count(DISTINCT worker) FROM batches")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(workers_used.0 >= 2, "both worker processes took batches");
 
     let (ok, out) = run_verify(&stores, head).await;
@@ -105,19 +189,36 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
 
     let second = backfill(&client, api, head).await;
     assert_eq!(second["status"], "completed", "{second}");
-    assert_eq!(second["blocks_done"], json!(head + 1), "the second backfill fetched every block again");
-    assert_eq!(table_fingerprint(&pool).await, before, "the second backfill changed rows");
+    assert_eq!(
+        second["blocks_done"],
+        json!(head + 1),
+        "the second backfill fetched every block again"
+    );
+    assert_eq!(
+        table_fingerprint(&pool).await,
+        before,
+        "the second backfill changed rows"
+    );
 
     sqlx::query("UPDATE transactions SET hash = '0x00' WHERE chain = 'anvil' AND tx_index = 0 AND block_number = (SELECT MIN(block_number) FROM transactions WHERE chain = 'anvil')")
         .execute(&pool).await.unwrap();
     let (ok, out) = run_verify(&stores, head).await;
     assert!(!ok, "verify passed over a tampered row:\n{out}");
-    assert!(out.contains("MISMATCH") && out.contains(" 1 mismatches"), "{out}");
+    assert!(
+        out.contains("MISMATCH") && out.contains(" 1 mismatches"),
+        "{out}"
+    );
 
     for worker in &mut workers {
-        assert!(worker.terminate(Duration::from_secs(15)).await, "worker did not stop on SIGTERM");
+        assert!(
+            worker.terminate(Duration::from_secs(15)).await,
+            "worker did not stop on SIGTERM"
+        );
     }
-    assert!(orchestrator.terminate(Duration::from_secs(15)).await, "orchestrator did not stop on SIGTERM");
+    assert!(
+        orchestrator.terminate(Duration::from_secs(15)).await,
+        "orchestrator did not stop on SIGTERM"
+    );
     conn.close().await.ok();
     drop_stores(&stores).await;
 }

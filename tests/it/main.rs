@@ -1,6 +1,9 @@
 //! Blockfill's integration and end-to-end tests: one binary, one module per capability. Every
 //! test gets a fresh database and Redis prefix (see `blockfill_tests::app`).
 
+// Tests unwrap: a failure is a panic with the error, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod backfill_anvil;
 mod scheduler;

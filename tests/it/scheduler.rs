@@ -3,13 +3,19 @@
 //! with no batch planned, delivered or written twice.
 
 use std::{
-    sync::{Arc, atomic::{AtomicU64, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use blockfill_activities::{BatchJob, DevnetChain, DevnetConfig, queue::JobQueue, types::lanes};
 use blockfill_orchestrator::devnet_server::spawn_devnet;
-use blockfill_tests::app::{Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env, wait_healthy};
+use blockfill_tests::app::{
+    Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
+    wait_healthy,
+};
 use sea_orm::sqlx;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -18,14 +24,24 @@ const BLOCKS: u64 = 6_000;
 const BATCH: u64 = 10;
 const BOUND: u64 = 24;
 
-fn start_orchestrator(stores: &blockfill_activities::settings::StoreArgs, port: u16, run: usize) -> Process {
+fn start_orchestrator(
+    stores: &blockfill_activities::settings::StoreArgs,
+    port: u16,
+    run: usize,
+) -> Process {
     let bins = binaries().expect("binaries built");
     let mut env = store_env(stores);
     env.push(("BLOCKFILL_API_ADDR", format!("127.0.0.1:{port}")));
     env.push(("BLOCKFILL_GENERATION_BATCHES", "7".into()));
     env.push(("BLOCKFILL_MAX_QUEUED_BATCHES", BOUND.to_string()));
     env.push(("BLOCKFILL_GENERATION_TIMEOUT", "3s".into()));
-    Process::start(&bins.blockfill, &["serve"], &env, &format!("scheduler-orchestrator-{run}")).expect("orchestrator starts")
+    Process::start(
+        &bins.blockfill,
+        &["serve"],
+        &env,
+        &format!("scheduler-orchestrator-{run}"),
+    )
+    .expect("orchestrator starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -33,26 +49,48 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
     init_test_logging();
     let stores = fresh_stores();
     let stop = CancellationToken::new();
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig { blocks: BLOCKS, ..DevnetConfig::default() }));
-    let rpc = format!("http://{}", spawn_devnet(devnet, "127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap());
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks: BLOCKS,
+        ..DevnetConfig::default()
+    }));
+    let rpc = format!(
+        "http://{}",
+        spawn_devnet(devnet, "127.0.0.1:0".parse().unwrap(), stop.clone())
+            .await
+            .unwrap()
+    );
     let port = free_port();
     let api: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut orchestrator = start_orchestrator(&stores, port, 0);
-    wait_healthy(api, Duration::from_secs(30)).await.expect("orchestrator healthy");
+    wait_healthy(api, Duration::from_secs(30))
+        .await
+        .expect("orchestrator healthy");
     let client = reqwest::Client::new();
     let created: Value = client
         .post(format!("http://{api}/v1/chains"))
         .json(&json!({"name": "gen", "rpc_urls": [rpc], "batch_size": BATCH}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(created["name"], "gen", "{created}");
     let backfill: Value = client
         .post(format!("http://{api}/v1/backfills"))
         .json(&json!({"chain": "gen", "from": 0, "to": BLOCKS - 1}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = backfill["id"].as_str().expect("backfill id").to_owned();
 
     // Watch the real Redis queue the whole time.
-    let queue = JobQueue::<BatchJob>::connect(&stores.queue(), lanes::BATCHES).await.unwrap();
+    let queue = JobQueue::<BatchJob>::connect(&stores.queue(), lanes::BATCHES)
+        .await
+        .unwrap();
     let max_depth = Arc::new(AtomicU64::new(0));
     let (probe_max, probe_stop) = (Arc::clone(&max_depth), stop.clone());
     let probe = tokio::spawn(async move {
@@ -68,19 +106,34 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
     });
 
     // No workers yet: the scheduler fills the queue to its bound and waits.
-    let conn = blockfill_activities::db::connect(&stores.database_url, 2).await.unwrap();
+    let conn = blockfill_activities::db::connect(&stores.database_url, 2)
+        .await
+        .unwrap();
     let pool = conn.get_postgres_connection_pool().clone();
     let count = |sql: &'static str| {
         let pool = pool.clone();
-        async move { sqlx::query_as::<_, (i64,)>(sql).fetch_one(&pool).await.unwrap().0 }
+        async move {
+            sqlx::query_as::<_, (i64,)>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .0
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while count("SELECT count(*) FROM batches").await < BOUND as i64 {
-        assert!(Instant::now() < deadline, "the scheduler never filled the queue");
+        assert!(
+            Instant::now() < deadline,
+            "the scheduler never filled the queue"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count("SELECT count(*) FROM batches").await, BOUND as i64, "planned past the bound with no workers");
+    assert_eq!(
+        count("SELECT count(*) FROM batches").await,
+        BOUND as i64,
+        "planned past the bound with no workers"
+    );
 
     // One slow worker keeps the scheduler planning; kill -9 the orchestrator twice mid-plan.
     let bins = binaries().unwrap();
@@ -91,15 +144,27 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let planned_before = count("SELECT count(*) FROM batches").await;
         orchestrator.kill9().await;
-        assert!(planned_before < (BLOCKS / BATCH) as i64, "the kill came after planning ended");
+        assert!(
+            planned_before < (BLOCKS / BATCH) as i64,
+            "the kill came after planning ended"
+        );
         orchestrator = start_orchestrator(&stores, port, run);
-        wait_healthy(api, Duration::from_secs(30)).await.expect("restarted orchestrator healthy");
+        wait_healthy(api, Duration::from_secs(30))
+            .await
+            .expect("restarted orchestrator healthy");
     }
     let mut worker2 = Process::start(&bins.worker, &[], &worker_env, "scheduler-worker-2").unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(240);
     let view = loop {
-        let view: Value = client.get(format!("http://{api}/v1/backfills/{id}")).send().await.unwrap().json().await.unwrap();
+        let view: Value = client
+            .get(format!("http://{api}/v1/backfills/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if view["status"] == "completed" || view["status"] == "failed" {
             break view;
         }
@@ -110,19 +175,52 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
     let samples = probe.await.unwrap();
     assert_eq!(view["status"], "completed", "{view}");
     let expected_batches = (BLOCKS / BATCH) as i64;
-    assert_eq!(count("SELECT count(*) FROM batches").await, expected_batches);
-    assert_eq!(count("SELECT count(DISTINCT (from_block, to_block))::int8 FROM batches").await, expected_batches);
-    assert_eq!(count("SELECT count(*) FROM batches WHERE status = 'done'").await, expected_batches);
-    assert_eq!(count("SELECT COALESCE(SUM(deliveries), 0)::int8 FROM batches").await, expected_batches, "a batch was delivered twice");
-    assert_eq!(count("SELECT count(*) FROM blocks WHERE chain = 'gen'").await, BLOCKS as i64);
-    assert_eq!(count("SELECT count(*) FROM coverage WHERE chain = 'gen'").await, 1);
+    assert_eq!(
+        count("SELECT count(*) FROM batches").await,
+        expected_batches
+    );
+    assert_eq!(
+        count("SELECT count(DISTINCT (from_block, to_block))::int8 FROM batches").await,
+        expected_batches
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM batches WHERE status = 'done'").await,
+        expected_batches
+    );
+    assert_eq!(
+        count("SELECT COALESCE(SUM(deliveries), 0)::int8 FROM batches").await,
+        expected_batches,
+        "a batch was delivered twice"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM blocks WHERE chain = 'gen'").await,
+        BLOCKS as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM coverage WHERE chain = 'gen'").await,
+        1
+    );
     let generations = count("SELECT MAX(generation) FROM scheduler_checkpoints").await;
-    assert!(generations >= (expected_batches / 7) - 1, "only {generations} generations for {expected_batches} batches of 7");
-    assert!(count("SELECT count(*) FROM scheduler_checkpoints").await <= 11, "checkpoint history is pruned");
+    assert!(
+        generations >= (expected_batches / 7) - 1,
+        "only {generations} generations for {expected_batches} batches of 7"
+    );
+    assert!(
+        count("SELECT count(*) FROM scheduler_checkpoints").await <= 11,
+        "checkpoint history is pruned"
+    );
     let max = max_depth.load(Ordering::Relaxed);
-    println!("generations: {generations}, max Redis queue depth {max} (bound {BOUND}) over {samples} samples");
-    assert!(max <= BOUND, "Redis held {max} pending batch jobs, bound is {BOUND}");
-    assert!(max >= BOUND / 2, "the probe never saw a filled queue ({max}): it is not measuring");
+    println!(
+        "generations: {generations}, max Redis queue depth {max} (bound {BOUND}) over {samples} samples"
+    );
+    assert!(
+        max <= BOUND,
+        "Redis held {max} pending batch jobs, bound is {BOUND}"
+    );
+    assert!(
+        max >= BOUND / 2,
+        "the probe never saw a filled queue ({max}): it is not measuring"
+    );
 
     worker.terminate(Duration::from_secs(10)).await;
     worker2.terminate(Duration::from_secs(10)).await;

@@ -1,9 +1,14 @@
 //! Holes punched in the coverage show up exactly in the status and gaps answers; `mode: "gaps"`
 //! fills exactly the holes.
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use blockfill_activities::{BlockRange, ChainName, ChainSource, DevnetChain, DevnetConfig, write::write_batch};
+use blockfill_activities::{
+    BlockRange, ChainName, ChainSource, DevnetChain, DevnetConfig, write::write_batch,
+};
 use blockfill_orchestrator::devnet_server::spawn_devnet;
 use blockfill_tests::app::{TestApp, spawn_app, test_scheduler};
 use reqwest::StatusCode;
@@ -18,7 +23,10 @@ async fn status_when_head_known(app: &TestApp, chain: &str, head: i64) -> Value 
         if body["live"]["head"] == json!(head) {
             return body;
         }
-        assert!(Instant::now() < deadline, "head never reached {head}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "head never reached {head}: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -27,10 +35,20 @@ async fn status_when_head_known(app: &TestApp, chain: &str, head: i64) -> Value 
 async fn holes_in_coverage_are_reported_field_by_field_and_gaps_mode_fills_them() {
     let mut app = spawn_app(test_scheduler()).await;
     let stop = CancellationToken::new();
-    let config = DevnetConfig { blocks: 1_000, ..DevnetConfig::default() };
+    let config = DevnetConfig {
+        blocks: 1_000,
+        ..DevnetConfig::default()
+    };
     let devnet = Arc::new(DevnetChain::new(config.clone()));
-    let addr = spawn_devnet(Arc::clone(&devnet), "127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
-    app.register_chain("holes", &format!("http://{addr}"), 100).await;
+    let addr = spawn_devnet(
+        Arc::clone(&devnet),
+        "127.0.0.1:0".parse().unwrap(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    app.register_chain("holes", &format!("http://{addr}"), 100)
+        .await;
 
     // Nothing indexed yet: everything is one gap.
     let empty = status_when_head_known(&app, "holes", 999).await;
@@ -44,7 +62,9 @@ async fn holes_in_coverage_are_reported_field_by_field_and_gaps_mode_fills_them(
     for (from, to) in [(0, 99), (150, 399), (400, 499), (700, 749), (900, 999)] {
         let range = BlockRange::new(from, to).unwrap();
         let bundle = devnet.fetch_range(range).await.unwrap();
-        write_batch(&app.pool, &chain, range, None, &bundle).await.unwrap();
+        write_batch(&app.pool, &chain, range, None, &bundle)
+            .await
+            .unwrap();
     }
     let status = status_when_head_known(&app, "holes", 999).await;
     assert_eq!(status["chain"], json!("holes"));
@@ -53,7 +73,11 @@ async fn holes_in_coverage_are_reported_field_by_field_and_gaps_mode_fills_them(
     assert_eq!(live["safe_head"], json!(999));
     assert_eq!(live["last_indexed"], json!(999));
     assert_eq!(live["lag_blocks"], json!(0));
-    assert_eq!(live["is_live_sync"], json!(true), "live-synced even with historical gaps: {status}");
+    assert_eq!(
+        live["is_live_sync"],
+        json!(true),
+        "live-synced even with historical gaps: {status}"
+    );
     assert!(live["head_updated_at"].is_string());
     let historical = &status["historical"];
     assert_eq!(historical["from"], json!(0));
@@ -69,8 +93,17 @@ async fn holes_in_coverage_are_reported_field_by_field_and_gaps_mode_fills_them(
         status["coverage"],
         json!([{"start": 0, "end": 99}, {"start": 150, "end": 499}, {"start": 700, "end": 749}, {"start": 900, "end": 999}])
     );
-    assert_eq!(app.count("SELECT count(*) FROM coverage WHERE chain = 'holes'").await, 4, "coverage is kept merged");
-    assert_eq!(app.count("SELECT count(*) FROM blocks WHERE chain = 'holes'").await, 600);
+    assert_eq!(
+        app.count("SELECT count(*) FROM coverage WHERE chain = 'holes'")
+            .await,
+        4,
+        "coverage is kept merged"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM blocks WHERE chain = 'holes'")
+            .await,
+        600
+    );
 
     // Paging through the gaps.
     let (code, first) = app.get("/v1/chains/holes/gaps?limit=2").await;
@@ -80,7 +113,10 @@ async fn holes_in_coverage_are_reported_field_by_field_and_gaps_mode_fills_them(
         json!({"gaps": [{"start": 100, "end": 149, "size": 50}, {"start": 500, "end": 699, "size": 200}], "next_after": 500})
     );
     let (_, second) = app.get("/v1/chains/holes/gaps?limit=2&after=500").await;
-    assert_eq!(second, json!({"gaps": [{"start": 750, "end": 899, "size": 150}], "next_after": null}));
+    assert_eq!(
+        second,
+        json!({"gaps": [{"start": 750, "end": 899, "size": 150}], "next_after": null})
+    );
     for bad in ["limit=0", "limit=1001", "limit=x", "after=y", "color=red"] {
         let (code, body) = app.get(&format!("/v1/chains/holes/gaps?{bad}")).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
@@ -92,15 +128,25 @@ async fn holes_in_coverage_are_reported_field_by_field_and_gaps_mode_fills_them(
 
     // A gaps backfill plans only the holes and fills them.
     app.spawn_inprocess_worker(4);
-    let (code, created) = app.post("/v1/backfills", json!({"chain": "holes", "mode": "gaps"})).await;
+    let (code, created) = app
+        .post("/v1/backfills", json!({"chain": "holes", "mode": "gaps"}))
+        .await;
     assert_eq!(code, StatusCode::ACCEPTED, "{created}");
     let id = created["id"].as_str().unwrap();
     let view = app.wait_until_finished(id, Duration::from_secs(60)).await;
     assert_eq!(view["status"], json!("completed"), "{view}");
-    assert_eq!(view["blocks_done"], json!(400), "only the missing blocks are fetched: {view}");
+    assert_eq!(
+        view["blocks_done"],
+        json!(400),
+        "only the missing blocks are fetched: {view}"
+    );
     assert_eq!(view["mode"], json!("gaps"));
     let (_, after) = app.get("/v1/chains/holes/status").await;
-    assert_eq!(after["historical"]["missing_blocks_count"], json!(0), "{after}");
+    assert_eq!(
+        after["historical"]["missing_blocks_count"],
+        json!(0),
+        "{after}"
+    );
     assert_eq!(after["historical"]["gap_ranges_count"], json!(0));
     assert_eq!(after["historical"]["percent_complete"], json!(100.0));
     assert_eq!(after["coverage"], json!([{"start": 0, "end": 999}]));

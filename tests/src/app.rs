@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::settings::StoreArgs;
-use blockfill_orchestrator::{Orchestrator, settings::{SchedulerArgs, ServeArgs}};
+use blockfill_orchestrator::{
+    Orchestrator,
+    settings::{SchedulerArgs, ServeArgs},
+};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DatabaseConnection, sqlx::PgPool};
 use serde_json::{Value, json};
@@ -21,7 +24,8 @@ use uuid::Uuid;
 /// Base PostgreSQL URL (without database) and Redis URL used by tests.
 pub fn base_urls() -> (String, String) {
     (
-        std::env::var("BLOCKFILL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
+        std::env::var("BLOCKFILL_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
         std::env::var("BLOCKFILL_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
     )
 }
@@ -42,7 +46,9 @@ pub async fn drop_stores(stores: &StoreArgs) {
     let (postgres, _) = base_urls();
     if let Ok(admin) = blockfill_activities::db::connect(&format!("{postgres}/postgres"), 1).await {
         let name = stores.database_url.rsplit('/').next().unwrap_or_default();
-        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
     }
     if let Ok(client) = redis::Client::open(stores.redis_url.as_str())
         && let Ok(mut conn) = client.get_multiplexed_async_connection().await
@@ -98,7 +104,11 @@ pub async fn spawn_app(scheduler: SchedulerArgs) -> TestApp {
     let stores = fresh_stores();
     let shutdown = CancellationToken::new();
     let orchestrator = Orchestrator::start(
-        ServeArgs { stores: stores.clone(), scheduler, api_addr: "127.0.0.1:0".parse().expect("addr") },
+        ServeArgs {
+            stores: stores.clone(),
+            scheduler,
+            api_addr: "127.0.0.1:0".parse().expect("addr"),
+        },
         shutdown.clone(),
     )
     .await
@@ -129,7 +139,12 @@ pub fn init_test_logging() {
 impl TestApp {
     /// `GET path`, answering status and JSON body.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self.client.get(format!("http://{}{path}", self.api)).send().await.expect("GET");
+        let response = self
+            .client
+            .get(format!("http://{}{path}", self.api))
+            .send()
+            .await
+            .expect("GET");
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -150,7 +165,10 @@ impl TestApp {
     /// Registers a chain through the API.
     pub async fn register_chain(&self, name: &str, rpc_url: &str, batch_size: u32) -> Value {
         let (status, body) = self
-            .post("/v1/chains", json!({"name": name, "rpc_urls": [rpc_url], "batch_size": batch_size}))
+            .post(
+                "/v1/chains",
+                json!({"name": name, "rpc_urls": [rpc_url], "batch_size": batch_size}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "register chain: {body}");
         body
@@ -158,7 +176,12 @@ impl TestApp {
 
     /// Requests a range backfill; returns its id.
     pub async fn trigger_backfill(&self, chain: &str, from: u64, to: u64) -> String {
-        let (status, body) = self.post("/v1/backfills", json!({"chain": chain, "from": from, "to": to})).await;
+        let (status, body) = self
+            .post(
+                "/v1/backfills",
+                json!({"chain": chain, "from": from, "to": to}),
+            )
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED, "trigger backfill: {body}");
         body["id"].as_str().expect("id").to_owned()
     }
@@ -168,10 +191,16 @@ impl TestApp {
         let deadline = Instant::now() + timeout;
         loop {
             let (_, view) = self.get(&format!("/v1/backfills/{id}")).await;
-            if matches!(view["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+            if matches!(
+                view["status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            ) {
                 return view;
             }
-            assert!(Instant::now() < deadline, "backfill {id} did not finish within {timeout:?}: {view}");
+            assert!(
+                Instant::now() < deadline,
+                "backfill {id} did not finish within {timeout:?}: {view}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -230,7 +259,9 @@ pub struct Binaries {
 pub fn binaries() -> anyhow::Result<Binaries> {
     let exe = std::env::current_exe()?;
     let deps = exe.parent().context("test binary without a directory")?;
-    let profile_dir = deps.parent().context("test binary outside target/<profile>/deps")?;
+    let profile_dir = deps
+        .parent()
+        .context("test binary outside target/<profile>/deps")?;
     let blockfill = profile_dir.join("blockfill");
     let worker = profile_dir.join("blockfill-worker");
     anyhow::ensure!(
@@ -251,7 +282,12 @@ pub struct Process {
 
 impl Process {
     /// Starts `binary args` with `env`, logging to `target/test-logs/<name>.log`.
-    pub fn start(binary: &PathBuf, args: &[&str], env: &[(&str, String)], name: &str) -> anyhow::Result<Self> {
+    pub fn start(
+        binary: &PathBuf,
+        args: &[&str],
+        env: &[(&str, String)],
+        name: &str,
+    ) -> anyhow::Result<Self> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
         std::fs::create_dir_all(&dir)?;
         let log = dir.join(format!("{name}.log"));
@@ -266,7 +302,12 @@ impl Process {
         for (k, v) in env {
             command.env(k, v);
         }
-        Ok(Self { child: command.spawn().with_context(|| format!("starting {}", binary.display()))?, log })
+        Ok(Self {
+            child: command
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?,
+            log,
+        })
     }
 
     /// SIGKILL, and wait for the exit.
@@ -277,7 +318,11 @@ impl Process {
     /// SIGTERM, then wait up to `grace`; returns whether it exited by itself.
     pub async fn terminate(&mut self, grace: Duration) -> bool {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
         }
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(_) => true,
@@ -295,7 +340,10 @@ pub fn store_env(stores: &StoreArgs) -> Vec<(&'static str, String)> {
         ("DATABASE_URL", stores.database_url.clone()),
         ("REDIS_URL", stores.redis_url.clone()),
         ("BLOCKFILL_REDIS_PREFIX", stores.redis_prefix.clone()),
-        ("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into())),
+        (
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+        ),
     ]
 }
 
@@ -309,7 +357,10 @@ pub async fn wait_healthy(addr: SocketAddr, timeout: Duration) -> anyhow::Result
         {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "{addr} not healthy within {timeout:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{addr} not healthy within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -37,7 +37,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "BLOCKFILL_RETRY_BACKOFF", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub retry_backoff: Duration,
     /// Prefix of the worker's name (the host, pid and a uuid are appended).
-    #[arg(long, env = "BLOCKFILL_WORKER_NAME", default_value = "blockfill-worker")]
+    #[arg(
+        long,
+        env = "BLOCKFILL_WORKER_NAME",
+        default_value = "blockfill-worker"
+    )]
     pub name: String,
 }
 

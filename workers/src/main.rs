@@ -5,7 +5,11 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "blockfill-worker", version, about = "Runs Blockfill batch jobs from the Redis queue")]
+#[command(
+    name = "blockfill-worker",
+    version,
+    about = "Runs Blockfill batch jobs from the Redis queue"
+)]
 struct Cli {
     #[command(flatten)]
     args: WorkerArgs,
@@ -16,6 +20,8 @@ async fn main() -> anyhow::Result<()> {
     blockfill_activities::telemetry::init_logging();
     let cli = Cli::parse();
     let shutdown = CancellationToken::new();
-    tokio::spawn(blockfill_activities::telemetry::cancel_on_signal(shutdown.clone()));
+    tokio::spawn(blockfill_activities::telemetry::cancel_on_signal(
+        shutdown.clone(),
+    ));
     run(cli.args, shutdown).await
 }

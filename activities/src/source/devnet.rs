@@ -141,8 +141,10 @@ impl DevnetChain {
         let mut logs = Vec::new();
         for number in from..=to {
             let hash = self.block_hash(number);
-            let mut log_index = 0u64;
-            for i in (0..self.tx_count(number)).filter(|i| i % 2 == 0) {
+            for (log_index, i) in (0..self.tx_count(number))
+                .filter(|i| i % 2 == 0)
+                .enumerate()
+            {
                 logs.push(RpcLog {
                     address: self.address(7, 7),
                     topics: vec![
@@ -155,10 +157,9 @@ impl DevnetChain {
                     block_hash: hash,
                     transaction_hash: self.digest(b"tx", number, i),
                     transaction_index: U64::from(i),
-                    log_index: U64::from(log_index),
+                    log_index: U64::from(log_index as u64),
                     removed: false,
                 });
-                log_index += 1;
             }
         }
         logs
@@ -167,7 +168,9 @@ impl DevnetChain {
     /// Answers one JSON-RPC request object or a batch (array) of them.
     pub fn handle_rpc(&self, request: &Value) -> Value {
         match request {
-            Value::Array(calls) => Value::Array(calls.iter().map(|c| self.handle_call(c)).collect()),
+            Value::Array(calls) => {
+                Value::Array(calls.iter().map(|c| self.handle_call(c)).collect())
+            }
             call => self.handle_call(call),
         }
     }
@@ -192,7 +195,9 @@ impl DevnetChain {
             "eth_blockNumber" => Ok(json!(format!("{:#x}", self.head_number()))),
             "eth_getBlockByNumber" => {
                 let tag = params.get(0).ok_or_else(|| invalid("missing block"))?;
-                let number = self.block_tag(tag).ok_or_else(|| invalid("bad block tag"))?;
+                let number = self
+                    .block_tag(tag)
+                    .ok_or_else(|| invalid("bad block tag"))?;
                 match self.block(number) {
                     Some(block) => to_json(&block),
                     None => Ok(Value::Null),
@@ -277,9 +282,17 @@ mod tests {
         assert_eq!(bundle.blocks.len(), 1_000);
         assert!(!bundle.transactions.is_empty());
         assert!(!bundle.logs.is_empty());
-        assert_eq!(bundle, devnet.fetch_range(range).await.expect("fetch again"));
-        let above = devnet.fetch_range(BlockRange::new(999, 1_000).expect("valid")).await;
-        assert!(matches!(above, Err(SourceError::NotYetAvailable { block: 1_000, .. })));
+        assert_eq!(
+            bundle,
+            devnet.fetch_range(range).await.expect("fetch again")
+        );
+        let above = devnet
+            .fetch_range(BlockRange::new(999, 1_000).expect("valid"))
+            .await;
+        assert!(matches!(
+            above,
+            Err(SourceError::NotYetAvailable { block: 1_000, .. })
+        ));
     }
 
     #[test]

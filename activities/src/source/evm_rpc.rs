@@ -208,7 +208,11 @@ impl EvmRpcSource {
         }
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, SourceError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, SourceError> {
         let range = BlockRange { from: 0, to: 0 };
         let mut results = self.batch::<T>(&[(method, params)], range).await?;
         results
@@ -254,7 +258,8 @@ impl ChainSource for EvmRpcSource {
             )
             .await
         };
-        let (blocks, logs) = tokio::join!(futures::future::try_join_all(block_requests), logs_request);
+        let (blocks, logs) =
+            tokio::join!(futures::future::try_join_all(block_requests), logs_request);
         let blocks: Vec<RpcBlock> = blocks?.into_iter().flatten().collect();
         let logs: Vec<RpcLog> = logs?.into_iter().flatten().collect();
         BlockBundle::from_rpc(range, blocks, logs).map_err(|message| SourceError::Malformed {

@@ -105,10 +105,7 @@ impl BlockBundle {
         blocks.sort_by_key(|b| b.number);
         let expected = range.len() as usize;
         if blocks.len() != expected {
-            return Err(format!(
-                "expected {expected} blocks, got {}",
-                blocks.len()
-            ));
+            return Err(format!("expected {expected} blocks, got {}", blocks.len()));
         }
         let mut bundle = BlockBundle::default();
         let mut hash_by_number: HashMap<u64, (String, u32)> = HashMap::with_capacity(expected);

@@ -2,7 +2,10 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::{JsonRejection, QueryRejection}},
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, QueryRejection},
+    },
     http::StatusCode,
     routing::get,
 };
@@ -66,12 +69,19 @@ async fn create(
     let chain = chains::Entity::find_by_id(body.chain.clone())
         .one(&ctx.scheduler.db)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no chain named {}; register it with POST /v1/chains", body.chain)))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no chain named {}; register it with POST /v1/chains",
+                body.chain
+            ))
+        })?;
     let safe_head = chain.head_block.map(|h| h - chain.confirmations);
     let (from, to) = match (body.mode, body.from, body.to) {
         (Mode::Range, Some(from), Some(to)) => (from, to),
         (Mode::Range, _, _) => {
-            return Err(ApiError::Unprocessable("a range backfill needs `from` and `to` (or use mode \"gaps\")".into()));
+            return Err(ApiError::Unprocessable(
+                "a range backfill needs `from` and `to` (or use mode \"gaps\")".into(),
+            ));
         }
         (Mode::Gaps, from, to) => {
             let to = match to.or(safe_head.and_then(|s| u64::try_from(s).ok())) {
@@ -87,7 +97,9 @@ async fn create(
         }
     };
     if from > to {
-        return Err(ApiError::Unprocessable(format!("`from` ({from}) must not be greater than `to` ({to})")));
+        return Err(ApiError::Unprocessable(format!(
+            "`from` ({from}) must not be greater than `to` ({to})"
+        )));
     }
     if to > i64::MAX as u64 {
         return Err(ApiError::Unprocessable("`to` is too large".into()));
@@ -209,18 +221,38 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
     }
     let finished = matches!(row.status.as_str(), "completed" | "failed" | "cancelled");
     if finished && let Some(frozen) = &row.final_counts {
-        let get = |k: &str| frozen.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
-        batches = BatchCounts { planned: 0, queued: 0, running: 0, done: get("done"), failed: get("failed") };
+        let get = |k: &str| {
+            frozen
+                .get(k)
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0)
+        };
+        batches = BatchCounts {
+            planned: 0,
+            queued: 0,
+            running: 0,
+            done: get("done"),
+            failed: get("failed"),
+        };
         blocks_done = get("blocks_done");
     }
     let blocks_total = if row.mode == "gaps" {
-        let missing = gap_summary(pool, &row.chain, row.from_block, row.to_block).await?.missing;
-        if finished { blocks_done } else { blocks_done + missing }
+        let missing = gap_summary(pool, &row.chain, row.from_block, row.to_block)
+            .await?
+            .missing;
+        if finished {
+            blocks_done
+        } else {
+            blocks_done + missing
+        }
     } else {
         row.to_block - row.from_block + 1
     };
     let started = row.started_at.map(|t| t.with_timezone(&Utc));
-    let end = row.finished_at.map(|t| t.with_timezone(&Utc)).unwrap_or_else(Utc::now);
+    let end = row
+        .finished_at
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now);
     let rate = if finished {
         started.map(|s| blocks_done as f64 / ((end - s).num_milliseconds().max(1) as f64 / 1000.0))
     } else {
@@ -231,7 +263,9 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
         .bind(row.id)
         .fetch_one(pool)
         .await?;
-        recent.zip(seconds).map(|(b, s)| b as f64 / s.clamp(1.0, 30.0))
+        recent
+            .zip(seconds)
+            .map(|(b, s)| b as f64 / s.clamp(1.0, 30.0))
     };
     let remaining = (blocks_total - blocks_done).max(0);
     Ok(BackfillView {
@@ -259,8 +293,12 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
     })
 }
 
-async fn show(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<BackfillView>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<BackfillView>, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
     let row = backfills::Entity::find_by_id(id)
         .one(&ctx.scheduler.db)
         .await?
@@ -282,9 +320,13 @@ async fn list(
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 200".into()));
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 200".into(),
+        ));
     }
-    let mut select = backfills::Entity::find().order_by_desc(backfills::Column::RequestedAt).limit(limit);
+    let mut select = backfills::Entity::find()
+        .order_by_desc(backfills::Column::RequestedAt)
+        .limit(limit);
     if let Some(chain) = query.chain {
         select = select.filter(backfills::Column::Chain.eq(chain));
     }

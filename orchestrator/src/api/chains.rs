@@ -9,9 +9,7 @@ use axum::{
     routing::get,
 };
 use blockfill_activities::{
-    ChainName, ChainSource, EvmRpcSource,
-    entity::chains,
-    source::RpcSettings,
+    ChainName, ChainSource, EvmRpcSource, entity::chains, source::RpcSettings,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
@@ -99,29 +97,45 @@ async fn register(
     let Json(body) = body?;
     let name = ChainName::parse(&body.name).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     if body.rpc_urls.is_empty() {
-        return Err(ApiError::Unprocessable("rpc_urls must name at least one URL".into()));
+        return Err(ApiError::Unprocessable(
+            "rpc_urls must name at least one URL".into(),
+        ));
     }
     for url in &body.rpc_urls {
         let parsed = url::Url::parse(url)
             .map_err(|e| ApiError::Unprocessable(format!("rpc_urls: {url:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ApiError::Unprocessable(format!("rpc_urls: {url:?} must be http or https")));
+            return Err(ApiError::Unprocessable(format!(
+                "rpc_urls: {url:?} must be http or https"
+            )));
         }
     }
     let batch_size = body.batch_size.unwrap_or(100);
     if !(1..=10_000).contains(&batch_size) {
-        return Err(ApiError::Unprocessable("batch_size must be between 1 and 10000".into()));
+        return Err(ApiError::Unprocessable(
+            "batch_size must be between 1 and 10000".into(),
+        ));
     }
     let min_workers = body.min_workers.unwrap_or(1);
     let max_workers = body.max_workers.unwrap_or(4.max(min_workers));
     if min_workers > max_workers {
-        return Err(ApiError::Unprocessable("min_workers must not exceed max_workers".into()));
+        return Err(ApiError::Unprocessable(
+            "min_workers must not exceed max_workers".into(),
+        ));
     }
     if body.start_block > i64::MAX as u64 || body.confirmations.is_some_and(|c| c > 10_000) {
-        return Err(ApiError::Unprocessable("start_block or confirmations out of range".into()));
+        return Err(ApiError::Unprocessable(
+            "start_block or confirmations out of range".into(),
+        ));
     }
-    if chains::Entity::find_by_id(name.to_string()).one(&ctx.scheduler.db).await?.is_some() {
-        return Err(ApiError::Conflict(format!("chain {name} is already registered")));
+    if chains::Entity::find_by_id(name.to_string())
+        .one(&ctx.scheduler.db)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "chain {name} is already registered"
+        )));
     }
     let probe = EvmRpcSource::new(
         &body.rpc_urls[0],
@@ -142,7 +156,9 @@ async fn register(
         chain_id: Set(Some(chain_id as i64)),
         rpc_urls: Set(serde_json::json!(body.rpc_urls)),
         start_block: Set(body.start_block as i64),
-        confirmations: Set(body.confirmations.unwrap_or_else(|| default_confirmations(chain_id)) as i64),
+        confirmations: Set(body
+            .confirmations
+            .unwrap_or_else(|| default_confirmations(chain_id)) as i64),
         batch_size: Set(batch_size as i32),
         min_workers: Set(min_workers as i32),
         max_workers: Set(max_workers as i32),

@@ -46,6 +46,9 @@ async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
 async fn metrics(State(ctx): State<ApiContext>) -> impl IntoResponse {
     match &ctx.metrics {
         Some(handle) => (StatusCode::OK, handle.render()),
-        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n".to_owned()),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled\n".to_owned(),
+        ),
     }
 }

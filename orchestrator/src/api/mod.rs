@@ -13,9 +13,9 @@ use std::time::Duration;
 use axum::Router;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-pub use error::ApiError;
 pub use backfills::{BackfillView, BatchCounts, Created};
 pub use chains::ChainView;
+pub use error::ApiError;
 pub use status::{
     ChainStatus, GapPage, GapSummary, GapView, HistoricalStatus, Interval, LIVE_SYNC_TOLERANCE,
     LiveStatus, chain_status, gap_page, gap_summary,

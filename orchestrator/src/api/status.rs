@@ -9,7 +9,10 @@ use axum::{
 };
 use blockfill_activities::entity::chains;
 use chrono::{DateTime, Utc};
-use sea_orm::{EntityTrait, sqlx::{self, PgPool}};
+use sea_orm::{
+    EntityTrait,
+    sqlx::{self, PgPool},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiContext, ApiError};
@@ -116,7 +119,12 @@ const GAPS_CTE: &str = "WITH c AS ( \
     gg AS (SELECT gs, ge, ge - gs + 1 AS size FROM g WHERE gs <= ge) ";
 
 /// Summarises the gaps of `chain` in `[from, to]`.
-pub async fn gap_summary(pool: &PgPool, chain: &str, from: i64, to: i64) -> Result<GapSummary, sqlx::Error> {
+pub async fn gap_summary(
+    pool: &PgPool,
+    chain: &str,
+    from: i64,
+    to: i64,
+) -> Result<GapSummary, sqlx::Error> {
     let sql = format!(
         "{GAPS_CTE} SELECT \
            (SELECT COALESCE(SUM(e - s + 1), 0) FROM c)::int8, \
@@ -126,12 +134,13 @@ pub async fn gap_summary(pool: &PgPool, chain: &str, from: i64, to: i64) -> Resu
            (SELECT ge FROM gg ORDER BY size DESC, gs LIMIT 1), \
            (SELECT MIN(gs) FROM gg)"
     );
-    let row: (i64, i64, i64, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(chain)
-        .bind(from)
-        .bind(to)
-        .fetch_one(pool)
-        .await?;
+    let row: (i64, i64, i64, Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(chain)
+            .bind(from)
+            .bind(to)
+            .fetch_one(pool)
+            .await?;
     Ok(GapSummary {
         indexed: row.0,
         gap_count: row.1,
@@ -159,12 +168,18 @@ pub async fn gap_page(
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(|(start, end)| Interval { start, end }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(start, end)| Interval { start, end })
+        .collect())
 }
 
 /// The historical range `[from, to]` a chain should cover: its start block up to the safe head,
 /// or, before the head is known, up to the highest block indexed or asked for.
-async fn covered_range(pool: &PgPool, chain: &chains::Model) -> Result<Option<(i64, i64)>, sqlx::Error> {
+async fn covered_range(
+    pool: &PgPool,
+    chain: &chains::Model,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
     let from = chain.start_block;
     if let Some(head) = chain.head_block {
         let safe = head - chain.confirmations;
@@ -190,24 +205,31 @@ async fn recent_rate(pool: &PgPool, chain: &str) -> Result<Option<f64>, sqlx::Er
     .bind(chain)
     .fetch_one(pool)
     .await?;
-    Ok(blocks.zip(seconds).map(|(b, s)| b as f64 / s.clamp(1.0, 30.0)))
+    Ok(blocks
+        .zip(seconds)
+        .map(|(b, s)| b as f64 / s.clamp(1.0, 30.0)))
 }
 
 /// Computes the status answer of `chain`.
-pub async fn chain_status(pool: &PgPool, chain: &chains::Model) -> Result<ChainStatus, sqlx::Error> {
+pub async fn chain_status(
+    pool: &PgPool,
+    chain: &chains::Model,
+) -> Result<ChainStatus, sqlx::Error> {
     let (last_indexed,): (Option<i64>,) =
         sqlx::query_as("SELECT MAX(end_block) FROM coverage WHERE chain = $1")
             .bind(&chain.name)
             .fetch_one(pool)
             .await?;
     let safe_head = chain.head_block.map(|h| (h - chain.confirmations).max(0));
-    let lag_blocks = safe_head.map(|safe| (safe - last_indexed.unwrap_or(chain.start_block - 1)).max(0));
+    let lag_blocks =
+        safe_head.map(|safe| (safe - last_indexed.unwrap_or(chain.start_block - 1)).max(0));
     let live = LiveStatus {
         head: chain.head_block,
         safe_head,
         last_indexed,
         lag_blocks,
-        is_live_sync: last_indexed.is_some() && lag_blocks.is_some_and(|lag| lag <= LIVE_SYNC_TOLERANCE),
+        is_live_sync: last_indexed.is_some()
+            && lag_blocks.is_some_and(|lag| lag <= LIVE_SYNC_TOLERANCE),
         head_updated_at: chain.head_updated_at.map(|t| t.with_timezone(&Utc)),
     };
     let rate = recent_rate(pool, &chain.name).await?;
@@ -263,7 +285,10 @@ pub async fn chain_status(pool: &PgPool, chain: &chains::Model) -> Result<ChainS
                 _ => None,
             },
         },
-        coverage: coverage.into_iter().map(|(start, end)| Interval { start, end }).collect(),
+        coverage: coverage
+            .into_iter()
+            .map(|(start, end)| Interval { start, end })
+            .collect(),
     })
 }
 
@@ -317,20 +342,33 @@ async fn gaps(
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 1000".into()));
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
     }
     let chain = find_chain(&ctx, &name).await?;
     let Some((from, to)) = covered_range(&ctx.scheduler.pool, &chain).await? else {
-        return Ok(Json(GapPage { gaps: Vec::new(), next_after: None }));
+        return Ok(Json(GapPage {
+            gaps: Vec::new(),
+            next_after: None,
+        }));
     };
     let mut page = gap_page(&ctx.scheduler.pool, &name, from, to, query.after, limit + 1).await?;
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
     Ok(Json(GapPage {
-        next_after: if more { page.last().map(|g| g.start) } else { None },
+        next_after: if more {
+            page.last().map(|g| g.start)
+        } else {
+            None
+        },
         gaps: page
             .into_iter()
-            .map(|g| GapView { start: g.start, end: g.end, size: g.end - g.start + 1 })
+            .map(|g| GapView {
+                start: g.start,
+                end: g.end,
+                size: g.end - g.start + 1,
+            })
             .collect(),
     }))
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: starts (or installs) PostgreSQL and Redis, installs Anvil, builds the
+# binaries the end-to-end tests run, then runs every unit, property, integration and end-to-end
+# test. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+command -v cargo >/dev/null 2>&1 || { echo "test: cargo is missing; install Rust (rustup.rs) first" >&2; exit 1; }
+scripts/services.sh
+BLOCKFILL_ANVIL_BIN="$(scripts/install-anvil.sh | tail -n 1)"
+export BLOCKFILL_ANVIL_BIN
+cargo build --workspace --bins
+cargo test --workspace "$@"
