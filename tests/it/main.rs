@@ -6,6 +6,7 @@
 
 mod api;
 mod backfill_anvil;
+mod failures;
 mod scheduler;
 mod status_gaps;
 mod writes;
