@@ -77,8 +77,8 @@ const PUSH_CHUNK: usize = 1000;
 /// How many finished jobs one `vacuum` script call removes from each of the done and dead sets.
 const VACUUM_CHUNK: usize = 1000;
 /// What the error messages suggest when Redis cannot be reached.
-const START_REDIS_HINT: &str = "is Redis running? Start one with `docker run -d -p 6379:6379 redis:7` \
-     (or `redis-server --port 6379`), or point the Redis URL setting at a running server";
+const START_REDIS_HINT: &str = "is Redis running? Start it with scripts/services.sh \
+     (or `redis-server --port 6379`), or set REDIS_URL to a running server";
 
 /// Connection and timing settings of a job queue.
 ///

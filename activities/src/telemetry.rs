@@ -42,3 +42,19 @@ pub async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     tracing::info!("shutdown requested; finishing in-flight work");
     token.cancel();
 }
+
+/// One line for an error and its causes, skipping causes already spelled out by the message
+/// before them (our error types include their source in their own message).
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = current.source();
+    }
+    line
+}

@@ -76,7 +76,7 @@ async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", telemetry::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

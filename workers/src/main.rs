@@ -1,5 +1,8 @@
 //! `blockfill-worker`: runs batch jobs until SIGTERM or Ctrl-C, then finishes in-flight batches.
 
+use std::process::ExitCode;
+
+use blockfill_activities::telemetry;
 use blockfill_workers::{WorkerArgs, run};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -16,12 +19,16 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    blockfill_activities::telemetry::init_logging();
+async fn main() -> ExitCode {
+    telemetry::init_logging();
     let cli = Cli::parse();
     let shutdown = CancellationToken::new();
-    tokio::spawn(blockfill_activities::telemetry::cancel_on_signal(
-        shutdown.clone(),
-    ));
-    run(cli.args, shutdown).await
+    tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
+    match run(cli.args, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", telemetry::error_line(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
 }
