@@ -3,18 +3,11 @@
 //! fail the batch once its budget is spent. The same function runs behind the queue and in the
 //! benchmark's queue-less loop.
 
-use std::{collections::HashMap, sync::Arc};
-
-use sea_orm::{
-    DatabaseConnection, EntityTrait,
-    sqlx::{self, PgPool},
-};
-use tokio::sync::RwLock;
+use sea_orm::sqlx::{self, PgPool};
 
 use crate::{
-    entity::chains,
-    source::{ChainSource, EvmRpcSource, RpcSettings, SourceError},
-    types::{BatchJob, ChainName},
+    source::{SourceError, SourceRegistry},
+    types::BatchJob,
     write::{WriteError, WriteOutcome, write_batch},
 };
 
@@ -33,49 +26,6 @@ pub enum ActivityError {
     /// Bookkeeping in PostgreSQL failed.
     #[error("recording batch state failed: {0}")]
     Database(String),
-}
-
-/// Chain sources by chain name, built from the `chains` table on first use.
-#[derive(Clone)]
-pub struct SourceRegistry {
-    db: DatabaseConnection,
-    settings: RpcSettings,
-    cache: Arc<RwLock<HashMap<String, Arc<dyn ChainSource>>>>,
-}
-
-impl SourceRegistry {
-    /// An empty registry reading chains from `db`.
-    pub fn new(db: DatabaseConnection, settings: RpcSettings) -> Self {
-        Self {
-            db,
-            settings,
-            cache: Arc::default(),
-        }
-    }
-
-    /// The source of `chain`.
-    pub async fn get(&self, chain: &ChainName) -> Result<Arc<dyn ChainSource>, ActivityError> {
-        if let Some(source) = self.cache.read().await.get(chain.as_str()) {
-            return Ok(Arc::clone(source));
-        }
-        let row = chains::Entity::find_by_id(chain.as_str().to_owned())
-            .one(&self.db)
-            .await
-            .map_err(|e| ActivityError::Database(e.to_string()))?
-            .ok_or_else(|| ActivityError::UnknownChain(chain.to_string()))?;
-        let url = row
-            .rpc_url_list()
-            .into_iter()
-            .next()
-            .ok_or_else(|| ActivityError::UnknownChain(chain.to_string()))?;
-        let source: Arc<dyn ChainSource> =
-            Arc::new(EvmRpcSource::new(&url, self.settings.clone())?);
-        self.cache
-            .write()
-            .await
-            .insert(chain.as_str().to_owned(), Arc::clone(&source));
-        Ok(source)
-    }
 }
 
 /// What running a batch job came to.

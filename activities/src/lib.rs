@@ -24,6 +24,8 @@ pub mod telemetry;
 pub mod types;
 pub mod write;
 
-pub use activity::{BatchFailure, BatchOutcome, SourceRegistry, run_batch};
-pub use source::{BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource};
+pub use activity::{BatchFailure, BatchOutcome, run_batch};
+pub use source::{
+    BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource, SourceRegistry,
+};
 pub use types::{BatchId, BatchJob, BlockRange, ChainName, SchedulerJob};

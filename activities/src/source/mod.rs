@@ -3,11 +3,13 @@
 
 mod devnet;
 mod evm_rpc;
+mod registry;
 mod rows;
 mod rpc_types;
 
 pub use devnet::{DevnetChain, DevnetConfig};
 pub use evm_rpc::{EvmRpcSource, RpcSettings};
+pub use registry::SourceRegistry;
 pub use rows::{BlockBundle, BlockRow, LogRow, TransactionRow};
 pub use rpc_types::{RpcBlock, RpcLog, RpcTransaction};
 
