@@ -1,13 +1,21 @@
 //! The batch activity: what a worker does with one [`BatchJob`]. Count the delivery, fetch the
-//! range from the chain's source, write it in one transaction; on failure, count the attempt and
-//! fail the batch once its budget is spent. The same function runs behind the queue and in the
-//! benchmark's queue-less loop.
+//! range from the chain's source, write it in one transaction. On failure count the attempt; once
+//! the budget is spent, resolve the batch for good:
+//! - a block-specific failure (a malformed answer, an RPC error for that range, or a batch whose
+//!   workers keep dying) on more than one block is **split** in halves, which are planned anew;
+//! - the same failure on a single block **quarantines** that block with its error;
+//! - anything else (endpoint down, block not yet available) marks the batch **failed**.
+//!
+//! The same function runs behind the queue and in the benchmark's queue-less loop.
+
+use std::time::Duration;
 
 use sea_orm::sqlx::{self, PgPool};
 
 use crate::{
+    BatchId,
     source::{SourceError, SourceRegistry},
-    types::BatchJob,
+    types::{BatchJob, BlockRange},
     write::{WriteError, WriteOutcome, write_batch},
 };
 
@@ -26,6 +34,46 @@ pub enum ActivityError {
     /// Bookkeeping in PostgreSQL failed.
     #[error("recording batch state failed: {0}")]
     Database(String),
+    /// Workers took the batch again and again and never finished it (they died running it).
+    #[error(
+        "delivered {deliveries} times with {attempts} recorded failures: its workers keep dying"
+    )]
+    CrashLoop {
+        /// Times a worker started it.
+        deliveries: i32,
+        /// Failures recorded.
+        attempts: i32,
+    },
+}
+
+impl ActivityError {
+    /// Whether the failure is tied to the blocks of the range (so halving the range can isolate
+    /// it), rather than to an endpoint, the database or time.
+    pub fn is_block_specific(&self) -> bool {
+        matches!(
+            self,
+            Self::Source(SourceError::Malformed { .. } | SourceError::Rpc { .. })
+                | Self::CrashLoop { .. }
+        )
+    }
+}
+
+/// How a worker treats failures.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// Failed attempts after which a batch is resolved (split, quarantined or failed).
+    pub attempt_budget: i32,
+    /// How long to wait for PostgreSQL when it is away before giving the job back.
+    pub database_wait: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            attempt_budget: 5,
+            database_wait: Duration::from_secs(60),
+        }
+    }
 }
 
 /// What running a batch job came to.
@@ -33,10 +81,23 @@ pub enum ActivityError {
 pub enum BatchOutcome {
     /// Fetched and written.
     Written(WriteOutcome),
-    /// A redelivery of a batch already written: nothing to do.
-    AlreadyDone,
-    /// No such batch row (planned by another database?): dropped.
+    /// A redelivery of a batch already finished (written, split, quarantined or failed).
+    AlreadyFinished,
+    /// No such batch row: dropped.
     Unknown,
+}
+
+/// What became of a failed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Budget left (or the failure could not be recorded): try again.
+    Retry,
+    /// Out of budget for a reason splitting cannot fix: `failed`.
+    Failed,
+    /// Split in halves; these children are planned and must be queued.
+    Split(Vec<(BatchJob, i32)>),
+    /// The single block is quarantined.
+    Quarantined,
 }
 
 /// A failed run, after its attempt was recorded.
@@ -44,43 +105,67 @@ pub enum BatchOutcome {
 pub struct BatchFailure {
     /// The error.
     pub error: ActivityError,
-    /// Failed attempts so far, including this one.
+    /// Failed attempts so far, including this one (0 when it could not be recorded).
     pub attempts: i32,
-    /// True when the budget is spent and the batch is now `failed`.
-    pub exhausted: bool,
+    /// What happens next.
+    pub resolution: Resolution,
 }
 
-/// Runs one batch job: count the delivery, fetch, write. Idempotent: a batch already done is
-/// skipped, and writing a range twice leaves the same rows.
+/// Runs `op` until it succeeds or `wait` has passed, backing off between tries: PostgreSQL being
+/// away for a while (failover, restart) must not burn a batch's attempts.
+async fn with_database<T, F, Fut>(wait: Duration, mut op: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(target: "blockfill::activities", error = %e, "PostgreSQL unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs one batch job: count the delivery, fetch, write. Idempotent: a finished batch is skipped,
+/// and writing a range twice leaves the same rows.
 #[tracing::instrument(name = "run_batch", skip_all, fields(batch = %job.batch_id, worker = worker))]
 pub async fn run_batch(
     pool: &PgPool,
     sources: &SourceRegistry,
     job: &BatchJob,
     worker: &str,
-    attempt_budget: i32,
+    policy: BatchPolicy,
 ) -> Result<BatchOutcome, BatchFailure> {
-    let started: Option<(i32,)> = match sqlx::query_as(
-        "UPDATE batches SET status = 'running', deliveries = deliveries + 1, worker = $2, \
-           started_at = now() \
-         WHERE id = $1 AND status <> 'done' RETURNING attempts",
-    )
-    .bind(&job.batch_id)
-    .bind(worker)
-    .fetch_optional(pool)
-    .await
-    {
+    let started = with_database(policy.database_wait, || {
+        sqlx::query_as::<_, (i32, i32, Option<String>)>(
+            "UPDATE batches SET status = 'running', deliveries = deliveries + 1, worker = $2, \
+               started_at = now() \
+             WHERE id = $1 AND status IN ('planned', 'queued', 'running') \
+             RETURNING attempts, deliveries, last_error",
+        )
+        .bind(&job.batch_id)
+        .bind(worker)
+        .fetch_optional(pool)
+    })
+    .await;
+    let started = match started {
         Ok(row) => row,
         Err(e) => {
-            // The database is away: nothing was recorded, so nothing counts against the budget.
             return Err(BatchFailure {
                 error: ActivityError::Database(e.to_string()),
                 attempts: 0,
-                exhausted: false,
+                resolution: Resolution::Retry,
             });
         }
     };
-    if started.is_none() {
+    let Some((attempts, deliveries, last_error)) = started else {
         let exists: Option<(String,)> = sqlx::query_as("SELECT status FROM batches WHERE id = $1")
             .bind(&job.batch_id)
             .fetch_optional(pool)
@@ -88,12 +173,26 @@ pub async fn run_batch(
             .map_err(|e| BatchFailure {
                 error: ActivityError::Database(e.to_string()),
                 attempts: 0,
-                exhausted: false,
+                resolution: Resolution::Retry,
             })?;
         return Ok(match exists {
-            Some(_) => BatchOutcome::AlreadyDone,
+            Some(_) => BatchOutcome::AlreadyFinished,
             None => BatchOutcome::Unknown,
         });
+    };
+    // Deliveries beyond the recorded failures are crashes: a batch that kills its workers must
+    // not loop forever. A batch already out of budget (a crash between recording the last
+    // failure and resolving it) is resolved now.
+    if deliveries > attempts + policy.attempt_budget {
+        let error = ActivityError::CrashLoop {
+            deliveries,
+            attempts,
+        };
+        return Err(resolve_exhausted(pool, job, error, attempts).await);
+    }
+    if attempts >= policy.attempt_budget {
+        let error = ActivityError::Database(last_error.unwrap_or_else(|| "out of attempts".into()));
+        return Err(resolve_exhausted(pool, job, error, attempts).await);
     }
     let result = async {
         let source = sources.get(&job.chain).await?;
@@ -105,7 +204,7 @@ pub async fn run_batch(
     .await;
     match result {
         Ok(outcome) => Ok(BatchOutcome::Written(outcome)),
-        Err(error) => Err(record_failure(pool, job, error, attempt_budget).await),
+        Err(error) => Err(record_failure(pool, job, error, policy).await),
     }
 }
 
@@ -113,18 +212,15 @@ async fn record_failure(
     pool: &PgPool,
     job: &BatchJob,
     error: ActivityError,
-    attempt_budget: i32,
+    policy: BatchPolicy,
 ) -> BatchFailure {
     let message = error.to_string();
-    let recorded: Result<(i32, String), sqlx::Error> = sqlx::query_as(
-        "UPDATE batches SET attempts = attempts + 1, last_error = $2, \
-           status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'queued' END, \
-           finished_at = CASE WHEN attempts + 1 >= $3 THEN now() ELSE finished_at END \
-         WHERE id = $1 RETURNING attempts, status",
+    let recorded: Result<(i32,), sqlx::Error> = sqlx::query_as(
+        "UPDATE batches SET attempts = attempts + 1, last_error = $2, status = 'queued' \
+         WHERE id = $1 AND status = 'running' RETURNING attempts",
     )
     .bind(&job.batch_id)
     .bind(&message)
-    .bind(attempt_budget)
     .fetch_one(pool)
     .await;
     let _ = sqlx::query("UPDATE backfills SET last_error = $2 WHERE id = $1")
@@ -133,21 +229,230 @@ async fn record_failure(
         .execute(pool)
         .await;
     match recorded {
-        Ok((attempts, status)) => {
-            tracing::warn!(attempts, status, error = %message, "batch attempt failed");
+        Ok((attempts,)) if attempts >= policy.attempt_budget => {
+            resolve_exhausted(pool, job, error, attempts).await
+        }
+        Ok((attempts,)) => {
+            tracing::warn!(target: "blockfill::activities", attempts, error = %message, "batch attempt failed");
+            metrics::counter!("blockfill_batch_attempts_failed_total").increment(1);
             BatchFailure {
                 error,
                 attempts,
-                exhausted: status == "failed",
+                resolution: Resolution::Retry,
             }
         }
         Err(db_error) => {
-            tracing::warn!(error = %message, db_error = %db_error, "batch attempt failed and could not be recorded");
+            tracing::warn!(target: "blockfill::activities", error = %message, db_error = %db_error, "batch attempt failed and could not be recorded");
             BatchFailure {
                 error,
                 attempts: 0,
-                exhausted: false,
+                resolution: Resolution::Retry,
             }
         }
     }
+}
+
+/// Resolves a batch whose budget is spent: split, quarantine or fail it (see the module doc).
+async fn resolve_exhausted(
+    pool: &PgPool,
+    job: &BatchJob,
+    error: ActivityError,
+    attempts: i32,
+) -> BatchFailure {
+    let message = error.to_string();
+    let resolved = if !error.is_block_specific() {
+        mark_finished(pool, job, "failed", &message)
+            .await
+            .map(|_| Resolution::Failed)
+    } else if job.range.len() == 1 {
+        quarantine(pool, job, &message, attempts)
+            .await
+            .map(|_| Resolution::Quarantined)
+    } else {
+        split(pool, job, &message).await.map(Resolution::Split)
+    };
+    let resolution = resolved.unwrap_or_else(|e| {
+        tracing::warn!(target: "blockfill::activities", error = %e, "could not resolve an exhausted batch; it will be retried");
+        Resolution::Retry
+    });
+    match &resolution {
+        Resolution::Split(children) => {
+            tracing::warn!(target: "blockfill::activities", error = %message, children = children.len(), "batch out of attempts: split in halves");
+            metrics::counter!("blockfill_batches_split_total").increment(1);
+        }
+        Resolution::Quarantined => {
+            tracing::error!(target: "blockfill::activities", block = job.range.from, error = %message, "block quarantined");
+            metrics::counter!("blockfill_blocks_quarantined_total").increment(1);
+        }
+        Resolution::Failed => {
+            tracing::error!(target: "blockfill::activities", error = %message, "batch failed");
+            metrics::counter!("blockfill_batches_failed_total").increment(1);
+        }
+        Resolution::Retry => {}
+    }
+    BatchFailure {
+        error,
+        attempts,
+        resolution,
+    }
+}
+
+async fn mark_finished(
+    pool: &PgPool,
+    job: &BatchJob,
+    status: &str,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE batches SET status = $2, last_error = $3, finished_at = now() \
+         WHERE id = $1 AND status IN ('planned', 'queued', 'running')",
+    )
+    .bind(&job.batch_id)
+    .bind(status)
+    .bind(message)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+async fn quarantine(
+    pool: &PgPool,
+    job: &BatchJob,
+    message: &str,
+    attempts: i32,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE batches SET status = 'quarantined', last_error = $2, finished_at = now() WHERE id = $1",
+    )
+    .bind(&job.batch_id)
+    .bind(message)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO quarantined_blocks (chain, number, batch_id, backfill_id, error, attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (chain, number) DO UPDATE SET batch_id = EXCLUDED.batch_id, \
+           backfill_id = EXCLUDED.backfill_id, error = EXCLUDED.error, attempts = EXCLUDED.attempts, \
+           quarantined_at = now(), released_at = NULL",
+    )
+    .bind(job.chain.as_str())
+    .bind(job.range.from as i64)
+    .bind(&job.batch_id)
+    .bind(job.backfill_id)
+    .bind(message)
+    .bind(attempts)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Marks the batch split and plans its two halves (taking over finished batches of the same
+/// ranges). Returns the children that must be queued, with their queue rounds.
+async fn split(
+    pool: &PgPool,
+    job: &BatchJob,
+    message: &str,
+) -> Result<Vec<(BatchJob, i32)>, sqlx::Error> {
+    let mid = job.range.from + (job.range.len() / 2) - 1;
+    let halves = [
+        BlockRange {
+            from: job.range.from,
+            to: mid,
+        },
+        BlockRange {
+            from: mid + 1,
+            to: job.range.to,
+        },
+    ];
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE batches SET status = 'split', last_error = $2, finished_at = now() \
+         WHERE id = $1 AND status IN ('planned', 'queued', 'running')",
+    )
+    .bind(&job.batch_id)
+    .bind(message)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = halves
+        .iter()
+        .map(|r| BatchId::new(&job.chain, *r).to_string())
+        .collect();
+    let planned: Vec<(String, i64, i64, i32)> = sqlx::query_as(
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, parent_id) \
+         SELECT id, $2, f, t, $3, 'planned', $4 FROM UNNEST($1::text[], $5::int8[], $6::int8[]) AS b(id, f, t) \
+         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
+           parent_id = EXCLUDED.parent_id, attempts = 0, deliveries = 0, last_error = NULL, \
+           worker = NULL, queue_round = batches.queue_round + 1, planned_at = now(), \
+           queued_at = NULL, started_at = NULL, finished_at = NULL \
+         WHERE batches.status IN ('done', 'failed', 'split', 'quarantined') \
+         RETURNING id, from_block, to_block, queue_round",
+    )
+    .bind(&ids)
+    .bind(job.chain.as_str())
+    .bind(job.backfill_id)
+    .bind(&job.batch_id)
+    .bind(halves.iter().map(|r| r.from as i64).collect::<Vec<_>>())
+    .bind(halves.iter().map(|r| r.to as i64).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(planned
+        .into_iter()
+        .map(|(batch_id, from, to, round)| {
+            (
+                BatchJob {
+                    batch_id,
+                    chain: job.chain.clone(),
+                    range: BlockRange {
+                        from: from as u64,
+                        to: to as u64,
+                    },
+                    backfill_id: job.backfill_id,
+                },
+                round,
+            )
+        })
+        .collect())
+}
+
+/// Pushes planned batches to `queue` and marks them queued. Shared by the scheduler, the
+/// reconciler and workers that split a batch.
+pub async fn enqueue_batches(
+    pool: &PgPool,
+    queue: &crate::queue::JobQueue<BatchJob>,
+    jobs: Vec<(BatchJob, i32)>,
+) -> Result<(), EnqueueError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = jobs.iter().map(|(j, _)| j.batch_id.clone()).collect();
+    let tasks: Vec<(String, BatchJob)> = jobs
+        .into_iter()
+        .map(|(job, round)| (job.task_id(round), job))
+        .collect();
+    queue.push_many(tasks).await?;
+    sqlx::query(
+        "UPDATE batches SET status = 'queued', queued_at = now() WHERE id = ANY($1) AND status = 'planned'",
+    )
+    .bind(&ids)
+    .execute(pool)
+    .await?;
+    metrics::counter!("blockfill_batches_queued_total").increment(ids.len() as u64);
+    Ok(())
+}
+
+/// Why batches could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// Redis refused.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    /// PostgreSQL refused.
+    #[error("marking batches queued failed: {0}")]
+    Database(#[from] sqlx::Error),
 }

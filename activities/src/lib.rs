@@ -24,7 +24,9 @@ pub mod telemetry;
 pub mod types;
 pub mod write;
 
-pub use activity::{BatchFailure, BatchOutcome, run_batch};
+pub use activity::{
+    BatchFailure, BatchOutcome, BatchPolicy, Resolution, enqueue_batches, run_batch,
+};
 pub use source::{
     BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource, SourceRegistry,
 };

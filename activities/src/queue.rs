@@ -409,6 +409,24 @@ return {
     )
 });
 
+/// Which of ARGV's task ids still have a runnable job: payload present and not finished (done or
+/// dead). Returns one 0/1 per id.
+static LIVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+-- KEYS: data hash, done set, dead set
+local out = {}
+for i, id in ipairs(ARGV) do
+    local live = redis.call('hexists', KEYS[1], id) == 1
+        and redis.call('sismember', KEYS[2], id) == 0
+        and redis.call('sismember', KEYS[3], id) == 0
+    out[i] = live and 1 or 0
+end
+return out
+",
+    )
+});
+
 /// Drops up to ARGV[2] finished jobs from each of the done and dead sets, with their payload and
 /// metadata. Returns how many ids it took from the sets and how many jobs it dropped.
 static VACUUM_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
@@ -611,6 +629,28 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static> JobQueue<T
             failed,
             dead,
         })
+    }
+
+    /// For each task id, whether Redis still holds a runnable job for it (waiting, running or
+    /// scheduled for a retry). False after a flush, a Redis restart, or once the job finished.
+    pub async fn live_tasks(&self, task_ids: &[String]) -> Result<Vec<bool>, QueueError> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let config = &self.inner.config;
+        let mut invocation = LIVE_SCRIPT.prepare_invoke();
+        invocation
+            .key(config.job_data_hash())
+            .key(config.done_jobs_set())
+            .key(config.dead_jobs_set());
+        for id in task_ids {
+            invocation.arg(id);
+        }
+        let flags: Vec<u8> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| QueueError::redis(&self.inner.url, "check which jobs are live", e))?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 
     /// Drops finished jobs (done and dead) from Redis: their payload, metadata and set

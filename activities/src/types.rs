@@ -177,6 +177,18 @@ pub struct BatchJob {
     pub backfill_id: Uuid,
 }
 
+impl BatchJob {
+    /// The queue task id of this batch in queue round `round`: the same batch, backfill and round
+    /// always give the same id (so a repeated push is deduplicated); a new round gives a new one.
+    pub fn task_id(&self, round: i32) -> String {
+        if round == 0 {
+            format!("{}@{}", self.batch_id, self.backfill_id)
+        } else {
+            format!("{}@{}#{round}", self.batch_id, self.backfill_id)
+        }
+    }
+}
+
 /// The payload of a scheduler job: plan one bounded window of one backfill, then continue as new.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchedulerJob {

@@ -4,10 +4,13 @@
 //! # Layout
 //! - `m20261122_000001_create_schema`: chains, backfills, batches, scheduler checkpoints, the
 //!   coverage ledger and the index tables (`blocks`, `transactions`, `logs`).
+//! - `m20261122_000002_failure_handling`: split and quarantined batches, quarantined blocks,
+//!   queue rounds, scheduler leadership.
 
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_schema;
+mod m20261122_000002_failure_handling;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -16,6 +19,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_schema::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_schema::Migration),
+            Box::new(m20261122_000002_failure_handling::Migration),
+        ]
     }
 }

@@ -1,5 +1,6 @@
-//! Wiring of `blockfill serve`: database and migrations, queues, the scheduler's worker, the head
-//! tracker, the reconciler and the admin API, all stopped by one cancellation token.
+//! Wiring of `blockfill serve`: database and migrations, queues, the admin API, and the leader
+//! election. Only while this orchestrator leads does it run the scheduler's worker, the head
+//! tracker and the reconciler; everything stops with one cancellation token.
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
@@ -7,6 +8,7 @@ use anyhow::Context as _;
 use blockfill_activities::{
     BatchJob, SchedulerJob, SourceRegistry, db,
     queue::{self, JobQueue, WorkerOptions},
+    settings::StoreArgs,
     source::RpcSettings,
     types::lanes,
 };
@@ -19,9 +21,16 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, ApiContext},
     head::track_heads,
+    leader::{self, Role},
     scheduler::{self, SchedulerContext},
-    settings::{ServeArgs, StoreArgs},
+    settings::ServeArgs,
 };
+
+/// How long queued or running batches may be missing from Redis before the reconciler re-feeds
+/// them, and how long a scheduler generation may make no progress before it is resumed.
+const RECONCILE_GRACE: Duration = Duration::from_secs(10);
+/// How often the reconciler runs.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Connects to PostgreSQL (creating the database if needed) and applies pending migrations.
 pub async fn prepare_database(
@@ -50,12 +59,14 @@ pub struct Orchestrator {
     pub api_addr: SocketAddr,
     /// The scheduler context (database, queues), for callers that drive it directly.
     pub context: SchedulerContext,
+    /// This orchestrator's identity and role.
+    pub role: Role,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
 
 impl Orchestrator {
-    /// Starts every component; returns once the API listens.
+    /// Starts the API and the campaign for leadership; returns once the API listens.
     pub async fn start(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let conn = prepare_database(&args.stores, 16).await?;
         let pool = conn.get_postgres_connection_pool().clone();
@@ -63,14 +74,6 @@ impl Orchestrator {
         let batches = JobQueue::<BatchJob>::connect(&queue_settings, lanes::BATCHES).await?;
         let scheduler_queue =
             JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
-        let context = SchedulerContext {
-            db: conn.clone(),
-            pool: pool.clone(),
-            batches: batches.clone(),
-            scheduler: scheduler_queue.clone(),
-            settings: args.scheduler.clone(),
-            shutdown: shutdown.clone(),
-        };
         let listener = TcpListener::bind(args.api_addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr",
@@ -78,66 +81,51 @@ impl Orchestrator {
             )
         })?;
         let api_addr = listener.local_addr()?;
+        let role = Role::new(api_addr.to_string());
+        let context = SchedulerContext {
+            db: conn.clone(),
+            pool: pool.clone(),
+            batches,
+            scheduler: scheduler_queue,
+            settings: args.scheduler.clone(),
+            shutdown: shutdown.clone(),
+            instance: role.instance.clone(),
+        };
         let mut tasks = JoinSet::new();
 
-        let resumed = scheduler::resume_backfills(&context, Duration::ZERO).await?;
-        if resumed > 0 {
-            tracing::info!(target: "blockfill::scheduler", resumed, "resumed unfinished backfills");
-        }
-
-        let handler_ctx = context.clone();
-        let worker_shutdown = shutdown.clone();
+        let campaign_ctx = context.clone();
+        let campaign_role = role.clone();
+        let database_url = args.stores.database_url.clone();
+        let head_poll_interval = args.scheduler.head_poll_interval;
+        let campaign_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            queue::run_worker(
-                scheduler_queue,
-                WorkerOptions {
-                    name_prefix: "blockfill-scheduler".into(),
-                    concurrency: 16,
-                    ..WorkerOptions::default()
-                },
-                move |job: SchedulerJob, _ctx| {
-                    scheduler::handle_scheduler_job(job, handler_ctx.clone())
-                },
-                worker_shutdown,
+            while let Some(term) = leader::acquire(
+                &database_url,
+                &campaign_ctx.pool,
+                &campaign_role,
+                &campaign_shutdown,
             )
             .await
-            .context("scheduler worker stopped")
-        });
-
-        let sources = SourceRegistry::new(conn.clone(), RpcSettings::default());
-        let heads = track_heads(
-            conn.clone(),
-            pool.clone(),
-            sources,
-            args.scheduler.head_poll_interval,
-            shutdown.clone(),
-        );
-        tasks.spawn(async move {
-            heads.await;
+            {
+                let term_ctx = SchedulerContext {
+                    shutdown: term.token.clone(),
+                    ..campaign_ctx.clone()
+                };
+                let mut components = lead(term_ctx, head_poll_interval);
+                leader::hold(term, &campaign_ctx.pool, &campaign_role).await;
+                while components.join_next().await.is_some() {}
+            }
             Ok(())
         });
-
-        let reconciler = context.clone();
-        let stalled_after = args.scheduler.generation_timeout * 2 + Duration::from_secs(10);
-        tasks.spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    _ = reconciler.shutdown.cancelled() => return Ok(()),
-                    _ = ticker.tick() => {}
-                }
-                if let Err(e) = scheduler::resume_backfills(&reconciler, stalled_after).await {
-                    tracing::warn!(target: "blockfill::reconciler", error = %e, "reconcile pass failed");
-                }
-                if let Err(e) = reconciler.batches.vacuum().await {
-                    tracing::warn!(target: "blockfill::reconciler", error = %e, "queue vacuum failed");
-                }
-            }
-        });
-
+        // Serve only once the first campaign is over, so a lone orchestrator never answers its
+        // first requests as a standby.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !role.has_campaigned() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let router = api::router(ApiContext {
             scheduler: context.clone(),
-            redis_url: args.stores.redis_url.clone(),
+            role: role.clone(),
             metrics: prometheus(),
         });
         let api_shutdown = shutdown.clone();
@@ -147,10 +135,12 @@ impl Orchestrator {
                 .await
                 .context("admin API stopped")
         });
-        tracing::info!(target: "blockfill::api", %api_addr, "admin API listening");
+        tracing::info!(target: "blockfill::api", %api_addr, instance = %role.instance, "admin API listening");
+
         Ok(Self {
             api_addr,
             context,
+            role,
             tasks,
             shutdown,
         })
@@ -172,4 +162,74 @@ impl Orchestrator {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Starts what only the leader runs, for one term (`ctx.shutdown` is the term's token):
+/// resuming every unfinished backfill, the scheduler's worker, the reconciler, the head tracker.
+fn lead(ctx: SchedulerContext, head_poll_interval: Duration) -> JoinSet<()> {
+    let mut components = JoinSet::new();
+
+    let worker_ctx = ctx.clone();
+    components.spawn(async move {
+        if let Err(e) = scheduler::resume_backfills(&worker_ctx, Duration::ZERO).await {
+            tracing::warn!(target: "blockfill::scheduler", error = %e, "resuming backfills failed; the reconciler will retry");
+        }
+        let mut backoff = Duration::from_millis(500);
+        while !worker_ctx.shutdown.is_cancelled() {
+            let handler_ctx = worker_ctx.clone();
+            let result = queue::run_worker(
+                worker_ctx.scheduler.clone(),
+                WorkerOptions {
+                    name_prefix: "blockfill-scheduler".into(),
+                    concurrency: 16,
+                    ..WorkerOptions::default()
+                },
+                move |job: SchedulerJob, _ctx| {
+                    scheduler::handle_scheduler_job(job, handler_ctx.clone())
+                },
+                worker_ctx.shutdown.clone(),
+            )
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(target: "blockfill::scheduler", error = %e, retry_in = ?backoff, "scheduler worker stopped; restarting");
+                tokio::select! {
+                    _ = worker_ctx.shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    });
+
+    let reconciler = ctx.clone();
+    components.spawn(async move {
+        let mut ticker = tokio::time::interval(RECONCILE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = reconciler.shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if let Err(e) = scheduler::resume_backfills(&reconciler, RECONCILE_GRACE).await {
+                tracing::warn!(target: "blockfill::reconciler", error = %e, "resuming stalled schedulers failed");
+            }
+            match scheduler::refeed_lost_batches(&reconciler, RECONCILE_GRACE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(target: "blockfill::reconciler", refed = n, "re-fed batches missing from Redis"),
+                Err(e) => tracing::warn!(target: "blockfill::reconciler", error = %e, "re-feeding lost batches failed"),
+            }
+            if let Err(e) = reconciler.batches.vacuum().await {
+                tracing::warn!(target: "blockfill::reconciler", error = %e, "queue vacuum failed");
+            }
+        }
+    });
+
+    let sources = SourceRegistry::new(ctx.db.clone(), RpcSettings::default());
+    components.spawn(track_heads(
+        ctx.db.clone(),
+        ctx.pool.clone(),
+        sources,
+        head_poll_interval,
+        ctx.shutdown.clone(),
+    ));
+    components
 }

@@ -14,8 +14,8 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchId, BatchJob, BlockRange, ChainName, DevnetChain, DevnetConfig, SourceRegistry,
-    ranges::aligned_batches, run_batch, settings::StoreArgs, source::RpcSettings,
+    BatchId, BatchJob, BatchPolicy, BlockRange, ChainName, DevnetChain, DevnetConfig,
+    SourceRegistry, ranges::aligned_batches, run_batch, settings::StoreArgs, source::RpcSettings,
 };
 use clap::Args;
 use futures::StreamExt;
@@ -137,7 +137,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let sources = SourceRegistry::new(orchestrator.context.db.clone(), RpcSettings::default());
     let started = Instant::now();
     let failures = futures::stream::iter(jobs.iter())
-        .map(|job| run_batch(&pool, &sources, job, "bench-raw", 5))
+        .map(|job| run_batch(&pool, &sources, job, "bench-raw", BatchPolicy::default()))
         .buffer_unordered(args.workers * args.concurrency)
         .filter(|r| std::future::ready(r.is_err()))
         .count()

@@ -6,6 +6,7 @@
 //! - [`app`]: wiring of `serve` ([`app::Orchestrator`]), database preparation, metrics.
 //! - [`scheduler`]: the continue-as-new scheduler job that plans bounded windows of batches.
 //! - [`head`]: the head tracker.
+//! - [`leader`]: leader election (one scheduling orchestrator per database).
 //! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
 //! - [`devnet_server`]: the devnet over JSON-RPC on loopback.
 //! - [`verify`]: database-versus-node comparison.
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod devnet_server;
 pub mod fleet;
 pub mod head;
+pub mod leader;
 pub mod scheduler;
 pub mod settings;
 pub mod verify;

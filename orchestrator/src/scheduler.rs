@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use blockfill_activities::{
     BatchId, BatchJob, BlockRange, ChainName, SchedulerJob,
+    activity::{EnqueueError, enqueue_batches},
     entity::{backfills, chains},
     queue::{JobFailure, JobQueue},
     ranges,
@@ -39,6 +40,9 @@ pub enum SchedulerError {
     /// Redis failed.
     #[error("scheduler queue error: {0}")]
     Queue(#[from] blockfill_activities::queue::QueueError),
+    /// Queueing batches failed.
+    #[error("scheduler queue error: {0}")]
+    Enqueue(#[from] EnqueueError),
     /// The backfill's chain is gone or malformed.
     #[error("backfill {0} refers to an unknown or invalid chain")]
     BadChain(Uuid),
@@ -59,6 +63,8 @@ pub struct SchedulerContext {
     pub settings: SchedulerArgs,
     /// Stops generations early (they continue as new).
     pub shutdown: CancellationToken,
+    /// This orchestrator's instance id (recorded on the checkpoints it writes).
+    pub instance: String,
 }
 
 /// Starts a new backfill's scheduler: generation 0 at `from`.
@@ -84,8 +90,11 @@ pub async fn start_backfill(
 }
 
 /// Pushes the latest generation of every unfinished backfill whose scheduler made no progress for
-/// `stalled_after` (or of all of them when `stalled_after` is zero, as at start-up), under a
-/// fresh task id. Duplicates are harmless: generations serialise on their checkpoint row.
+/// `stalled_after` (or of all of them when `stalled_after` is zero, as when a leader is elected),
+/// under a fresh task id. A generation touches its checkpoint at least every few hundred
+/// milliseconds while it runs, so one silent for `stalled_after` lost its job (a dead
+/// orchestrator, a flushed Redis). Duplicates are harmless: generations serialise on their
+/// checkpoint row and a stale one stops at once.
 pub async fn resume_backfills(
     ctx: &SchedulerContext,
     stalled_after: Duration,
@@ -212,7 +221,7 @@ async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<()
         if ctx.shutdown.is_cancelled() {
             break;
         }
-        touch(&ctx.pool, job).await?;
+        touch(&ctx.pool, job, &ctx.instance).await?;
         let (Some((latest, cursor)), over_time) = (
             latest_generation(&ctx.pool, job.backfill_id).await?,
             started.elapsed() >= ctx.settings.generation_timeout,
@@ -259,12 +268,16 @@ async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<()
 }
 
 /// Records that generation `job` is alive.
-async fn touch(pool: &PgPool, job: &SchedulerJob) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE scheduler_checkpoints SET updated_at = now() WHERE backfill_id = $1 AND generation = $2")
-        .bind(job.backfill_id)
-        .bind(job.generation)
-        .execute(pool)
-        .await?;
+async fn touch(pool: &PgPool, job: &SchedulerJob, instance: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE scheduler_checkpoints SET updated_at = now(), holder = $3 \
+         WHERE backfill_id = $1 AND generation = $2",
+    )
+    .bind(job.backfill_id)
+    .bind(job.generation)
+    .bind(instance)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -288,8 +301,9 @@ enum Step {
     Stale,
     /// The queue is at its bound.
     QueueFull,
-    /// These batches were planned (maybe none, when the window held nothing to do).
-    Planned(Vec<BlockRange>),
+    /// These batches were planned, with their queue rounds (maybe none, when the window held
+    /// nothing to do).
+    Planned(Vec<(BlockRange, i32)>),
 }
 
 /// Plans up to `want` batches from the cursor in one transaction: inserts the batch rows (only new
@@ -373,14 +387,16 @@ async fn plan_step(
         .iter()
         .map(|r| BatchId::new(&plan.chain, *r).to_string())
         .collect();
-    let planned: Vec<(i64, i64)> = sqlx::query_as(
+    let planned: Vec<(i64, i64, i32)> = sqlx::query_as(
         "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status) \
          SELECT id, $2, f, t, $3, 'planned' FROM UNNEST($1::text[], $4::int8[], $5::int8[]) AS b(id, f, t) \
          ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
            attempts = 0, deliveries = 0, last_error = NULL, worker = NULL, planned_at = now(), \
-           queued_at = NULL, started_at = NULL, finished_at = NULL \
-         WHERE batches.backfill_id <> EXCLUDED.backfill_id AND batches.status IN ('done', 'failed') \
-         RETURNING from_block, to_block",
+           queued_at = NULL, started_at = NULL, finished_at = NULL, parent_id = NULL, \
+           queue_round = batches.queue_round + 1 \
+         WHERE batches.backfill_id <> EXCLUDED.backfill_id \
+           AND batches.status IN ('done', 'failed', 'split', 'quarantined') \
+         RETURNING from_block, to_block, queue_round",
     )
     .bind(&ids)
     .bind(plan.chain.as_str())
@@ -389,22 +405,28 @@ async fn plan_step(
     .bind(candidates.iter().map(|r| r.to as i64).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
-    let planned: Vec<BlockRange> = planned
+    let planned: Vec<(BlockRange, i32)> = planned
         .into_iter()
-        .map(|(f, t)| BlockRange {
-            from: f as u64,
-            to: t as u64,
+        .map(|(f, t, round)| {
+            (
+                BlockRange {
+                    from: f as u64,
+                    to: t as u64,
+                },
+                round,
+            )
         })
         .collect();
-    let blocks: u64 = planned.iter().map(BlockRange::len).sum();
+    let blocks: u64 = planned.iter().map(|(r, _)| r.len()).sum();
     sqlx::query(
         "UPDATE scheduler_checkpoints SET cursor_block = $3, planned_batches = planned_batches + $4, \
-           updated_at = now() WHERE backfill_id = $1 AND generation = $2",
+           updated_at = now(), holder = $5 WHERE backfill_id = $1 AND generation = $2",
     )
     .bind(job.backfill_id)
     .bind(job.generation)
     .bind(next_cursor as i64)
     .bind(planned.len() as i64)
+    .bind(&ctx.instance)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -427,36 +449,23 @@ async fn push_batches(
     ctx: &SchedulerContext,
     backfill_id: Uuid,
     chain: &ChainName,
-    planned: &[BlockRange],
+    planned: &[(BlockRange, i32)],
 ) -> Result<(), SchedulerError> {
-    if planned.is_empty() {
-        return Ok(());
-    }
-    let jobs: Vec<(String, BatchJob)> = planned
+    let jobs = planned
         .iter()
-        .map(|range| {
-            let batch_id = BatchId::new(chain, *range).to_string();
-            let task_id = format!("{batch_id}@{backfill_id}");
+        .map(|(range, round)| {
             (
-                task_id,
                 BatchJob {
-                    batch_id,
+                    batch_id: BatchId::new(chain, *range).to_string(),
                     chain: chain.clone(),
                     range: *range,
                     backfill_id,
                 },
+                *round,
             )
         })
         .collect();
-    let ids: Vec<String> = jobs.iter().map(|(_, j)| j.batch_id.clone()).collect();
-    ctx.batches.push_many(jobs).await?;
-    sqlx::query(
-        "UPDATE batches SET status = 'queued', queued_at = now() WHERE id = ANY($1) AND status = 'planned'",
-    )
-    .bind(&ids)
-    .execute(&ctx.pool)
-    .await?;
-    metrics::counter!("blockfill_batches_queued_total").increment(ids.len() as u64);
+    enqueue_batches(&ctx.pool, &ctx.batches, jobs).await?;
     Ok(())
 }
 
@@ -466,19 +475,24 @@ async fn requeue_planned(
     backfill_id: Uuid,
     chain: &ChainName,
 ) -> Result<(), SchedulerError> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT from_block, to_block FROM batches WHERE backfill_id = $1 AND status = 'planned' \
-         ORDER BY from_block LIMIT $2",
+    let rows: Vec<(i64, i64, i32)> = sqlx::query_as(
+        "SELECT from_block, to_block, queue_round FROM batches \
+         WHERE backfill_id = $1 AND status = 'planned' ORDER BY from_block LIMIT $2",
     )
     .bind(backfill_id)
     .bind(ctx.settings.max_queued_batches as i64)
     .fetch_all(&ctx.pool)
     .await?;
-    let ranges: Vec<BlockRange> = rows
+    let ranges: Vec<(BlockRange, i32)> = rows
         .into_iter()
-        .map(|(f, t)| BlockRange {
-            from: f as u64,
-            to: t as u64,
+        .map(|(f, t, round)| {
+            (
+                BlockRange {
+                    from: f as u64,
+                    to: t as u64,
+                },
+                round,
+            )
         })
         .collect();
     if !ranges.is_empty() {
@@ -510,10 +524,12 @@ async fn finish_if_complete(
     .fetch_one(&ctx.pool)
     .await?;
     let failed = count("failed");
+    // Quarantined blocks do not fail a backfill: they are listed, and can be retried.
     let status = if failed > 0 { "failed" } else { "completed" };
     let final_counts = json!({
         "planned": 0, "queued": 0, "running": 0,
         "done": count("done"), "failed": failed,
+        "split": count("split"), "quarantined": count("quarantined"),
         "blocks_done": blocks_done.unwrap_or(0),
     });
     sqlx::query(
@@ -558,4 +574,115 @@ async fn continue_as_new(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(
         metrics::counter!("blockfill_scheduler_generations_total").increment(1);
     }
     Ok(())
+}
+
+/// Re-feeds batches that PostgreSQL says are planned, queued or running but that Redis does not
+/// hold (a flush, a restart, a job dropped after its retries while the database was away, a crash
+/// between planning and pushing), once they have been in that state for `grace`. Each gets a new queue round, hence a fresh task id.
+/// Returns how many were re-fed. Bounded: at most 1,000 rows per pass.
+pub async fn refeed_lost_batches(
+    ctx: &SchedulerContext,
+    grace: Duration,
+) -> Result<usize, SchedulerError> {
+    let rows: Vec<(String, String, i64, i64, Uuid, i32)> = sqlx::query_as(
+        "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
+         WHERE status IN ('planned', 'queued', 'running') \
+           AND COALESCE(started_at, queued_at, planned_at) < now() - make_interval(secs => $1) \
+         ORDER BY COALESCE(started_at, queued_at, planned_at) LIMIT 1000",
+    )
+    .bind(grace.as_secs_f64())
+    .fetch_all(&ctx.pool)
+    .await?;
+    let jobs: Vec<(BatchJob, i32)> = rows
+        .into_iter()
+        .filter_map(|(id, chain, from, to, backfill_id, round)| {
+            Some((
+                BatchJob {
+                    batch_id: id,
+                    chain: ChainName::parse(&chain).ok()?,
+                    range: BlockRange::new(from as u64, to as u64).ok()?,
+                    backfill_id,
+                },
+                round,
+            ))
+        })
+        .collect();
+    let task_ids: Vec<String> = jobs.iter().map(|(j, round)| j.task_id(*round)).collect();
+    let live = ctx.batches.live_tasks(&task_ids).await?;
+    let lost: Vec<String> = jobs
+        .iter()
+        .zip(live)
+        .filter(|(_, live)| !live)
+        .map(|((job, _), _)| job.batch_id.clone())
+        .collect();
+    if lost.is_empty() {
+        return Ok(0);
+    }
+    let renewed: Vec<(String, i32)> = sqlx::query_as(
+        "UPDATE batches SET status = 'planned', queue_round = queue_round + 1 \
+         WHERE id = ANY($1) AND status IN ('planned', 'queued', 'running') RETURNING id, queue_round",
+    )
+    .bind(&lost)
+    .fetch_all(&ctx.pool)
+    .await?;
+    let requeue: Vec<(BatchJob, i32)> = jobs
+        .into_iter()
+        .filter_map(|(job, _)| {
+            renewed
+                .iter()
+                .find(|(id, _)| *id == job.batch_id)
+                .map(|(_, round)| (job, *round))
+        })
+        .collect();
+    let count = requeue.len();
+    enqueue_batches(&ctx.pool, &ctx.batches, requeue).await?;
+    metrics::counter!("blockfill_batches_refed_total").increment(count as u64);
+    Ok(count)
+}
+
+/// Puts batches of a backfill back to work (after a failure was fixed): the given failed or
+/// quarantined batches are planned anew with a fresh attempt budget, their quarantined blocks
+/// released, the backfill reopened and its scheduler resumed, which queues them. Returns how many
+/// batches were reopened.
+pub async fn retry_batches(
+    ctx: &SchedulerContext,
+    backfill_id: Uuid,
+    batch_ids: &[String],
+) -> Result<u64, SchedulerError> {
+    let mut tx = ctx.pool.begin().await?;
+    let reopened = sqlx::query(
+        "UPDATE batches SET status = 'planned', attempts = 0, deliveries = 0, \
+           queue_round = queue_round + 1, queued_at = NULL, started_at = NULL, finished_at = NULL \
+         WHERE backfill_id = $1 AND id = ANY($2) AND status IN ('failed', 'quarantined')",
+    )
+    .bind(backfill_id)
+    .bind(batch_ids)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if reopened == 0 {
+        return Ok(0);
+    }
+    sqlx::query("UPDATE quarantined_blocks SET released_at = now() WHERE batch_id = ANY($1) AND released_at IS NULL")
+        .bind(batch_ids)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE backfills SET status = 'running', finished_at = NULL, final_counts = NULL \
+         WHERE id = $1",
+    )
+    .bind(backfill_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if let Some((generation, _)) = latest_generation(&ctx.pool, backfill_id).await? {
+        let job = SchedulerJob {
+            backfill_id,
+            generation,
+        };
+        let task_id = format!("{}:retry:{}", job.task_id(), Uuid::now_v7());
+        ctx.scheduler.push(&task_id, job, None).await?;
+    }
+    tracing::info!(target: "blockfill::scheduler", %backfill_id, reopened, "batches reopened for retry");
+    Ok(reopened)
 }

@@ -1,70 +1,122 @@
-//! A batch that keeps failing spends its attempt budget, is marked `failed` with its error, and
-//! the backfill ends `failed` with the rest of the range written; nothing retries forever.
+//! Failures end in a visible state and can be retried: a backfill above the safe head is refused;
+//! a batch whose endpoint is down spends its attempt budget and is marked `failed` with its
+//! error (never retried forever, never split: the blocks are not at fault); once the endpoint is
+//! back, `retry-failed` completes the backfill.
 
 use std::{sync::Arc, time::Duration};
 
 use blockfill_activities::{DevnetChain, DevnetConfig};
 use blockfill_orchestrator::devnet_server::spawn_devnet;
 use blockfill_tests::app::{spawn_app, test_scheduler};
+use reqwest::StatusCode;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_out_of_attempts_fails_with_its_error_and_the_rest_completes() {
+async fn failed_batches_keep_their_error_and_retry_failed_completes_the_backfill() {
     let mut app = spawn_app(test_scheduler()).await;
-    let stop = CancellationToken::new();
-    // The node has blocks 0..=149: a backfill to 199 asks for 50 blocks it does not have.
     let devnet = Arc::new(DevnetChain::new(DevnetConfig {
-        blocks: 150,
+        blocks: 300,
         ..DevnetConfig::default()
     }));
-    let addr = spawn_devnet(devnet, "127.0.0.1:0".parse().unwrap(), stop.clone())
-        .await
-        .unwrap();
-    app.register_chain("short", &format!("http://{addr}"), 50)
+    let first_life = CancellationToken::new();
+    let addr = spawn_devnet(
+        Arc::clone(&devnet),
+        "127.0.0.1:0".parse().unwrap(),
+        first_life.clone(),
+    )
+    .await
+    .unwrap();
+    app.register_chain("flaky", &format!("http://{addr}"), 50)
         .await;
-    app.spawn_inprocess_worker(2);
-    let id = app.trigger_backfill("short", 0, 199).await;
-    let view = app.wait_until_finished(&id, Duration::from_secs(60)).await;
 
+    let (status, body) = app
+        .post(
+            "/v1/backfills",
+            json!({"chain": "flaky", "from": 0, "to": 400}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("above the safe head"),
+        "{body}"
+    );
+
+    // The endpoint dies before the backfill starts.
+    first_life.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.spawn_inprocess_worker(3);
+    let id = app.trigger_backfill("flaky", 0, 299).await;
+    let view = app.wait_until_finished(&id, Duration::from_secs(90)).await;
     assert_eq!(view["status"], json!("failed"), "{view}");
     assert_eq!(
         view["batches"],
-        json!({"planned": 0, "queued": 0, "running": 0, "done": 3, "failed": 1})
+        json!({"planned": 0, "queued": 0, "running": 0, "done": 0, "failed": 6})
     );
-    assert_eq!(view["blocks_done"], json!(150));
+    assert_eq!(
+        view["split_batches"],
+        json!(0),
+        "an endpoint failure is not the blocks' fault"
+    );
+    assert_eq!(view["quarantined_blocks"], json!(0));
+    assert_eq!(view["retried_batches"], json!(6));
+    assert_eq!(
+        view["failed_attempts"],
+        json!(30),
+        "5 attempts per batch, then failed"
+    );
     assert!(
-        view["last_error"]
+        view["last_errors"][0]
             .as_str()
-            .unwrap_or("")
-            .contains("block 150 is not available"),
+            .unwrap()
+            .contains("RPC transport error"),
         "{view}"
     );
-    let (attempts, deliveries, status, error): (i32, i32, String, Option<String>) = sea_orm::sqlx::query_as(
-        "SELECT attempts, deliveries, status, last_error FROM batches WHERE id = 'short:150-199'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (_, status_answer) = app.get("/v1/chains/flaky/status").await;
     assert_eq!(
-        (attempts, status.as_str()),
-        (5, "failed"),
-        "the budget is 5 attempts"
+        status_answer["work"]["failed_batches"],
+        json!(6),
+        "{status_answer}"
     );
-    assert_eq!(deliveries, 5, "every attempt was counted as a delivery");
-    assert!(error.unwrap_or_default().contains("not available"));
-    // Nothing keeps retrying it.
+    assert_eq!(status_answer["work"]["retried_batches"], json!(6));
+    let (_, failed) = app.get("/v1/batches?status=failed&chain=flaky").await;
+    assert_eq!(failed.as_array().unwrap().len(), 6);
+    assert_eq!(failed[0]["attempts"], json!(5));
+    // Nothing keeps retrying them.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        app.count("SELECT attempts::int8 FROM batches WHERE id = 'short:150-199'")
-            .await,
-        5
+        app.count("SELECT SUM(attempts)::int8 FROM batches").await,
+        30
     );
+
+    // The endpoint is back: retry the failed batches.
+    let second_life = CancellationToken::new();
+    spawn_devnet(Arc::clone(&devnet), addr, second_life.clone())
+        .await
+        .unwrap();
+    let (status, retried) = app
+        .post(&format!("/v1/backfills/{id}/retry-failed"), json!({}))
+        .await;
+    assert_eq!((status, retried), (StatusCode::OK, json!({"retried": 6})));
+    let view = app.wait_until_finished(&id, Duration::from_secs(60)).await;
+    assert_eq!(view["status"], json!("completed"), "{view}");
+    assert_eq!(view["blocks_done"], json!(300));
     assert_eq!(
-        app.count("SELECT count(*) FROM blocks WHERE chain = 'short'")
+        app.count("SELECT count(*) FROM blocks WHERE chain = 'flaky'")
             .await,
-        150
+        300
     );
-    stop.cancel();
+    let (status, _) = app.post("/v1/batches/flaky:0-49/retry", json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a done batch cannot be retried"
+    );
+    let (status, _) = app.post("/v1/batches/flaky:1-2/retry", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    second_life.cancel();
     app.teardown().await;
 }

@@ -213,6 +213,8 @@ impl TestApp {
             concurrency,
             attempt_budget: 5,
             retry_backoff: Duration::from_millis(100),
+            shutdown_deadline: Duration::from_secs(10),
+            database_wait: Duration::from_secs(60),
             name: "test-worker".into(),
         };
         let stop = token.clone();

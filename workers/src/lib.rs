@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, BatchOutcome, SourceRegistry, db,
+    BatchJob, BatchOutcome, BatchPolicy, Resolution, SourceRegistry, db, enqueue_batches,
     queue::{self, JobFailure, JobQueue, WorkerOptions},
     run_batch,
     settings::StoreArgs,
@@ -36,6 +36,13 @@ pub struct WorkerArgs {
     /// First delay between attempts (doubles each time, with jitter).
     #[arg(long, env = "BLOCKFILL_RETRY_BACKOFF", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub retry_backoff: Duration,
+    /// On SIGTERM, how long in-flight batches may run before the process exits anyway (their jobs
+    /// are then handed back through the queue's heartbeat recovery).
+    #[arg(long, env = "BLOCKFILL_SHUTDOWN_DEADLINE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_deadline: Duration,
+    /// How long a batch waits for PostgreSQL to come back before its job is given back.
+    #[arg(long, env = "BLOCKFILL_DATABASE_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub database_wait: Duration,
     /// Prefix of the worker's name (the host, pid and a uuid are appended).
     #[arg(
         long,
@@ -45,44 +52,100 @@ pub struct WorkerArgs {
     pub name: String,
 }
 
-/// Runs the worker until `shutdown` is cancelled, then lets in-flight batches finish.
+/// Runs the worker until `shutdown` is cancelled, then lets in-flight batches finish (up to the
+/// shutdown deadline). A lost Redis (restart, flush) stops apalis' worker; it is started again
+/// with backoff, so the process rides out Redis outages.
 pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let conn = db::connect(&args.stores.database_url, args.concurrency as u32 + 2).await?;
     let pool = conn.get_postgres_connection_pool().clone();
     let sources = SourceRegistry::new(conn, RpcSettings::default());
     let batches = JobQueue::<BatchJob>::connect(&args.stores.queue(), lanes::BATCHES).await?;
-    let budget = args.attempt_budget.max(1) as i32;
-    tracing::info!(target: "blockfill::worker", concurrency = args.concurrency, budget, "worker starting");
-    queue::run_worker(
-        batches,
-        WorkerOptions {
-            name_prefix: args.name.clone(),
-            concurrency: args.concurrency.max(1),
-            retries: (budget - 1) as usize,
-            backoff_base: args.retry_backoff,
-            ..WorkerOptions::default()
-        },
-        move |job: BatchJob, ctx: queue::JobContext| {
-            let pool = pool.clone();
-            let sources = sources.clone();
-            async move {
-                match run_batch(&pool, &sources, &job, &ctx.worker_name, budget).await {
-                    Ok(BatchOutcome::Written(outcome)) => {
-                        tracing::debug!(target: "blockfill::worker", batch = %job.batch_id, blocks = outcome.blocks_inserted, "batch written");
-                        metrics::counter!("blockfill_batches_done_total").increment(1);
-                        Ok(())
+    let policy = BatchPolicy {
+        attempt_budget: args.attempt_budget.max(1) as i32,
+        database_wait: args.database_wait,
+    };
+    tracing::info!(target: "blockfill::worker", concurrency = args.concurrency, budget = policy.attempt_budget, "worker starting");
+    let options = WorkerOptions {
+        name_prefix: args.name.clone(),
+        concurrency: args.concurrency.max(1),
+        retries: (policy.attempt_budget - 1) as usize,
+        backoff_base: args.retry_backoff,
+        ..WorkerOptions::default()
+    };
+    let deadline = args.shutdown_deadline;
+    let stopped = shutdown.clone();
+    let supervised = async move {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let handler_pool = pool.clone();
+            let handler_sources = sources.clone();
+            let handler_queue = batches.clone();
+            let result = queue::run_worker(
+                batches.clone(),
+                options.clone(),
+                move |job: BatchJob, ctx: queue::JobContext| {
+                    handle(
+                        job,
+                        ctx,
+                        handler_pool.clone(),
+                        handler_sources.clone(),
+                        handler_queue.clone(),
+                        policy,
+                    )
+                },
+                shutdown.clone(),
+            )
+            .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if shutdown.is_cancelled() => return Err(anyhow::Error::from(e)),
+                Err(e) => {
+                    tracing::warn!(target: "blockfill::worker", error = %e, retry_in = ?backoff, "queue worker stopped; restarting");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
                     }
-                    Ok(other) => {
-                        tracing::info!(target: "blockfill::worker", batch = %job.batch_id, outcome = ?other, "batch skipped");
-                        Ok(())
-                    }
-                    Err(failure) if failure.exhausted => Err(JobFailure::Abort(failure.error.to_string())),
-                    Err(failure) => Err(JobFailure::Retry(failure.error.to_string())),
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
+        }
+    };
+    tokio::pin!(supervised);
+    tokio::select! {
+        result = &mut supervised => result.context("worker stopped with an error"),
+        _ = async { stopped.cancelled().await; tokio::time::sleep(deadline).await } => {
+            tracing::warn!(target: "blockfill::worker", ?deadline, "in-flight batches did not finish before the shutdown deadline; exiting, their jobs will be redelivered");
+            Ok(())
+        }
+    }
+}
+
+async fn handle(
+    job: BatchJob,
+    ctx: queue::JobContext,
+    pool: sea_orm::sqlx::PgPool,
+    sources: SourceRegistry,
+    queue: JobQueue<BatchJob>,
+    policy: BatchPolicy,
+) -> Result<(), JobFailure> {
+    match run_batch(&pool, &sources, &job, &ctx.worker_name, policy).await {
+        Ok(BatchOutcome::Written(outcome)) => {
+            tracing::debug!(target: "blockfill::worker", batch = %job.batch_id, blocks = outcome.blocks_inserted, "batch written");
+            metrics::counter!("blockfill_batches_done_total").increment(1);
+            Ok(())
+        }
+        Ok(other) => {
+            tracing::info!(target: "blockfill::worker", batch = %job.batch_id, outcome = ?other, "batch skipped");
+            Ok(())
+        }
+        Err(failure) => match failure.resolution {
+            Resolution::Retry => Err(JobFailure::Retry(failure.error.to_string())),
+            Resolution::Failed | Resolution::Quarantined => Ok(()),
+            Resolution::Split(children) => {
+                enqueue_batches(&pool, &queue, children).await.map_err(|e| {
+                    JobFailure::Retry(format!("queueing the halves of a split batch: {e}"))
+                })
+            }
         },
-        shutdown,
-    )
-    .await
-    .context("worker stopped with an error")
+    }
 }

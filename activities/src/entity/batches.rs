@@ -17,7 +17,7 @@ pub struct Model {
     pub to_block: i64,
     /// The backfill that owns the batch now.
     pub backfill_id: Uuid,
-    /// planned, queued, running, done or failed.
+    /// planned, queued, running, done, failed, split or quarantined.
     pub status: String,
     /// Failed attempts.
     pub attempts: i32,
@@ -35,6 +35,10 @@ pub struct Model {
     pub started_at: Option<DateTimeWithTimeZone>,
     /// When it was written.
     pub finished_at: Option<DateTimeWithTimeZone>,
+    /// The batch this one was split from.
+    pub parent_id: Option<String>,
+    /// How many times it was queued again (part of its queue task id).
+    pub queue_round: i32,
 }
 
 /// No relations are navigated through sea-orm.

@@ -20,6 +20,8 @@ pub struct Model {
     pub created_at: DateTimeWithTimeZone,
     /// Last time the generation's job made progress (a liveness signal for the reconciler).
     pub updated_at: DateTimeWithTimeZone,
+    /// The orchestrator that last ran the generation.
+    pub holder: Option<String>,
 }
 
 /// No relations are navigated through sea-orm.

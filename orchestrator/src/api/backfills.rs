@@ -104,6 +104,17 @@ async fn create(
     if to > i64::MAX as u64 {
         return Err(ApiError::Unprocessable("`to` is too large".into()));
     }
+    if let Some(safe) = safe_head
+        && to as i64 > safe
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "`to` ({to}) is above the safe head of chain {} ({safe}: head {} minus {} \
+             confirmations); blocks above it are live sync's",
+            chain.name,
+            chain.head_block.unwrap_or_default(),
+            chain.confirmations
+        )));
+    }
     let id = Uuid::now_v7();
     backfills::ActiveModel {
         id: Set(id),
@@ -185,12 +196,20 @@ pub struct BackfillView {
     pub blocks_per_second: Option<f64>,
     /// Seconds left at that rate.
     pub eta_seconds: Option<f64>,
+    /// Blocks quarantined (poison blocks isolated by splitting), not yet retried.
+    pub quarantined_blocks: i64,
+    /// Batches split in halves after running out of attempts.
+    pub split_batches: i64,
+    /// Batches that needed more than one attempt.
+    pub retried_batches: i64,
     /// Failed attempts over all batches.
     pub failed_attempts: i64,
     /// Deliveries beyond the first over all batches.
     pub redeliveries: i64,
     /// The last error seen.
     pub last_error: Option<String>,
+    /// The latest distinct errors of its batches, newest first (at most 5).
+    pub last_errors: Vec<String>,
 }
 
 async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx::Error> {
@@ -219,6 +238,23 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
             _ => {}
         }
     }
+    let (quarantined_blocks, split_batches, retried_batches): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM quarantined_blocks WHERE backfill_id = $1 AND released_at IS NULL), \
+                (SELECT count(*) FROM batches WHERE backfill_id = $1 AND status = 'split'), \
+                (SELECT count(*) FROM batches WHERE backfill_id = $1 AND attempts > 0)",
+    )
+    .bind(row.id)
+    .fetch_one(pool)
+    .await?;
+    let last_errors: Vec<(String,)> = sqlx::query_as(
+        "SELECT last_error FROM (SELECT DISTINCT ON (last_error) last_error, \
+            COALESCE(finished_at, started_at, planned_at) AS at FROM batches \
+          WHERE backfill_id = $1 AND last_error IS NOT NULL ORDER BY last_error, at DESC) e \
+         ORDER BY at DESC LIMIT 5",
+    )
+    .bind(row.id)
+    .fetch_all(pool)
+    .await?;
     let finished = matches!(row.status.as_str(), "completed" | "failed" | "cancelled");
     if finished && let Some(frozen) = &row.final_counts {
         let get = |k: &str| {
@@ -287,9 +323,13 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
         blocks_done,
         blocks_total,
         blocks_per_second: rate,
+        quarantined_blocks,
+        split_batches,
+        retried_batches,
         failed_attempts,
         redeliveries,
         last_error: row.last_error,
+        last_errors: last_errors.into_iter().map(|(e,)| e).collect(),
     })
 }
 

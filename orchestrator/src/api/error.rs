@@ -23,6 +23,9 @@ pub enum ApiError {
     /// 422: understood but invalid.
     #[error("{0}")]
     Unprocessable(String),
+    /// 503: this instance cannot take the request (a standby, or a store is away).
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: our fault; details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -35,6 +38,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

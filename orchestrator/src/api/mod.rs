@@ -2,34 +2,44 @@
 //! types; entities never leak into JSON.
 
 mod backfills;
+mod batches;
 mod chains;
 mod error;
 mod health;
+mod orchestrator;
 mod status;
 mod ui;
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::Method,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use backfills::{BackfillView, BatchCounts, Created};
+pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chains::ChainView;
 pub use error::ApiError;
+pub use orchestrator::{LeaderView, OrchestratorView};
 pub use status::{
     ChainStatus, GapPage, GapSummary, GapView, HistoricalStatus, Interval, LIVE_SYNC_TOLERANCE,
-    LiveStatus, chain_status, gap_page, gap_summary,
+    LiveStatus, WorkStatus, chain_status, gap_page, gap_summary,
 };
 
-use crate::scheduler::SchedulerContext;
+use crate::{leader::Role, scheduler::SchedulerContext};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiContext {
     /// The scheduler's context (database, queues, settings).
     pub scheduler: SchedulerContext,
-    /// Redis URL, for readiness checks.
-    pub redis_url: String,
+    /// This orchestrator's identity and whether it leads (standbys are read-only).
+    pub role: Role,
     /// Prometheus renderer, when metrics are installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -41,7 +51,13 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(chains::router())
         .merge(backfills::router())
         .merge(status::router())
+        .merge(batches::router())
+        .merge(orchestrator::router())
         .merge(ui::router())
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            read_only_standby,
+        ))
         .with_state(ctx)
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(TimeoutLayer::with_status_code(
@@ -49,4 +65,27 @@ pub fn router(ctx: ApiContext) -> Router {
             Duration::from_secs(30),
         ))
         .layer(TraceLayer::new_for_http())
+}
+
+/// A standby orchestrator serves reads; writes go to the leader.
+async fn read_only_standby(
+    State(ctx): State<ApiContext>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::GET || request.method() == Method::HEAD || ctx.role.is_leader() {
+        return next.run(request).await;
+    }
+    let leader: Option<(String, Option<String>)> =
+        sea_orm::sqlx::query_as("SELECT holder, api_addr FROM leadership WHERE role = 'scheduler'")
+            .fetch_optional(&ctx.scheduler.pool)
+            .await
+            .ok()
+            .flatten();
+    let hint = match leader {
+        Some((holder, Some(addr))) => format!("the leader is {holder} at http://{addr}"),
+        _ => "no leader is known yet; retry shortly".to_owned(),
+    };
+    ApiError::Unavailable(format!("this orchestrator is a read-only standby; {hint}"))
+        .into_response()
 }

@@ -92,6 +92,60 @@ pub struct ChainStatus {
     pub historical: HistoricalStatus,
     /// Covered intervals within the historical range (at most 500, lowest first).
     pub coverage: Vec<Interval>,
+    /// Failure counts of the chain's batches.
+    pub work: WorkStatus,
+}
+
+/// How much of a chain's work needed retries, redeliveries, failed or was quarantined.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct WorkStatus {
+    /// Batches that needed more than one attempt.
+    pub retried_batches: i64,
+    /// Batches delivered more than once (worker deaths, lost queues).
+    pub redelivered_batches: i64,
+    /// Batches failed for good (retry them with the API).
+    pub failed_batches: i64,
+    /// Batches split in halves after running out of attempts.
+    pub split_batches: i64,
+    /// Blocks quarantined and not yet retried.
+    pub quarantined_blocks: i64,
+    /// The latest distinct batch errors, newest first (at most 5).
+    pub last_errors: Vec<String>,
+}
+
+async fn work_status(pool: &PgPool, chain: &str) -> Result<WorkStatus, sqlx::Error> {
+    let (retried_batches, redelivered_batches, failed_batches, split_batches): (i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE attempts > 0), count(*) FILTER (WHERE deliveries > 1), \
+                    count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'split') \
+             FROM batches WHERE chain = $1",
+        )
+        .bind(chain)
+        .fetch_one(pool)
+        .await?;
+    let (quarantined_blocks,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM quarantined_blocks WHERE chain = $1 AND released_at IS NULL",
+    )
+    .bind(chain)
+    .fetch_one(pool)
+    .await?;
+    let last_errors: Vec<(String,)> = sqlx::query_as(
+        "SELECT last_error FROM (SELECT DISTINCT ON (last_error) last_error, \
+            COALESCE(finished_at, started_at, planned_at) AS at FROM batches \
+          WHERE chain = $1 AND last_error IS NOT NULL ORDER BY last_error, at DESC) e \
+         ORDER BY at DESC LIMIT 5",
+    )
+    .bind(chain)
+    .fetch_all(pool)
+    .await?;
+    Ok(WorkStatus {
+        retried_batches,
+        redelivered_batches,
+        failed_batches,
+        split_batches,
+        quarantined_blocks,
+        last_errors: last_errors.into_iter().map(|(e,)| e).collect(),
+    })
 }
 
 /// Aggregates of the gaps in a range.
@@ -233,6 +287,7 @@ pub async fn chain_status(
         head_updated_at: chain.head_updated_at.map(|t| t.with_timezone(&Utc)),
     };
     let rate = recent_rate(pool, &chain.name).await?;
+    let work = work_status(pool, &chain.name).await?;
     let Some((from, to)) = covered_range(pool, chain).await? else {
         return Ok(ChainStatus {
             chain: chain.name.clone(),
@@ -251,6 +306,7 @@ pub async fn chain_status(
                 eta_seconds: None,
             },
             coverage: Vec::new(),
+            work,
         });
     };
     let summary = gap_summary(pool, &chain.name, from, to).await?;
@@ -289,6 +345,7 @@ pub async fn chain_status(
             .into_iter()
             .map(|(start, end)| Interval { start, end })
             .collect(),
+        work,
     })
 }
 

@@ -1,0 +1,257 @@
+//! `GET /v1/batches`, `GET /v1/batches/{id}`, `POST /v1/batches/{id}/retry`,
+//! `POST /v1/backfills/{id}/retry-failed` and `GET /v1/quarantine`: failed work, and putting it
+//! back to work once its cause is fixed.
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    routing::{get, post},
+};
+use blockfill_activities::entity::batches;
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sqlx};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ApiContext, ApiError};
+use crate::scheduler::retry_batches;
+
+pub(super) fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/v1/batches", get(list))
+        .route("/v1/batches/{id}", get(show))
+        .route("/v1/batches/{id}/retry", post(retry_one))
+        .route("/v1/backfills/{id}/retry-failed", post(retry_failed))
+        .route("/v1/quarantine", get(quarantine))
+}
+
+/// A batch as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BatchView {
+    /// `{chain}:{from}-{to}`.
+    pub id: String,
+    /// Chain name.
+    pub chain: String,
+    /// First block.
+    pub from: i64,
+    /// Last block.
+    pub to: i64,
+    /// Owning backfill.
+    pub backfill_id: Uuid,
+    /// planned, queued, running, done, failed, split or quarantined.
+    pub status: String,
+    /// Failed attempts.
+    pub attempts: i32,
+    /// Times a worker started it.
+    pub deliveries: i32,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Worker that last started it.
+    pub worker: Option<String>,
+    /// The batch it was split from.
+    pub parent_id: Option<String>,
+    /// Last start.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Finish.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<batches::Model> for BatchView {
+    fn from(row: batches::Model) -> Self {
+        Self {
+            id: row.id,
+            chain: row.chain,
+            from: row.from_block,
+            to: row.to_block,
+            backfill_id: row.backfill_id,
+            status: row.status,
+            attempts: row.attempts,
+            deliveries: row.deliveries,
+            last_error: row.last_error,
+            worker: row.worker,
+            parent_id: row.parent_id,
+            started_at: row.started_at.map(|t| t.with_timezone(&Utc)),
+            finished_at: row.finished_at.map(|t| t.with_timezone(&Utc)),
+        }
+    }
+}
+
+const STATUSES: [&str; 7] = [
+    "planned",
+    "queued",
+    "running",
+    "done",
+    "failed",
+    "split",
+    "quarantined",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    chain: Option<String>,
+    backfill: Option<Uuid>,
+    status: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn list(
+    State(ctx): State<ApiContext>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<BatchView>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    let mut select = batches::Entity::find()
+        .order_by_asc(batches::Column::FromBlock)
+        .limit(limit);
+    if let Some(status) = query.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "status must be one of {}",
+                STATUSES.join(", ")
+            )));
+        }
+        select = select.filter(batches::Column::Status.eq(status));
+    }
+    if let Some(chain) = query.chain {
+        select = select.filter(batches::Column::Chain.eq(chain));
+    }
+    if let Some(backfill) = query.backfill {
+        select = select.filter(batches::Column::BackfillId.eq(backfill));
+    }
+    let rows = select.all(&ctx.scheduler.db).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+async fn find(ctx: &ApiContext, id: &str) -> Result<batches::Model, ApiError> {
+    batches::Entity::find_by_id(id.to_owned())
+        .one(&ctx.scheduler.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no batch {id}")))
+}
+
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<BatchView>, ApiError> {
+    Ok(Json(find(&ctx, &id).await?.into()))
+}
+
+/// Answer of the retry endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RetryView {
+    /// Batches put back to work.
+    pub retried: u64,
+}
+
+async fn retry_one(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<RetryView>, ApiError> {
+    let batch = find(&ctx, &id).await?;
+    if !matches!(batch.status.as_str(), "failed" | "quarantined") {
+        return Err(ApiError::Conflict(format!(
+            "batch {id} is {}; only failed or quarantined batches can be retried",
+            batch.status
+        )));
+    }
+    let retried = retry_batches(&ctx.scheduler, batch.backfill_id, &[id]).await?;
+    Ok(Json(RetryView { retried }))
+}
+
+async fn retry_failed(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<RetryView>, ApiError> {
+    let backfill_id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM batches WHERE backfill_id = $1 AND status IN ('failed', 'quarantined')",
+    )
+    .bind(backfill_id)
+    .fetch_all(&ctx.scheduler.pool)
+    .await?;
+    if ids.is_empty() {
+        let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM backfills WHERE id = $1")
+            .bind(backfill_id)
+            .fetch_optional(&ctx.scheduler.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(ApiError::NotFound(format!("no backfill {backfill_id}")));
+        }
+        return Ok(Json(RetryView { retried: 0 }));
+    }
+    let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    let retried = retry_batches(&ctx.scheduler, backfill_id, &ids).await?;
+    Ok(Json(RetryView { retried }))
+}
+
+/// A quarantined block.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuarantinedBlock {
+    /// Chain name.
+    pub chain: String,
+    /// Block number.
+    pub number: i64,
+    /// The single-block batch that failed.
+    pub batch_id: String,
+    /// The backfill it belongs to.
+    pub backfill_id: Uuid,
+    /// The error of its last attempt.
+    pub error: String,
+    /// Attempts spent on it.
+    pub attempts: i32,
+    /// When it was quarantined.
+    pub quarantined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuarantineQuery {
+    chain: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn quarantine(
+    State(ctx): State<ApiContext>,
+    query: Result<Query<QuarantineQuery>, QueryRejection>,
+) -> Result<Json<Vec<QuarantinedBlock>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    let rows: Vec<(String, i64, String, Uuid, String, i32, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT chain, number, batch_id, backfill_id, error, attempts, quarantined_at \
+         FROM quarantined_blocks WHERE released_at IS NULL AND ($1::text IS NULL OR chain = $1) \
+         ORDER BY chain, number LIMIT $2",
+    )
+    .bind(query.chain)
+    .bind(limit)
+    .fetch_all(&ctx.scheduler.pool)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(
+                |(chain, number, batch_id, backfill_id, error, attempts, quarantined_at)| {
+                    QuarantinedBlock {
+                        chain,
+                        number,
+                        batch_id,
+                        backfill_id,
+                        error,
+                        attempts,
+                        quarantined_at,
+                    }
+                },
+            )
+            .collect(),
+    ))
+}
