@@ -192,7 +192,7 @@ async fn retry_failed(
 }
 
 /// A quarantined block.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct QuarantinedBlock {
     /// Chain name.
     pub chain: String,
@@ -228,7 +228,7 @@ async fn quarantine(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let rows: Vec<(String, i64, String, Uuid, String, i32, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<QuarantinedBlock> = sqlx::query_as(
         "SELECT chain, number, batch_id, backfill_id, error, attempts, quarantined_at \
          FROM quarantined_blocks WHERE released_at IS NULL AND ($1::text IS NULL OR chain = $1) \
          ORDER BY chain, number LIMIT $2",
@@ -237,21 +237,5 @@ async fn quarantine(
     .bind(limit)
     .fetch_all(&ctx.scheduler.pool)
     .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(
-                |(chain, number, batch_id, backfill_id, error, attempts, quarantined_at)| {
-                    QuarantinedBlock {
-                        chain,
-                        number,
-                        batch_id,
-                        backfill_id,
-                        error,
-                        attempts,
-                        quarantined_at,
-                    }
-                },
-            )
-            .collect(),
-    ))
+    Ok(Json(rows))
 }

@@ -12,7 +12,7 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// The current leader as recorded in the database.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct LeaderView {
     /// Instance id of the leader.
     pub holder: String,
@@ -36,7 +36,7 @@ pub struct OrchestratorView {
 }
 
 async fn show(State(ctx): State<ApiContext>) -> Result<Json<OrchestratorView>, ApiError> {
-    let leader: Option<(String, Option<String>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    let leader: Option<LeaderView> = sqlx::query_as(
         "SELECT holder, api_addr, acquired_at, heartbeat_at FROM leadership WHERE role = 'scheduler'",
     )
     .fetch_optional(&ctx.scheduler.pool)
@@ -49,11 +49,6 @@ async fn show(State(ctx): State<ApiContext>) -> Result<Json<OrchestratorView>, A
             "standby"
         }
         .to_owned(),
-        leader: leader.map(|(holder, api_addr, acquired_at, heartbeat_at)| LeaderView {
-            holder,
-            api_addr,
-            acquired_at,
-            heartbeat_at,
-        }),
+        leader,
     }))
 }
