@@ -7,6 +7,7 @@
 mod api;
 mod backfill_anvil;
 mod failures;
+mod leadership;
 mod scheduler;
 mod status_gaps;
 mod writes;
