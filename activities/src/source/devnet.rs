@@ -2,7 +2,13 @@
 //! transactions and logs. It is a [`ChainSource`] in-process and answers JSON-RPC through
 //! [`DevnetChain::handle_rpc`], so `blockfill devnet` can serve it to the real client code.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    collections::HashSet,
+    sync::{
+        RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use alloy_primitives::{Address, B256, Bytes, U64, U256, keccak256};
 use async_trait::async_trait;
@@ -46,6 +52,8 @@ const GENESIS_TIMESTAMP: u64 = 1_700_000_000;
 pub struct DevnetChain {
     config: DevnetConfig,
     head: AtomicU64,
+    /// Blocks whose every answer is malformed (see [`DevnetChain::set_malformed_blocks`]).
+    malformed: RwLock<HashSet<u64>>,
 }
 
 impl DevnetChain {
@@ -55,7 +63,27 @@ impl DevnetChain {
         Self {
             config,
             head: AtomicU64::new(head),
+            malformed: RwLock::default(),
         }
+    }
+
+    /// Makes every answer for these blocks malformed until the set is replaced: over JSON-RPC,
+    /// `eth_getBlockByNumber` returns the block without its `hash` field; in-process,
+    /// [`ChainSource::fetch_range`] fails with [`SourceError::Malformed`]. An empty set clears it.
+    pub fn set_malformed_blocks(&self, blocks: impl IntoIterator<Item = u64>) {
+        let blocks: HashSet<u64> = blocks.into_iter().collect();
+        *self
+            .malformed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = blocks;
+    }
+
+    /// Whether answers for block `number` are currently malformed.
+    pub fn is_malformed(&self, number: u64) -> bool {
+        self.malformed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&number)
     }
 
     /// The current head.
@@ -199,6 +227,13 @@ impl DevnetChain {
                     .block_tag(tag)
                     .ok_or_else(|| invalid("bad block tag"))?;
                 match self.block(number) {
+                    Some(block) if self.is_malformed(number) => {
+                        let mut value = to_json(&block)?;
+                        if let Some(object) = value.as_object_mut() {
+                            object.remove("hash");
+                        }
+                        Ok(value)
+                    }
                     Some(block) => to_json(&block),
                     None => Ok(Value::Null),
                 }
@@ -249,6 +284,13 @@ impl ChainSource for DevnetChain {
     }
 
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
+        if let Some(number) = range.blocks().find(|n| self.is_malformed(*n)) {
+            return Err(SourceError::Malformed {
+                endpoint: "devnet".to_owned(),
+                range,
+                message: format!("block {number} is set to be malformed"),
+            });
+        }
         let blocks = range
             .blocks()
             .map(|n| {
@@ -306,5 +348,28 @@ mod tests {
         assert_eq!(answer[0]["result"], json!("0x1869f"));
         assert_eq!(answer[1]["result"]["number"], json!("0x10"));
         assert_eq!(answer[2]["error"]["code"], json!(-32601));
+    }
+
+    #[tokio::test]
+    async fn malformed_blocks_fail_until_cleared() {
+        let devnet = DevnetChain::new(DevnetConfig {
+            blocks: 100,
+            ..DevnetConfig::default()
+        });
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["0x10", true]});
+        let range = BlockRange::new(10, 20).expect("valid");
+        devnet.set_malformed_blocks([16]);
+        let answer = devnet.handle_rpc(&request);
+        assert_eq!(answer["result"]["number"], json!("0x10"));
+        assert!(answer["result"].get("hash").is_none(), "{answer}");
+        assert!(serde_json::from_value::<RpcBlock>(answer["result"].clone()).is_err());
+        assert!(matches!(
+            devnet.fetch_range(range).await,
+            Err(SourceError::Malformed { .. })
+        ));
+        devnet.set_malformed_blocks([]);
+        let answer = devnet.handle_rpc(&request);
+        assert!(serde_json::from_value::<RpcBlock>(answer["result"].clone()).is_ok());
+        assert!(devnet.fetch_range(range).await.is_ok());
     }
 }
