@@ -9,6 +9,7 @@ mod backfill_anvil;
 mod database_outage;
 mod failures;
 mod leadership;
+mod poison;
 mod scheduler;
 mod status_gaps;
 mod writes;
