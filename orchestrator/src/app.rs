@@ -28,9 +28,9 @@ use crate::{
 
 /// How long queued or running batches may be missing from Redis before the reconciler re-feeds
 /// them, and how long a scheduler generation may make no progress before it is resumed.
-const RECONCILE_GRACE: Duration = Duration::from_secs(10);
+const RECONCILE_GRACE: Duration = Duration::from_secs(5);
 /// How often the reconciler runs.
-const RECONCILE_INTERVAL: Duration = Duration::from_secs(3);
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Connects to PostgreSQL (creating the database if needed) and applies pending migrations.
 pub async fn prepare_database(

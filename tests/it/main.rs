@@ -6,6 +6,7 @@
 
 mod api;
 mod backfill_anvil;
+mod chaos;
 mod database_outage;
 mod failures;
 mod leadership;
