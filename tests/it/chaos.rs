@@ -137,7 +137,7 @@ async fn backfill_survives_worker_kills_orchestrator_restarts_and_a_redis_flush(
     let started = Instant::now();
     let (mut worker_kills, mut orchestrator_kills, mut flushes) = (0, 0, 0);
     let mut next_worker_kill = Duration::from_secs(2);
-    let mut lives = vec![0usize; WORKERS];
+    let mut lives = [0usize; WORKERS];
     // Batch id -> when the worker holding it was killed.
     let mut awaiting: HashMap<String, Instant> = HashMap::new();
     let mut slowest = Duration::ZERO;
