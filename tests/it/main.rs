@@ -7,6 +7,7 @@
 mod api;
 mod backfill_anvil;
 mod chaos;
+mod crash_loop;
 mod database_outage;
 mod failures;
 mod leadership;
