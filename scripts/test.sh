@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: starts (or installs) PostgreSQL and Redis, installs Anvil, builds the
 # binaries the end-to-end tests run, then runs every unit, property, integration and end-to-end
-# test. Extra arguments go to `cargo test`.
+# test, then the chaos test on its own. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,3 +11,5 @@ BLOCKFILL_ANVIL_BIN="$(scripts/install-anvil.sh | tail -n 1)"
 export BLOCKFILL_ANVIL_BIN
 cargo build --workspace --bins
 cargo test --workspace "$@"
+# Tests marked #[ignore] are the long, timing-sensitive ones (chaos): run them alone.
+cargo test -p blockfill-tests --test it "$@" -- --ignored --test-threads 1

@@ -36,6 +36,8 @@ async fn held_batches(pool: &PgPool, pid: u32) -> Vec<String> {
     .collect()
 }
 
+// Timing-sensitive (redelivery within 15 s): scripts/test.sh runs it on its own, after the rest.
+#[ignore = "chaos: run alone with `cargo test -p blockfill-tests --test it -- --ignored`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_survives_worker_kills_orchestrator_restarts_and_a_redis_flush() {
     init_test_logging();
