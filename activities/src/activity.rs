@@ -14,7 +14,9 @@ use sea_orm::sqlx::{self, PgPool};
 
 use crate::{
     BatchId,
-    source::{SourceError, SourceRegistry},
+    ranges::aligned_batches,
+    reorg::{ReorgError, repair_reorg},
+    source::{ChainSource, SourceError, SourceRegistry},
     types::{BatchJob, BlockRange},
     write::{WriteError, WriteOutcome, write_batch},
 };
@@ -31,6 +33,9 @@ pub enum ActivityError {
     /// Writing failed.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A reorg was found and could not be repaired.
+    #[error(transparent)]
+    Reorg(#[from] ReorgError),
     /// Bookkeeping in PostgreSQL failed.
     #[error("recording batch state failed: {0}")]
     Database(String),
@@ -197,15 +202,52 @@ pub async fn run_batch(
     let result = async {
         let source = sources.get(&job.chain).await?;
         let bundle = source.fetch_range(job.range).await?;
-        let outcome =
-            write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await?;
-        Ok::<_, ActivityError>(outcome)
+        match write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await {
+            Err(WriteError::Reorg { block, detail, .. }) => {
+                tracing::warn!(target: "blockfill::activities", block, detail, "reorg detected while writing");
+                repair_and_reindex(pool, source.as_ref(), job, block).await
+            }
+            other => Ok(other?),
+        }
     }
     .await;
     match result {
         Ok(outcome) => Ok(BatchOutcome::Written(outcome)),
         Err(error) => Err(record_failure(pool, job, error, policy).await),
     }
+}
+
+/// Unwinds a reorg found at `block` while writing `job`, then re-indexes from the common ancestor
+/// up to the old stored tip (or the job's end, if higher), and marks the job's batch done.
+async fn repair_and_reindex(
+    pool: &PgPool,
+    source: &dyn ChainSource,
+    job: &BatchJob,
+    block: u64,
+) -> Result<WriteOutcome, ActivityError> {
+    let repair = repair_reorg(pool, source, &job.chain, block, "write").await?;
+    let from = repair
+        .common_ancestor
+        .map_or(job.range.from.min(block), |a| a + 1);
+    let to = repair
+        .reindex
+        .map_or(job.range.to, |r| r.to.max(job.range.to));
+    let mut total = WriteOutcome::default();
+    for chunk in aligned_batches(BlockRange { from, to }, job.range.len().max(1)) {
+        let bundle = source.fetch_range(chunk).await?;
+        let outcome = write_batch(pool, &job.chain, chunk, None, &bundle).await?;
+        total.blocks_inserted += outcome.blocks_inserted;
+        total.transactions_inserted += outcome.transactions_inserted;
+        total.logs_inserted += outcome.logs_inserted;
+    }
+    sqlx::query(
+        "UPDATE batches SET status = 'done', finished_at = now(), last_error = NULL WHERE id = $1",
+    )
+    .bind(&job.batch_id)
+    .execute(pool)
+    .await
+    .map_err(|e| ActivityError::Database(e.to_string()))?;
+    Ok(total)
 }
 
 async fn record_failure(

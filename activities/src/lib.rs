@@ -5,7 +5,9 @@
 //! - [`types`]: chain names, block ranges, batch ids, job payloads, queue lane names.
 //! - [`ranges`]: aligned batch splitting, interval merging and gap arithmetic (property-tested).
 //! - [`source`]: the [`source::ChainSource`] trait, the EVM JSON-RPC source and the devnet.
-//! - [`write`]: one batch into PostgreSQL in one transaction (rows, coverage, batch status).
+//! - [`write`]: one batch into PostgreSQL in one transaction (rows, coverage, batch status),
+//!   refused when it does not link to the stored neighbours (a reorg).
+//! - [`reorg`]: finding the common ancestor, unwinding above it, recording the reorg.
 //! - [`activity`]: a batch job end to end (delivery count, fetch, write, attempt budget).
 //! - [`queue`]: the apalis + apalis-redis job queue and worker runner shared by both binaries.
 //! - [`entity`]: sea-orm entities of the control tables.
@@ -18,6 +20,7 @@ pub mod db;
 pub mod entity;
 pub mod queue;
 pub mod ranges;
+pub mod reorg;
 pub mod settings;
 pub mod source;
 pub mod telemetry;

@@ -12,6 +12,16 @@ use crate::{
 /// Why a batch could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The fetched blocks do not link to what is stored: the chain reorganised.
+    #[error("reorg on chain {chain} at block {block}: {detail}")]
+    Reorg {
+        /// The chain.
+        chain: ChainName,
+        /// The lowest block whose stored and fetched versions disagree (or do not link).
+        block: u64,
+        /// What disagrees.
+        detail: String,
+    },
     /// PostgreSQL refused or went away; nothing of the batch was committed.
     #[error("writing blocks {range} of chain {chain} failed, nothing was committed: {source}")]
     Database {
@@ -55,6 +65,16 @@ pub async fn write_batch(
         source,
     };
     let mut tx = pool.begin().await.map_err(wrap)?;
+    if let Some((block, detail)) = check_continuity(&mut tx, chain, range, bundle)
+        .await
+        .map_err(wrap)?
+    {
+        return Err(WriteError::Reorg {
+            chain: chain.clone(),
+            block,
+            detail,
+        });
+    }
     let outcome = write_rows(&mut tx, chain, bundle).await.map_err(wrap)?;
     add_coverage(&mut tx, chain, range).await.map_err(wrap)?;
     if let Some(batch_id) = batch_id {
@@ -69,6 +89,64 @@ pub async fn write_batch(
     tx.commit().await.map_err(wrap)?;
     metrics::counter!("blockfill_blocks_written_total").increment(outcome.blocks_inserted);
     Ok(outcome)
+}
+
+/// Compares the fetched blocks with what is stored: the block below the range must be the first
+/// block's parent, the block above must have the last block as parent, and blocks of the range
+/// already stored must have the same hashes. Returns the lowest disagreeing block, if any.
+async fn check_continuity(
+    tx: &mut Transaction<'_, Postgres>,
+    chain: &ChainName,
+    range: BlockRange,
+    bundle: &BlockBundle,
+) -> Result<Option<(u64, String)>, sqlx::Error> {
+    let (Some(first), Some(last)) = (bundle.blocks.first(), bundle.blocks.last()) else {
+        return Ok(None);
+    };
+    let stored: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT number, hash, parent_hash FROM blocks \
+         WHERE chain = $1 AND number BETWEEN $2 AND $3 ORDER BY number",
+    )
+    .bind(chain.as_str())
+    .bind(to_i64(range.from).saturating_sub(1))
+    .bind(to_i64(range.to).saturating_add(1))
+    .fetch_all(&mut **tx)
+    .await?;
+    for (number, hash, parent_hash) in stored {
+        let number = number as u64;
+        if number + 1 == range.from {
+            if hash != first.parent_hash {
+                return Ok(Some((
+                    range.from,
+                    format!(
+                        "block {} has parent {} but the stored block {number} is {hash}",
+                        range.from, first.parent_hash
+                    ),
+                )));
+            }
+        } else if number == range.to + 1 {
+            if parent_hash != last.hash {
+                return Ok(Some((
+                    number,
+                    format!(
+                        "the stored block {number} has parent {parent_hash} but block {} is {}",
+                        range.to, last.hash
+                    ),
+                )));
+            }
+        } else if let Some(fetched) = bundle.blocks.get((number - range.from) as usize)
+            && fetched.hash != hash
+        {
+            return Ok(Some((
+                number,
+                format!(
+                    "block {number} is stored as {hash} but the node has {}",
+                    fetched.hash
+                ),
+            )));
+        }
+    }
+    Ok(None)
 }
 
 async fn write_rows(

@@ -6,11 +6,13 @@
 //!   coverage ledger and the index tables (`blocks`, `transactions`, `logs`).
 //! - `m20261122_000002_failure_handling`: split and quarantined batches, quarantined blocks,
 //!   queue rounds, scheduler leadership.
+//! - `m20261122_000003_reorgs`: the record of detected reorgs.
 
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_schema;
 mod m20261122_000002_failure_handling;
+mod m20261122_000003_reorgs;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -22,6 +24,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_schema::Migration),
             Box::new(m20261122_000002_failure_handling::Migration),
+            Box::new(m20261122_000003_reorgs::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@ use crate::{
     head::track_heads,
     leader::{self, Role},
     scheduler::{self, SchedulerContext},
+    seams,
     settings::ServeArgs,
 };
 
@@ -97,6 +98,7 @@ impl Orchestrator {
         let campaign_role = role.clone();
         let database_url = args.stores.database_url.clone();
         let head_poll_interval = args.scheduler.head_poll_interval;
+        let seam_check_interval = args.scheduler.seam_check_interval;
         let campaign_shutdown = shutdown.clone();
         tasks.spawn(async move {
             while let Some(term) = leader::acquire(
@@ -111,7 +113,7 @@ impl Orchestrator {
                     shutdown: term.token.clone(),
                     ..campaign_ctx.clone()
                 };
-                let mut components = lead(term_ctx, head_poll_interval);
+                let mut components = lead(term_ctx, head_poll_interval, seam_check_interval);
                 leader::hold(term, &campaign_ctx.pool, &campaign_role).await;
                 while components.join_next().await.is_some() {}
             }
@@ -166,7 +168,11 @@ impl Orchestrator {
 
 /// Starts what only the leader runs, for one term (`ctx.shutdown` is the term's token):
 /// resuming every unfinished backfill, the scheduler's worker, the reconciler, the head tracker.
-fn lead(ctx: SchedulerContext, head_poll_interval: Duration) -> JoinSet<()> {
+fn lead(
+    ctx: SchedulerContext,
+    head_poll_interval: Duration,
+    seam_check_interval: Duration,
+) -> JoinSet<()> {
     let mut components = JoinSet::new();
 
     let worker_ctx = ctx.clone();
@@ -219,6 +225,21 @@ fn lead(ctx: SchedulerContext, head_poll_interval: Duration) -> JoinSet<()> {
             }
             if let Err(e) = reconciler.batches.vacuum().await {
                 tracing::warn!(target: "blockfill::reconciler", error = %e, "queue vacuum failed");
+            }
+        }
+    });
+
+    let seams_ctx = ctx.clone();
+    let seam_sources = SourceRegistry::new(ctx.db.clone(), RpcSettings::default());
+    components.spawn(async move {
+        let mut ticker = tokio::time::interval(seam_check_interval);
+        loop {
+            tokio::select! {
+                _ = seams_ctx.shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if let Err(e) = seams::check_seams(&seams_ctx, &seam_sources).await {
+                tracing::warn!(target: "blockfill::seams", error = %e, "seam check failed");
             }
         }
     });

@@ -67,6 +67,30 @@ pub struct SchedulerContext {
     pub instance: String,
 }
 
+/// Records a new backfill of `[from, to]` (`mode` is `range` or `gaps`) and starts its scheduler.
+pub async fn create_backfill(
+    ctx: &SchedulerContext,
+    chain: &ChainName,
+    mode: &str,
+    from: u64,
+    to: u64,
+) -> Result<Uuid, SchedulerError> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status) \
+         VALUES ($1, $2, $3, $4, $5, 'planned')",
+    )
+    .bind(id)
+    .bind(chain.as_str())
+    .bind(mode)
+    .bind(from as i64)
+    .bind(to as i64)
+    .execute(&ctx.pool)
+    .await?;
+    start_backfill(ctx, id, from).await?;
+    Ok(id)
+}
+
 /// Starts a new backfill's scheduler: generation 0 at `from`.
 pub async fn start_backfill(
     ctx: &SchedulerContext,

@@ -20,6 +20,10 @@ pub struct SchedulerArgs {
     /// How often the head tracker polls every chain's head.
     #[arg(long, env = "BLOCKFILL_HEAD_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub head_poll_interval: Duration,
+    /// How often stored blocks are checked for reorgs no write noticed (hash continuity of the
+    /// recent blocks, stored tip against the node).
+    #[arg(long, env = "BLOCKFILL_SEAM_CHECK_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub seam_check_interval: Duration,
 }
 
 impl Default for SchedulerArgs {
@@ -29,6 +33,7 @@ impl Default for SchedulerArgs {
             max_queued_batches: 256,
             generation_timeout: Duration::from_secs(30),
             head_poll_interval: Duration::from_secs(2),
+            seam_check_interval: Duration::from_secs(10),
         }
     }
 }

@@ -12,6 +12,7 @@ mod database_outage;
 mod failures;
 mod leadership;
 mod poison;
+mod reorgs;
 mod scheduler;
 mod status_gaps;
 mod writes;

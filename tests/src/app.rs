@@ -79,6 +79,7 @@ pub fn test_scheduler() -> SchedulerArgs {
         max_queued_batches: 64,
         generation_timeout: Duration::from_secs(5),
         head_poll_interval: Duration::from_millis(500),
+        seam_check_interval: Duration::from_secs(1),
     }
 }
 

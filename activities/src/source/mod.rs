@@ -88,4 +88,16 @@ pub trait ChainSource: Send + Sync {
     async fn head(&self) -> Result<u64, SourceError>;
     /// Every block, transaction and log of `range`, validated.
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError>;
+
+    /// The hash of every block of `range`, ascending (for reorg checks). The default fetches
+    /// whole blocks; sources override it with something lighter.
+    async fn block_hashes(&self, range: BlockRange) -> Result<Vec<(u64, String)>, SourceError> {
+        Ok(self
+            .fetch_range(range)
+            .await?
+            .blocks
+            .into_iter()
+            .map(|b| (b.number, b.hash))
+            .collect())
+    }
 }

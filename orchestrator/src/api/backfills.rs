@@ -12,14 +12,15 @@ use axum::{
 use blockfill_activities::entity::{backfills, chains};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sqlx::{self, PgPool},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{ApiContext, ApiError, status::gap_summary};
-use crate::scheduler::start_backfill;
+use crate::scheduler::create_backfill;
+use blockfill_activities::ChainName;
 
 pub(super) fn router() -> Router<ApiContext> {
     Router::new()
@@ -115,29 +116,13 @@ async fn create(
             chain.confirmations
         )));
     }
-    let id = Uuid::now_v7();
-    backfills::ActiveModel {
-        id: Set(id),
-        chain: Set(chain.name.clone()),
-        mode: Set(match body.mode {
-            Mode::Range => "range",
-            Mode::Gaps => "gaps",
-        }
-        .to_owned()),
-        from_block: Set(from as i64),
-        to_block: Set(to as i64),
-        status: Set("planned".to_owned()),
-        requested_at: Set(Utc::now().into()),
-        started_at: Set(None),
-        finished_at: Set(None),
-        planned_batches: Set(0),
-        planned_blocks: Set(0),
-        final_counts: Set(None),
-        last_error: Set(None),
-    }
-    .insert(&ctx.scheduler.db)
-    .await?;
-    start_backfill(&ctx.scheduler, id, from).await?;
+    let chain_name = ChainName::parse(&chain.name)
+        .map_err(|e| ApiError::Internal(format!("stored chain name: {e}")))?;
+    let mode = match body.mode {
+        Mode::Range => "range",
+        Mode::Gaps => "gaps",
+    };
+    let id = create_backfill(&ctx.scheduler, &chain_name, mode, from, to).await?;
     tracing::info!(target: "blockfill::api", %id, chain = %chain.name, from, to, mode = ?body.mode, "backfill requested");
     Ok((
         StatusCode::ACCEPTED,

@@ -7,6 +7,7 @@ mod chains;
 mod error;
 mod health;
 mod orchestrator;
+mod reorgs;
 mod status;
 mod ui;
 
@@ -26,6 +27,7 @@ pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chains::ChainView;
 pub use error::ApiError;
 pub use orchestrator::{LeaderView, OrchestratorView};
+pub use reorgs::ReorgView;
 pub use status::{
     ChainStatus, GapPage, GapSummary, GapView, HistoricalStatus, Interval, LIVE_SYNC_TOLERANCE,
     LiveStatus, WorkStatus, chain_status, gap_page, gap_summary,
@@ -53,6 +55,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(status::router())
         .merge(batches::router())
         .merge(orchestrator::router())
+        .merge(reorgs::router())
         .merge(ui::router())
         .layer(middleware::from_fn_with_state(
             ctx.clone(),

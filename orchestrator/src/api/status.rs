@@ -43,6 +43,10 @@ pub struct LiveStatus {
     pub is_live_sync: bool,
     /// When the head was last read.
     pub head_updated_at: Option<DateTime<Utc>>,
+    /// Reorgs detected and repaired on this chain.
+    pub reorgs_seen: i64,
+    /// The latest of them.
+    pub last_reorg: Option<super::ReorgView>,
 }
 
 /// Historical completeness between the chain's start block and its safe head.
@@ -277,7 +281,16 @@ pub async fn chain_status(
     let safe_head = chain.head_block.map(|h| (h - chain.confirmations).max(0));
     let lag_blocks =
         safe_head.map(|safe| (safe - last_indexed.unwrap_or(chain.start_block - 1)).max(0));
+    let (reorgs_seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM reorgs WHERE chain = $1")
+        .bind(&chain.name)
+        .fetch_one(pool)
+        .await?;
+    let last_reorg = super::reorgs::recent_reorgs(pool, &chain.name, 1)
+        .await?
+        .pop();
     let live = LiveStatus {
+        reorgs_seen,
+        last_reorg,
         head: chain.head_block,
         safe_head,
         last_indexed,

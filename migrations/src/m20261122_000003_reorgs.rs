@@ -1,0 +1,36 @@
+//! Reorgs: every detected reorganisation with its depth, common ancestor, and the replaced and
+//! new hashes.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub(crate) struct Migration;
+
+const UP: &str = r#"
+CREATE TABLE reorgs (
+    id              bigserial PRIMARY KEY,
+    chain           text NOT NULL REFERENCES chains(name),
+    common_ancestor bigint NOT NULL,
+    depth           integer NOT NULL,
+    old_hashes      jsonb NOT NULL,
+    new_hashes      jsonb NOT NULL,
+    detected_by     text NOT NULL,
+    detected_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX reorgs_chain_detected ON reorgs (chain, detected_at DESC);
+"#;
+
+const DOWN: &str = "DROP TABLE reorgs;";
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(UP).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(DOWN).await?;
+        Ok(())
+    }
+}
