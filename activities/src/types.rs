@@ -211,6 +211,8 @@ pub mod lanes {
     pub const BATCHES: &str = "batches";
     /// Scheduler generations.
     pub const SCHEDULER: &str = "scheduler";
+    /// Live-sync batch jobs (their own queue, so backfill never delays them).
+    pub const LIVE: &str = "live";
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! - `m20261122_000002_failure_handling`: split and quarantined batches, quarantined blocks,
 //!   queue rounds, scheduler leadership.
 //! - `m20261122_000003_reorgs`: the record of detected reorgs.
+//! - `m20261122_000004_live_lane`: live cursor per chain, batch lanes.
 
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_schema;
 mod m20261122_000002_failure_handling;
 mod m20261122_000003_reorgs;
+mod m20261122_000004_live_lane;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -25,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_schema::Migration),
             Box::new(m20261122_000002_failure_handling::Migration),
             Box::new(m20261122_000003_reorgs::Migration),
+            Box::new(m20261122_000004_live_lane::Migration),
         ]
     }
 }

@@ -75,6 +75,7 @@ impl Orchestrator {
         let batches = JobQueue::<BatchJob>::connect(&queue_settings, lanes::BATCHES).await?;
         let scheduler_queue =
             JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
+        let live = JobQueue::<BatchJob>::connect(&queue_settings, lanes::LIVE).await?;
         let listener = TcpListener::bind(args.api_addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr",
@@ -88,6 +89,7 @@ impl Orchestrator {
             pool: pool.clone(),
             batches,
             scheduler: scheduler_queue,
+            live,
             settings: args.scheduler.clone(),
             shutdown: shutdown.clone(),
             instance: role.instance.clone(),
@@ -245,12 +247,6 @@ fn lead(
     });
 
     let sources = SourceRegistry::new(ctx.db.clone(), RpcSettings::default());
-    components.spawn(track_heads(
-        ctx.db.clone(),
-        ctx.pool.clone(),
-        sources,
-        head_poll_interval,
-        ctx.shutdown.clone(),
-    ));
+    components.spawn(track_heads(ctx.clone(), sources, head_poll_interval));
     components
 }

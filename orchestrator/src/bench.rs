@@ -2,7 +2,8 @@
 //! 1. the raw loop: the same batch activity (`run_batch`: delivery count, fetch over JSON-RPC,
 //!    one-transaction write) driven directly with bounded concurrency, no queue;
 //! 2. end to end: the scheduler, the Redis queue and worker processes, from `POST /v1/backfills`
-//!    to `completed`.
+//!    to `completed`;
+//! 3. live lag: a growing devnet followed by live sync while a full backfill of its history runs.
 //!
 //! It prints both rates and their ratio, and the largest queue depth seen against its bound.
 
@@ -68,6 +69,8 @@ pub struct BenchReport {
     pub max_queue_depth: u64,
     /// The queue bound.
     pub queue_bound: u64,
+    /// Live lag in blocks sampled while a full backfill ran: (max, p50, p99).
+    pub live_lag: (i64, i64, i64),
 }
 
 /// Runs both phases and prints the figures.
@@ -202,6 +205,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     println!("ratio end-to-end / raw: {:>9.2}", e2e_rate / raw_rate);
     println!("max queue depth       : {max_queue_depth} (bound {queue_bound})");
 
+    // Phase 3: live lag while a full backfill of the same chain runs.
+    let live_lag = live_lag_phase(&orchestrator, &shutdown, args.blocks).await?;
+
     for worker in workers {
         worker.stop(Duration::from_secs(10)).await;
     }
@@ -220,7 +226,112 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         e2e_blocks_per_second: e2e_rate,
         max_queue_depth,
         queue_bound,
+        live_lag,
     })
+}
+
+/// Blocks a second the live-lag phase's chain grows by (an L2-like pace).
+const LIVE_BLOCKS_PER_SECOND: u64 = 2;
+
+/// A devnet growing by [`LIVE_BLOCKS_PER_SECOND`] with live sync on; once live-synced, a backfill
+/// of all its history runs at full speed while the live lag is sampled every 100 ms.
+async fn live_lag_phase(
+    orchestrator: &Orchestrator,
+    shutdown: &CancellationToken,
+    blocks: u64,
+) -> anyhow::Result<(i64, i64, i64)> {
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks,
+        seed: 3,
+        ..DevnetConfig::default()
+    }));
+    let addr = spawn_devnet(
+        Arc::clone(&devnet),
+        "127.0.0.1:0".parse()?,
+        shutdown.clone(),
+    )
+    .await?;
+    let growing = Arc::clone(&devnet);
+    let grower_stop = shutdown.child_token();
+    let grower_token = grower_stop.clone();
+    tokio::spawn(async move {
+        let mut ticker =
+            tokio::time::interval(Duration::from_millis(1_000 / LIVE_BLOCKS_PER_SECOND));
+        while !grower_token.is_cancelled() {
+            ticker.tick().await;
+            growing.advance(1);
+        }
+    });
+    let pool = &orchestrator.context.pool;
+    upsert_chain(pool, "bench-live", &format!("http://{addr}"), 1337, 100).await?;
+    let api = orchestrator.api_addr;
+    let client = reqwest::Client::new();
+    let status = |client: reqwest::Client| async move {
+        client
+            .get(format!("http://{api}/v1/chains/bench-live/status"))
+            .send()
+            .await?
+            .json::<serde_json::Value>()
+            .await
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let synced = loop {
+        let answer = status(client.clone()).await?;
+        if answer["live"]["is_live_sync"] == true {
+            break answer;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the live lane never caught up: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let history_end = synced["live"]["last_indexed"]
+        .as_u64()
+        .unwrap_or(1)
+        .saturating_sub(1);
+    let started = Instant::now();
+    let id = request_backfill(
+        api,
+        json!({"chain": "bench-live", "from": 0, "to": history_end}),
+    )
+    .await?;
+    let mut lags = Vec::new();
+    loop {
+        let answer = status(client.clone()).await?;
+        lags.push(answer["live"]["lag_blocks"].as_i64().unwrap_or(i64::MAX));
+        let view: serde_json::Value = client
+            .get(format!("http://{api}/v1/backfills/{id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if view["status"] != "running" && view["status"] != "planned" {
+            anyhow::ensure!(
+                view["status"] == "completed",
+                "live-phase backfill ended {}",
+                view["status"]
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    grower_stop.cancel();
+    let seconds = started.elapsed().as_secs_f64();
+    lags.sort_unstable();
+    let percentile = |p: usize| lags[(lags.len() * p / 100).min(lags.len() - 1)];
+    let figures = (*lags.last().unwrap_or(&0), percentile(50), percentile(99));
+    println!(
+        "live lag under backfill: max {} blocks, p50 {}, p99 {} ({} samples; chain +{LIVE_BLOCKS_PER_SECOND} blocks/s, \
+         confirmations 0; backfill of {} blocks at {:.0} blocks/s)",
+        figures.0,
+        figures.1,
+        figures.2,
+        lags.len(),
+        history_end + 1,
+        (history_end + 1) as f64 / seconds
+    );
+    Ok(figures)
 }
 
 /// Drops the benchmark's database and Redis keys (best effort).

@@ -1,31 +1,23 @@
-//! The head tracker: polls every chain's head and records it, so the status answer can tell live
-//! lag apart from historical gaps.
+//! The head tracker: polls every chain's head, records it (so the status answer can tell live lag
+//! apart from historical gaps), and hands the new blocks to the live lane.
 
 use std::time::Duration;
 
 use blockfill_activities::{ChainName, SourceRegistry, entity::chains};
-use sea_orm::{
-    DatabaseConnection, EntityTrait,
-    sqlx::{self, PgPool},
-};
-use tokio_util::sync::CancellationToken;
+use sea_orm::{EntityTrait, sqlx};
 
-/// Polls heads every `interval` until `shutdown`.
-pub async fn track_heads(
-    db: DatabaseConnection,
-    pool: PgPool,
-    sources: SourceRegistry,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
+use crate::{live::advance_live, scheduler::SchedulerContext};
+
+/// Polls heads every `interval` until `ctx.shutdown`.
+pub async fn track_heads(ctx: SchedulerContext, sources: SourceRegistry, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = ctx.shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let rows = match chains::Entity::find().all(&db).await {
+        let rows = match chains::Entity::find().all(&ctx.db).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(target: "blockfill::head", error = %e, "cannot list chains");
@@ -40,24 +32,27 @@ pub async fn track_heads(
                 Ok(source) => source.head().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            match head {
-                Ok(head) => {
-                    let updated = sqlx::query(
-                        "UPDATE chains SET head_block = $2, head_updated_at = now() WHERE name = $1",
-                    )
-                    .bind(&row.name)
-                    .bind(head as i64)
-                    .execute(&pool)
-                    .await;
-                    if let Err(e) = updated {
-                        tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot record head");
-                    }
-                    metrics::gauge!("blockfill_chain_head", "chain" => row.name.clone())
-                        .set(head as f64);
-                }
+            let head = match head {
+                Ok(head) => head,
                 Err(e) => {
-                    tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot read head")
+                    tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot read head");
+                    continue;
                 }
+            };
+            let recorded = sqlx::query(
+                "UPDATE chains SET head_block = $2, head_updated_at = now() WHERE name = $1",
+            )
+            .bind(&row.name)
+            .bind(head as i64)
+            .execute(&ctx.pool)
+            .await;
+            if let Err(e) = recorded {
+                tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot record head");
+                continue;
+            }
+            metrics::gauge!("blockfill_chain_head", "chain" => row.name.clone()).set(head as f64);
+            if let Err(e) = advance_live(&ctx, &row, head).await {
+                tracing::warn!(target: "blockfill::live", chain = %row.name, error = %e, "cannot advance live sync");
             }
         }
     }

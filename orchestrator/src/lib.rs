@@ -7,6 +7,7 @@
 //! - [`scheduler`]: the continue-as-new scheduler job that plans bounded windows of batches.
 //! - [`head`]: the head tracker.
 //! - [`seams`]: the seam check that finds reorgs no write noticed.
+//! - [`live`]: the live lane planner (new heads to their own queue, ahead of backfill).
 //! - [`leader`]: leader election (one scheduling orchestrator per database).
 //! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
 //! - [`devnet_server`]: the devnet over JSON-RPC on loopback.
@@ -22,6 +23,7 @@ pub mod devnet_server;
 pub mod fleet;
 pub mod head;
 pub mod leader;
+pub mod live;
 pub mod scheduler;
 pub mod seams;
 pub mod settings;

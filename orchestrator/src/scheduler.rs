@@ -59,6 +59,8 @@ pub struct SchedulerContext {
     pub batches: JobQueue<BatchJob>,
     /// The scheduler's own queue.
     pub scheduler: JobQueue<SchedulerJob>,
+    /// The live lane's batch queue.
+    pub live: JobQueue<BatchJob>,
     /// Tuning.
     pub settings: SchedulerArgs,
     /// Stops generations early (they continue as new).
@@ -311,7 +313,8 @@ async fn pending_batches(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<u64, SchedulerError> {
     let (in_db,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM batches WHERE status IN ('planned', 'queued', 'running')",
+        "SELECT count(*) FROM batches \
+         WHERE lane = 'backfill' AND status IN ('planned', 'queued', 'running')",
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -608,13 +611,27 @@ pub async fn refeed_lost_batches(
     ctx: &SchedulerContext,
     grace: Duration,
 ) -> Result<usize, SchedulerError> {
+    let mut count = 0;
+    for (lane, queue) in [("backfill", &ctx.batches), ("live", &ctx.live)] {
+        count += refeed_lane(ctx, lane, queue, grace).await?;
+    }
+    Ok(count)
+}
+
+async fn refeed_lane(
+    ctx: &SchedulerContext,
+    lane: &str,
+    queue: &JobQueue<BatchJob>,
+    grace: Duration,
+) -> Result<usize, SchedulerError> {
     let rows: Vec<(String, String, i64, i64, Uuid, i32)> = sqlx::query_as(
         "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
-         WHERE status IN ('planned', 'queued', 'running') \
+         WHERE lane = $2 AND status IN ('planned', 'queued', 'running') \
            AND COALESCE(started_at, queued_at, planned_at) < now() - make_interval(secs => $1) \
          ORDER BY COALESCE(started_at, queued_at, planned_at) LIMIT 1000",
     )
     .bind(grace.as_secs_f64())
+    .bind(lane)
     .fetch_all(&ctx.pool)
     .await?;
     let jobs: Vec<(BatchJob, i32)> = rows
@@ -632,7 +649,7 @@ pub async fn refeed_lost_batches(
         })
         .collect();
     let task_ids: Vec<String> = jobs.iter().map(|(j, round)| j.task_id(*round)).collect();
-    let live = ctx.batches.live_tasks(&task_ids).await?;
+    let live = queue.live_tasks(&task_ids).await?;
     let lost: Vec<String> = jobs
         .iter()
         .zip(live)
@@ -659,8 +676,9 @@ pub async fn refeed_lost_batches(
         })
         .collect();
     let count = requeue.len();
-    enqueue_batches(&ctx.pool, &ctx.batches, requeue).await?;
-    metrics::counter!("blockfill_batches_refed_total").increment(count as u64);
+    enqueue_batches(&ctx.pool, queue, requeue).await?;
+    metrics::counter!("blockfill_batches_refed_total", "lane" => lane.to_owned())
+        .increment(count as u64);
     Ok(count)
 }
 

@@ -18,7 +18,7 @@ pub struct SchedulerArgs {
     #[arg(long, env = "BLOCKFILL_GENERATION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub generation_timeout: Duration,
     /// How often the head tracker polls every chain's head.
-    #[arg(long, env = "BLOCKFILL_HEAD_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "BLOCKFILL_HEAD_POLL_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub head_poll_interval: Duration,
     /// How often stored blocks are checked for reorgs no write noticed (hash continuity of the
     /// recent blocks, stored tip against the node).
@@ -32,7 +32,7 @@ impl Default for SchedulerArgs {
             generation_batches: 500,
             max_queued_batches: 256,
             generation_timeout: Duration::from_secs(30),
-            head_poll_interval: Duration::from_secs(2),
+            head_poll_interval: Duration::from_millis(500),
             seam_check_interval: Duration::from_secs(10),
         }
     }

@@ -47,7 +47,7 @@ pub async fn verify_range(
 ) -> anyhow::Result<VerifyReport> {
     let mut report = VerifyReport::default();
     for part in aligned_batches(range, chunk.max(1)) {
-        let node = source.fetch_range(part).await?;
+        let node = fetch_with_retries(source, part).await?;
         let (from, to) = (part.from as i64, part.to as i64);
         let db_blocks: BTreeMap<i64, BlockKey> =
             sqlx::query_as::<_, (i64, String, String, i32, i32)>(
@@ -182,4 +182,23 @@ fn compare_rows<V: PartialEq + std::fmt::Debug>(
             key.0, key.1
         ));
     }
+}
+
+/// Fetches `range`, retrying transient failures (a busy node must not fail a verification).
+async fn fetch_with_retries(
+    source: &dyn ChainSource,
+    range: BlockRange,
+) -> Result<blockfill_activities::BlockBundle, blockfill_activities::source::SourceError> {
+    let mut delay = std::time::Duration::from_millis(250);
+    for _ in 0..4 {
+        match source.fetch_range(range).await {
+            Ok(bundle) => return Ok(bundle),
+            Err(e) => {
+                tracing::warn!(target: "blockfill::verify", %range, error = %e, retry_in = ?delay, "fetch failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    source.fetch_range(range).await
 }

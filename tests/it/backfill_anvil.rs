@@ -146,7 +146,7 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
     let client = reqwest::Client::new();
     let chain: Value = client
         .post(format!("http://{api}/v1/chains"))
-        .json(&json!({"name": "anvil", "rpc_urls": [anvil.url], "batch_size": 100}))
+        .json(&json!({"name": "anvil", "rpc_urls": [anvil.url], "batch_size": 100, "live_sync": false}))
         .send()
         .await
         .unwrap()

@@ -77,7 +77,7 @@ async fn a_batch_that_kills_its_workers_is_split_and_its_block_quarantined() {
     let client = reqwest::Client::new();
     client
         .post(format!("http://{api}/v1/chains"))
-        .json(&json!({"name": "deadly", "rpc_urls": [rpc], "batch_size": 2}))
+        .json(&json!({"name": "deadly", "rpc_urls": [rpc], "batch_size": 2, "live_sync": false}))
         .send()
         .await
         .unwrap()

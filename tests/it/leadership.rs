@@ -78,7 +78,7 @@ async fn one_orchestrator_schedules_and_a_standby_takes_over_when_it_dies() {
     let leader_id = view_a["instance"].as_str().unwrap().to_owned();
     let standby_id = view_b["instance"].as_str().unwrap().to_owned();
 
-    let chain = json!({"name": "lead", "rpc_urls": [rpc], "batch_size": 10});
+    let chain = json!({"name": "lead", "rpc_urls": [rpc], "batch_size": 10, "live_sync": false});
     let refused = client
         .post(format!("http://{addr_b}/v1/chains"))
         .json(&chain)

@@ -11,6 +11,7 @@ mod crash_loop;
 mod database_outage;
 mod failures;
 mod leadership;
+mod live;
 mod poison;
 mod reorgs;
 mod scheduler;

@@ -68,7 +68,7 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
     let client = reqwest::Client::new();
     let created: Value = client
         .post(format!("http://{api}/v1/chains"))
-        .json(&json!({"name": "gen", "rpc_urls": [rpc], "batch_size": BATCH}))
+        .json(&json!({"name": "gen", "rpc_urls": [rpc], "batch_size": BATCH, "live_sync": false}))
         .send()
         .await
         .unwrap()

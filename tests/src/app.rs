@@ -163,14 +163,16 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Registers a chain through the API.
+    /// Registers a chain through the API, without live sync (tests of historical work stay
+    /// deterministic).
     pub async fn register_chain(&self, name: &str, rpc_url: &str, batch_size: u32) -> Value {
-        let (status, body) = self
-            .post(
-                "/v1/chains",
-                json!({"name": name, "rpc_urls": [rpc_url], "batch_size": batch_size}),
-            )
-            .await;
+        self.register(json!({"name": name, "rpc_urls": [rpc_url], "batch_size": batch_size, "live_sync": false}))
+            .await
+    }
+
+    /// Registers a chain through the API with `body` as it is.
+    pub async fn register(&self, body: Value) -> Value {
+        let (status, body) = self.post("/v1/chains", body).await;
         assert_eq!(status, StatusCode::CREATED, "register chain: {body}");
         body
     }
@@ -212,6 +214,7 @@ impl TestApp {
         let args = blockfill_workers::WorkerArgs {
             stores: self.stores.clone(),
             concurrency,
+            live_concurrency: 2,
             attempt_budget: 5,
             retry_backoff: Duration::from_millis(100),
             shutdown_deadline: Duration::from_secs(10),

@@ -30,6 +30,10 @@ pub struct WorkerArgs {
     /// Batches processed at once by this process.
     #[arg(long, env = "BLOCKFILL_WORKER_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
+    /// Live-sync batches processed at once: capacity reserved for the live lane, so a full
+    /// backfill never delays new blocks.
+    #[arg(long, env = "BLOCKFILL_LIVE_CONCURRENCY", default_value_t = 2)]
+    pub live_concurrency: usize,
     /// Failed attempts after which a batch is marked failed.
     #[arg(long, env = "BLOCKFILL_ATTEMPT_BUDGET", default_value_t = 5)]
     pub attempt_budget: u32,
@@ -56,66 +60,97 @@ pub struct WorkerArgs {
 /// shutdown deadline). A lost Redis (restart, flush) stops apalis' worker; it is started again
 /// with backoff, so the process rides out Redis outages.
 pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let conn = db::connect(&args.stores.database_url, args.concurrency as u32 + 2).await?;
+    let connections = (args.concurrency + args.live_concurrency) as u32 + 2;
+    let conn = db::connect(&args.stores.database_url, connections).await?;
     let pool = conn.get_postgres_connection_pool().clone();
     let sources = SourceRegistry::new(conn, RpcSettings::default());
     let batches = JobQueue::<BatchJob>::connect(&args.stores.queue(), lanes::BATCHES).await?;
+    let live = JobQueue::<BatchJob>::connect(&args.stores.queue(), lanes::LIVE).await?;
     let policy = BatchPolicy {
         attempt_budget: args.attempt_budget.max(1) as i32,
         database_wait: args.database_wait,
     };
-    tracing::info!(target: "blockfill::worker", concurrency = args.concurrency, budget = policy.attempt_budget, "worker starting");
-    let options = WorkerOptions {
-        name_prefix: args.name.clone(),
-        concurrency: args.concurrency.max(1),
+    tracing::info!(target: "blockfill::worker", concurrency = args.concurrency, live_concurrency = args.live_concurrency, budget = policy.attempt_budget, "worker starting");
+    let options = |prefix: String, concurrency: usize| WorkerOptions {
+        name_prefix: prefix,
+        concurrency: concurrency.max(1),
         retries: (policy.attempt_budget - 1) as usize,
         backoff_base: args.retry_backoff,
         ..WorkerOptions::default()
     };
+    let lane = Lane {
+        pool,
+        sources,
+        policy,
+        shutdown: shutdown.clone(),
+    };
+    let both = futures::future::try_join(
+        lane.clone()
+            .supervise(batches, options(args.name.clone(), args.concurrency)),
+        lane.supervise(
+            live,
+            options(format!("{}-live", args.name), args.live_concurrency),
+        ),
+    );
     let deadline = args.shutdown_deadline;
-    let stopped = shutdown.clone();
-    let supervised = async move {
+    tokio::select! {
+        result = both => result.map(|_| ()).context("worker stopped with an error"),
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
+            tracing::warn!(target: "blockfill::worker", ?deadline, "in-flight batches did not finish before the shutdown deadline; exiting, their jobs will be redelivered");
+            Ok(())
+        }
+    }
+}
+
+/// What one queue's worker needs.
+#[derive(Clone)]
+struct Lane {
+    pool: sea_orm::sqlx::PgPool,
+    sources: SourceRegistry,
+    policy: BatchPolicy,
+    shutdown: CancellationToken,
+}
+
+impl Lane {
+    /// Runs an apalis worker on `queue` until shutdown, restarting it with backoff when it stops
+    /// (a lost or flushed Redis stops apalis' worker).
+    async fn supervise(
+        self,
+        queue: JobQueue<BatchJob>,
+        options: WorkerOptions,
+    ) -> anyhow::Result<()> {
         let mut backoff = Duration::from_millis(500);
         loop {
-            let handler_pool = pool.clone();
-            let handler_sources = sources.clone();
-            let handler_queue = batches.clone();
+            let lane = self.clone();
+            let handler_queue = queue.clone();
             let result = queue::run_worker(
-                batches.clone(),
+                queue.clone(),
                 options.clone(),
                 move |job: BatchJob, ctx: queue::JobContext| {
                     handle(
                         job,
                         ctx,
-                        handler_pool.clone(),
-                        handler_sources.clone(),
+                        lane.pool.clone(),
+                        lane.sources.clone(),
                         handler_queue.clone(),
-                        policy,
+                        lane.policy,
                     )
                 },
-                shutdown.clone(),
+                self.shutdown.clone(),
             )
             .await;
             match result {
                 Ok(()) => return Ok(()),
-                Err(e) if shutdown.is_cancelled() => return Err(anyhow::Error::from(e)),
+                Err(e) if self.shutdown.is_cancelled() => return Err(anyhow::Error::from(e)),
                 Err(e) => {
-                    tracing::warn!(target: "blockfill::worker", error = %e, retry_in = ?backoff, "queue worker stopped; restarting");
+                    tracing::warn!(target: "blockfill::worker", queue = %queue.name(), error = %e, retry_in = ?backoff, "queue worker stopped; restarting");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = self.shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
-        }
-    };
-    tokio::pin!(supervised);
-    tokio::select! {
-        result = &mut supervised => result.context("worker stopped with an error"),
-        _ = async { stopped.cancelled().await; tokio::time::sleep(deadline).await } => {
-            tracing::warn!(target: "blockfill::worker", ?deadline, "in-flight batches did not finish before the shutdown deadline; exiting, their jobs will be redelivered");
-            Ok(())
         }
     }
 }

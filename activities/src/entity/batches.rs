@@ -39,6 +39,8 @@ pub struct Model {
     pub parent_id: Option<String>,
     /// How many times it was queued again (part of its queue task id).
     pub queue_round: i32,
+    /// `backfill` or `live`.
+    pub lane: String,
 }
 
 /// No relations are navigated through sea-orm.

@@ -31,6 +31,12 @@ pub struct Model {
     pub created_at: DateTimeWithTimeZone,
     /// Last change.
     pub updated_at: DateTimeWithTimeZone,
+    /// Whether the live lane follows the head.
+    pub live_sync: bool,
+    /// Highest block handed to the live lane.
+    pub live_cursor: Option<i64>,
+    /// The `live` backfill that owns live batches.
+    pub live_backfill_id: Option<Uuid>,
 }
 
 /// No relations are navigated through sea-orm.

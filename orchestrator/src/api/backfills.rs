@@ -77,6 +77,10 @@ async fn create(
             ))
         })?;
     let safe_head = chain.head_block.map(|h| h - chain.confirmations);
+    // What gaps mode fills by default: up to the live target, never a head not yet served.
+    let indexable_tip = chain.head_block.map(|h| {
+        crate::live::live_target(h.max(0) as u64, chain.confirmations.max(0) as u64) as i64
+    });
     let (from, to) = match (body.mode, body.from, body.to) {
         (Mode::Range, Some(from), Some(to)) => (from, to),
         (Mode::Range, _, _) => {
@@ -85,7 +89,7 @@ async fn create(
             ));
         }
         (Mode::Gaps, from, to) => {
-            let to = match to.or(safe_head.and_then(|s| u64::try_from(s).ok())) {
+            let to = match to.or(indexable_tip.and_then(|s| u64::try_from(s).ok())) {
                 Some(to) => to,
                 None => {
                     return Err(ApiError::Unprocessable(format!(

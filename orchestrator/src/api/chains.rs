@@ -35,6 +35,8 @@ struct RegisterChain {
     batch_size: Option<u32>,
     min_workers: Option<u32>,
     max_workers: Option<u32>,
+    /// Follow the head with the live lane (default true).
+    live_sync: Option<bool>,
 }
 
 /// A chain as the API shows it.
@@ -58,6 +60,8 @@ pub struct ChainView {
     pub max_workers: i32,
     /// Last head seen.
     pub head: Option<i64>,
+    /// Whether the live lane follows the head.
+    pub live_sync: bool,
     /// Registration time.
     pub created_at: DateTime<Utc>,
 }
@@ -74,6 +78,7 @@ impl From<chains::Model> for ChainView {
             min_workers: row.min_workers,
             max_workers: row.max_workers,
             head: row.head_block,
+            live_sync: row.live_sync,
             created_at: row.created_at.with_timezone(&Utc),
         }
     }
@@ -166,6 +171,9 @@ async fn register(
         head_updated_at: Set(Some(Utc::now().into())),
         created_at: Set(Utc::now().into()),
         updated_at: Set(Utc::now().into()),
+        live_sync: Set(body.live_sync.unwrap_or(true)),
+        live_cursor: Set(None),
+        live_backfill_id: Set(None),
     }
     .insert(&ctx.scheduler.db)
     .await?;

@@ -39,6 +39,12 @@ pub struct LiveStatus {
     pub last_indexed: Option<i64>,
     /// `safe_head - last_indexed`, never negative.
     pub lag_blocks: Option<i64>,
+    /// `lag_blocks` in chain time: times the average block time of the last 100 indexed blocks.
+    pub lag_seconds: Option<f64>,
+    /// Whether the live lane follows this chain's head.
+    pub live_sync_enabled: bool,
+    /// Highest block written by the live lane.
+    pub last_live_block: Option<i64>,
     /// True when `last_indexed` is within a couple of blocks of the safe head.
     pub is_live_sync: bool,
     /// When the head was last read.
@@ -232,7 +238,8 @@ pub async fn gap_page(
         .collect())
 }
 
-/// The historical range `[from, to]` a chain should cover: its start block up to the safe head,
+/// The historical range `[from, to]` a chain should cover: its start block up to the indexable
+/// tip (the safe head, and never the head itself, which may be announced before it is served),
 /// or, before the head is known, up to the highest block indexed or asked for.
 async fn covered_range(
     pool: &PgPool,
@@ -240,8 +247,9 @@ async fn covered_range(
 ) -> Result<Option<(i64, i64)>, sqlx::Error> {
     let from = chain.start_block;
     if let Some(head) = chain.head_block {
-        let safe = head - chain.confirmations;
-        return Ok((safe >= from).then_some((from, safe)));
+        let tip =
+            crate::live::live_target(head.max(0) as u64, chain.confirmations.max(0) as u64) as i64;
+        return Ok((tip >= from).then_some((from, tip)));
     }
     let (highest,): (Option<i64>,) = sqlx::query_as(
         "SELECT GREATEST((SELECT MAX(end_block) FROM coverage WHERE chain = $1), \
@@ -288,7 +296,18 @@ pub async fn chain_status(
     let last_reorg = super::reorgs::recent_reorgs(pool, &chain.name, 1)
         .await?
         .pop();
+    let (last_live_block, block_time): (Option<i64>, Option<f64>) = sqlx::query_as(
+        "SELECT (SELECT MAX(to_block) FROM batches WHERE chain = $1 AND lane = 'live' AND status = 'done'), \
+                (SELECT (MAX(timestamp) - MIN(timestamp))::float8 / NULLIF(MAX(number) - MIN(number), 0) \
+                 FROM (SELECT number, timestamp FROM blocks WHERE chain = $1 ORDER BY number DESC LIMIT 100) recent)",
+    )
+    .bind(&chain.name)
+    .fetch_one(pool)
+    .await?;
     let live = LiveStatus {
+        lag_seconds: lag_blocks.zip(block_time).map(|(lag, t)| lag as f64 * t),
+        live_sync_enabled: chain.live_sync,
+        last_live_block,
         reorgs_seen,
         last_reorg,
         head: chain.head_block,

@@ -1,0 +1,152 @@
+//! The live lane: on every head the tracker reads, the leader hands the new blocks up to the live
+//! target (`head - max(confirmations, 1)`: a head may be announced before its block is served) to
+//! their own queue, which workers serve with reserved capacity, so a full backfill never delays
+//! them. Live batches belong to a per-chain `live` backfill. A live lane far behind (after
+//! downtime) jumps to the tip and leaves the skipped blocks as a historical gap for backfill.
+
+use blockfill_activities::{
+    BatchId, BatchJob, BlockRange, ChainName, enqueue_batches, entity::chains,
+    ranges::aligned_batches,
+};
+use sea_orm::sqlx;
+use uuid::Uuid;
+
+use crate::scheduler::{SchedulerContext, SchedulerError};
+
+/// Most blocks the live lane catches up at once; further behind, it jumps to the tip.
+pub const LIVE_MAX_CATCH_UP: u64 = 1_000;
+
+/// The highest block live sync indexes for a chain whose node reports `head`.
+pub fn live_target(head: u64, confirmations: u64) -> u64 {
+    head.saturating_sub(confirmations.max(1))
+}
+
+/// Plans and queues the live batches from the chain's live cursor up to its live target.
+/// Returns how many blocks were handed to the live lane.
+pub async fn advance_live(
+    ctx: &SchedulerContext,
+    chain: &chains::Model,
+    head: u64,
+) -> Result<u64, SchedulerError> {
+    let Ok(name) = ChainName::parse(&chain.name) else {
+        return Ok(0);
+    };
+    if !chain.live_sync {
+        return Ok(0);
+    }
+    let target = live_target(head, chain.confirmations.max(0) as u64);
+    if target < chain.start_block.max(0) as u64 {
+        return Ok(0);
+    }
+    let cursor = chain.live_cursor.map(|c| c.max(-1));
+    let from = match cursor {
+        // Live sync starts at the tip; history is backfill's job.
+        None => target,
+        Some(c) if (c + 1) as u64 > target => return Ok(0),
+        Some(c) => ((c + 1) as u64).max(target.saturating_sub(LIVE_MAX_CATCH_UP - 1)),
+    };
+    let range = BlockRange { from, to: target };
+    let backfill_id = live_backfill(ctx, chain, from).await?;
+    let candidates: Vec<BlockRange> =
+        aligned_batches(range, chain.batch_size.max(1) as u64).collect();
+    let ids: Vec<String> = candidates
+        .iter()
+        .map(|r| BatchId::new(&name, *r).to_string())
+        .collect();
+    let mut tx = ctx.pool.begin().await?;
+    let planned: Vec<(i64, i64, i32)> = sqlx::query_as(
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, lane) \
+         SELECT id, $2, f, t, $3, 'planned', 'live' FROM UNNEST($1::text[], $4::int8[], $5::int8[]) AS b(id, f, t) \
+         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
+           lane = 'live', attempts = 0, deliveries = 0, last_error = NULL, worker = NULL, \
+           planned_at = now(), queued_at = NULL, started_at = NULL, finished_at = NULL, \
+           parent_id = NULL, queue_round = batches.queue_round + 1 \
+         WHERE batches.status IN ('done', 'failed', 'split', 'quarantined') \
+         RETURNING from_block, to_block, queue_round",
+    )
+    .bind(&ids)
+    .bind(name.as_str())
+    .bind(backfill_id)
+    .bind(candidates.iter().map(|r| r.from as i64).collect::<Vec<_>>())
+    .bind(candidates.iter().map(|r| r.to as i64).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE chains SET live_cursor = $2 WHERE name = $1")
+        .bind(name.as_str())
+        .bind(target as i64)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE backfills SET to_block = GREATEST(to_block, $2) WHERE id = $1")
+        .bind(backfill_id)
+        .bind(target as i64)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let jobs: Vec<(BatchJob, i32)> = planned
+        .into_iter()
+        .map(|(f, t, round)| {
+            let range = BlockRange {
+                from: f as u64,
+                to: t as u64,
+            };
+            (
+                BatchJob {
+                    batch_id: BatchId::new(&name, range).to_string(),
+                    chain: name.clone(),
+                    range,
+                    backfill_id,
+                },
+                round,
+            )
+        })
+        .collect();
+    enqueue_batches(&ctx.pool, &ctx.live, jobs).await?;
+    metrics::gauge!("blockfill_live_cursor", "chain" => name.to_string()).set(target as f64);
+    Ok(range.len())
+}
+
+/// The chain's `live` backfill, created on first use.
+async fn live_backfill(
+    ctx: &SchedulerContext,
+    chain: &chains::Model,
+    from: u64,
+) -> Result<Uuid, SchedulerError> {
+    if let Some(id) = chain.live_backfill_id {
+        return Ok(id);
+    }
+    let id = Uuid::now_v7();
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, started_at) \
+         VALUES ($1, $2, 'live', $3, $3, 'running', now())",
+    )
+    .bind(id)
+    .bind(&chain.name)
+    .bind(from as i64)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE chains SET live_backfill_id = $2 WHERE name = $1")
+        .bind(&chain.name)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::live_target;
+
+    #[test]
+    fn live_target_keeps_the_confirmation_depth_and_never_the_unserved_head() {
+        assert_eq!(
+            live_target(100, 0),
+            99,
+            "the head may be announced before it is served"
+        );
+        assert_eq!(live_target(100, 1), 99);
+        assert_eq!(live_target(100, 12), 88);
+        assert_eq!(live_target(5, 12), 0);
+    }
+}
