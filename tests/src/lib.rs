@@ -4,6 +4,8 @@
 //! - [`app`]: fresh stores per test (database + Redis prefix), an in-process orchestrator
 //!   ([`app::spawn_app`]), the real binaries as processes, HTTP helpers.
 //! - [`anvil`]: installing, starting and driving a real Anvil node.
+//! - [`proxy`]: a fault-injecting proxy in front of a JSON-RPC node, and a dead endpoint.
 
 pub mod anvil;
 pub mod app;
+pub mod proxy;
