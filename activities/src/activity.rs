@@ -16,7 +16,7 @@ use crate::{
     BatchId,
     ranges::aligned_batches,
     reorg::{ReorgError, repair_reorg},
-    source::{ChainSource, SourceError, SourceRegistry},
+    source::{ChainSource, RequestPriority, SourceError, SourceRegistry},
     types::{BatchJob, BlockRange},
     write::{WriteError, WriteOutcome, write_batch},
 };
@@ -70,6 +70,8 @@ pub struct BatchPolicy {
     pub attempt_budget: i32,
     /// How long to wait for PostgreSQL when it is away before giving the job back.
     pub database_wait: Duration,
+    /// The lane's claim on RPC endpoints (live sync has a reserve backfill cannot take).
+    pub priority: RequestPriority,
 }
 
 impl Default for BatchPolicy {
@@ -77,6 +79,7 @@ impl Default for BatchPolicy {
         Self {
             attempt_budget: 5,
             database_wait: Duration::from_secs(60),
+            priority: RequestPriority::Backfill,
         }
     }
 }
@@ -200,7 +203,7 @@ pub async fn run_batch(
         return Err(resolve_exhausted(pool, job, error, attempts).await);
     }
     let result = async {
-        let source = sources.get(&job.chain).await?;
+        let source = sources.get_for(&job.chain, policy.priority).await?;
         let bundle = source.fetch_range(job.range).await?;
         match write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await {
             Err(WriteError::Reorg { block, detail, .. }) => {

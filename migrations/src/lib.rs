@@ -8,6 +8,7 @@
 //!   queue rounds, scheduler leadership.
 //! - `m20261122_000003_reorgs`: the record of detected reorgs.
 //! - `m20261122_000004_live_lane`: live cursor per chain, batch lanes.
+//! - `m20261201_000005_endpoint_health`: each process's view of every RPC endpoint.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -15,6 +16,7 @@ mod m20261122_000001_create_schema;
 mod m20261122_000002_failure_handling;
 mod m20261122_000003_reorgs;
 mod m20261122_000004_live_lane;
+mod m20261201_000005_endpoint_health;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -28,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_failure_handling::Migration),
             Box::new(m20261122_000003_reorgs::Migration),
             Box::new(m20261122_000004_live_lane::Migration),
+            Box::new(m20261201_000005_endpoint_health::Migration),
         ]
     }
 }

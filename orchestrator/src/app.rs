@@ -9,7 +9,6 @@ use blockfill_activities::{
     BatchJob, SchedulerJob, SourceRegistry, db,
     queue::{self, JobQueue, WorkerOptions},
     settings::StoreArgs,
-    source::RpcSettings,
     types::lanes,
 };
 use blockfill_migrations::{Migrator, MigratorTrait};
@@ -231,8 +230,15 @@ fn lead(
         }
     });
 
+    let sources = SourceRegistry::new(ctx.db.clone(), ctx.settings.rpc.pool_settings());
+    components.spawn(sources.clone().run_health_reports(
+        ctx.pool.clone(),
+        format!("orchestrator:{}", ctx.instance),
+        Duration::from_secs(1),
+        ctx.shutdown.clone(),
+    ));
     let seams_ctx = ctx.clone();
-    let seam_sources = SourceRegistry::new(ctx.db.clone(), RpcSettings::default());
+    let seam_sources = sources.clone();
     components.spawn(async move {
         let mut ticker = tokio::time::interval(seam_check_interval);
         loop {
@@ -246,7 +252,6 @@ fn lead(
         }
     });
 
-    let sources = SourceRegistry::new(ctx.db.clone(), RpcSettings::default());
     components.spawn(track_heads(ctx.clone(), sources, head_poll_interval));
     components
 }

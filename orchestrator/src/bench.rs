@@ -3,9 +3,11 @@
 //!    one-transaction write) driven directly with bounded concurrency, no queue;
 //! 2. end to end: the scheduler, the Redis queue and worker processes, from `POST /v1/backfills`
 //!    to `completed`;
-//! 3. live lag: a growing devnet followed by live sync while a full backfill of its history runs.
+//! 3. live lag: a growing devnet followed by live sync while a full backfill of its history runs;
+//! 4. far endpoint: end to end against a devnet that answers every request after `--rtt`
+//!    (100 ms), next to the ideal `workers x concurrency x batch / RTT` for the same settings.
 //!
-//! It prints both rates and their ratio, and the largest queue depth seen against its bound.
+//! It prints the rates and their ratios, and the largest queue depth seen against its bound.
 
 use std::{
     path::PathBuf,
@@ -16,7 +18,7 @@ use std::{
 use anyhow::Context as _;
 use blockfill_activities::{
     BatchId, BatchJob, BatchPolicy, BlockRange, ChainName, DevnetChain, DevnetConfig,
-    SourceRegistry, ranges::aligned_batches, run_batch, settings::StoreArgs, source::RpcSettings,
+    SourceRegistry, ranges::aligned_batches, run_batch, settings::StoreArgs,
 };
 use clap::Args;
 use futures::StreamExt;
@@ -28,7 +30,8 @@ use uuid::Uuid;
 use crate::{
     Orchestrator,
     demo::{follow_backfill, request_backfill, upsert_chain},
-    devnet_server::spawn_devnet,
+    devnet_server::{spawn_devnet, spawn_devnet_with_faults},
+    faults::{FaultInjector, FaultProfile},
     fleet::{spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
 };
@@ -51,6 +54,12 @@ pub struct BenchArgs {
     /// Blocks per batch.
     #[arg(long, default_value_t = 100)]
     pub batch_size: u64,
+    /// Round-trip time the far-endpoint phase injects in front of every devnet answer.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub rtt: Duration,
+    /// Blocks of the far-endpoint phase (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub rtt_blocks: u64,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     pub keep_database: bool,
@@ -71,6 +80,8 @@ pub struct BenchReport {
     pub queue_bound: u64,
     /// Live lag in blocks sampled while a full backfill ran: (max, p50, p99).
     pub live_lag: (i64, i64, i64),
+    /// End-to-end rate against the far endpoint, and the ideal for the same settings.
+    pub far_endpoint: Option<(f64, f64)>,
 }
 
 /// Runs both phases and prints the figures.
@@ -137,7 +148,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     .bind(backfill_id)
     .execute(&pool)
     .await?;
-    let sources = SourceRegistry::new(orchestrator.context.db.clone(), RpcSettings::default());
+    let sources = SourceRegistry::new(
+        orchestrator.context.db.clone(),
+        orchestrator.context.settings.rpc.pool_settings(),
+    );
     let started = Instant::now();
     let failures = futures::stream::iter(jobs.iter())
         .map(|job| run_batch(&pool, &sources, job, "bench-raw", BatchPolicy::default()))
@@ -208,6 +222,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     // Phase 3: live lag while a full backfill of the same chain runs.
     let live_lag = live_lag_phase(&orchestrator, &shutdown, args.blocks).await?;
 
+    // Phase 4: the same fleet against a far endpoint.
+    let far_endpoint = if args.rtt_blocks > 0 {
+        Some(far_endpoint_phase(&orchestrator, &shutdown, &args).await?)
+    } else {
+        None
+    };
+
     for worker in workers {
         worker.stop(Duration::from_secs(10)).await;
     }
@@ -227,7 +248,64 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         max_queue_depth,
         queue_bound,
         live_lag,
+        far_endpoint,
     })
+}
+
+/// End to end against a devnet whose every answer comes `args.rtt` late; returns the rate and
+/// the ideal `workers x concurrency x batch / RTT`.
+async fn far_endpoint_phase(
+    orchestrator: &Orchestrator,
+    shutdown: &CancellationToken,
+    args: &BenchArgs,
+) -> anyhow::Result<(f64, f64)> {
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks: args.rtt_blocks,
+        seed: 4,
+        ..DevnetConfig::default()
+    }));
+    let injector = FaultInjector::new(FaultProfile {
+        latency: args.rtt,
+        ..FaultProfile::default()
+    })?;
+    let addr = spawn_devnet_with_faults(devnet, "127.0.0.1:0".parse()?, injector, shutdown.clone())
+        .await?;
+    let pool = &orchestrator.context.pool;
+    upsert_chain(
+        pool,
+        "bench-far",
+        &format!("http://{addr}"),
+        1337,
+        args.batch_size as i32,
+    )
+    .await?;
+    let api = orchestrator.api_addr;
+    let started = Instant::now();
+    let id = request_backfill(
+        api,
+        json!({"chain": "bench-far", "from": 0, "to": args.rtt_blocks - 1}),
+    )
+    .await?;
+    let view = follow_backfill(api, &id, shutdown).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        view["status"] == "completed",
+        "far-endpoint backfill ended {}",
+        view["status"]
+    );
+    let rate = args.rtt_blocks as f64 / seconds;
+    let in_flight = (args.workers * args.concurrency) as f64;
+    let ideal = in_flight * args.batch_size as f64 / args.rtt.as_secs_f64();
+    println!(
+        "far endpoint ({:?} RTT): {rate:>9.0} blocks/s  ({seconds:.2}s, {} blocks); ideal {ideal:.0} blocks/s \
+         ({} batches of {} in flight / RTT); ratio {:.2}",
+        args.rtt,
+        args.rtt_blocks,
+        in_flight,
+        args.batch_size,
+        rate / ideal
+    );
+    Ok((rate, ideal))
 }
 
 /// Blocks a second the live-lag phase's chain grows by (an L2-like pace).

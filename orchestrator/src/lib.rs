@@ -10,7 +10,8 @@
 //! - [`live`]: the live lane planner (new heads to their own queue, ahead of backfill).
 //! - [`leader`]: leader election (one scheduling orchestrator per database).
 //! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
-//! - [`devnet_server`]: the devnet over JSON-RPC on loopback.
+//! - [`devnet_server`]: the devnet over JSON-RPC on loopback (`blockfill devnet`), with faults.
+//! - [`faults`]: fault injection for JSON-RPC endpoints (latency, 503s, 429s, hangs, batches).
 //! - [`verify`]: database-versus-node comparison.
 //! - [`fleet`]: starting and stopping local `blockfill-worker` processes.
 //! - [`demo`], [`bench`]: the README's demo and the end-to-end benchmark.
@@ -20,6 +21,7 @@ pub mod app;
 pub mod bench;
 pub mod demo;
 pub mod devnet_server;
+pub mod faults;
 pub mod fleet;
 pub mod head;
 pub mod leader;

@@ -1,15 +1,18 @@
 //! `blockfill`: serve (scheduler + admin API), demo, migrate, verify, devnet, bench.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BlockRange, ChainName, DevnetChain, DevnetConfig, EvmRpcSource, db, entity::chains,
-    settings::StoreArgs, source::RpcSettings, telemetry,
+    BlockRange, ChainName, db,
+    entity::chains,
+    settings::StoreArgs,
+    source::{EndpointConfig, EndpointPool, PoolSettings},
+    telemetry,
 };
 use blockfill_orchestrator::{
-    Orchestrator, app::prepare_database, bench, demo, devnet_server::spawn_devnet,
-    settings::ServeArgs, verify::verify_range,
+    Orchestrator, app::prepare_database, bench, demo, devnet_server, settings::ServeArgs,
+    verify::verify_range,
 };
 use clap::{Parser, Subcommand};
 use sea_orm::EntityTrait;
@@ -54,18 +57,9 @@ enum Command {
         #[arg(long)]
         rpc_url: Option<String>,
     },
-    /// Serve a deterministic devnet over JSON-RPC.
-    Devnet {
-        /// Listen address.
-        #[arg(long, default_value = "127.0.0.1:8545")]
-        addr: SocketAddr,
-        /// Number of blocks.
-        #[arg(long, default_value_t = 100_000)]
-        blocks: u64,
-        /// Chain id.
-        #[arg(long, default_value_t = 1337)]
-        chain_id: u64,
-    },
+    /// Serve a deterministic devnet over JSON-RPC, optionally on several endpoints and with
+    /// injected faults (latency, HTTP 503/429, hangs, refused batches).
+    Devnet(devnet_server::DevnetArgs),
     /// Benchmark: raw fetch-and-write loop versus end to end through the queue.
     Bench(bench::BenchArgs),
 }
@@ -107,18 +101,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let chain = ChainName::parse(&chain)?;
             let range = BlockRange::new(from, to)?;
             let conn = db::connect(&stores.database_url, 4).await?;
-            let url = match rpc_url {
-                Some(url) => url,
+            let endpoints = match rpc_url {
+                Some(url) => vec![EndpointConfig::new(url)],
                 None => chains::Entity::find_by_id(chain.to_string())
                     .one(&conn)
                     .await?
                     .with_context(|| format!("chain {chain} is not registered"))?
-                    .rpc_url_list()
-                    .into_iter()
-                    .next()
-                    .with_context(|| format!("chain {chain} has no RPC URL"))?,
+                    .endpoints(),
             };
-            let source = EvmRpcSource::new(&url, RpcSettings::default())?;
+            anyhow::ensure!(!endpoints.is_empty(), "chain {chain} has no RPC URL");
+            let url = endpoints
+                .iter()
+                .map(|e| e.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let source =
+                EndpointPool::connect(chain.as_str(), &endpoints, PoolSettings::default())?;
             let report = verify_range(
                 conn.get_postgres_connection_pool(),
                 &chain,
@@ -141,20 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Devnet {
-            addr,
-            blocks,
-            chain_id,
-        } => {
-            let chain = Arc::new(DevnetChain::new(DevnetConfig {
-                blocks,
-                chain_id,
-                ..DevnetConfig::default()
-            }));
-            let bound = spawn_devnet(chain, addr, shutdown.clone()).await?;
-            println!("devnet: {blocks} blocks, chain id {chain_id}, JSON-RPC at http://{bound}");
-            shutdown.cancelled().await;
-        }
+        Command::Devnet(args) => devnet_server::run(args, shutdown).await?,
         Command::Bench(args) => {
             bench::run(args).await?;
         }

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-pub use blockfill_activities::settings::StoreArgs;
+pub use blockfill_activities::settings::{RpcArgs, StoreArgs};
 use clap::Args;
 
 /// How the scheduler plans.
@@ -24,6 +24,9 @@ pub struct SchedulerArgs {
     /// recent blocks, stored tip against the node).
     #[arg(long, env = "BLOCKFILL_SEAM_CHECK_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub seam_check_interval: Duration,
+    /// How the orchestrator's own RPC requests (heads, seam checks, reorg repairs) use endpoints.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
 }
 
 impl Default for SchedulerArgs {
@@ -34,6 +37,7 @@ impl Default for SchedulerArgs {
             generation_timeout: Duration::from_secs(30),
             head_poll_interval: Duration::from_millis(500),
             seam_check_interval: Duration::from_secs(10),
+            rpc: RpcArgs::default(),
         }
     }
 }

@@ -24,7 +24,44 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
             .unwrap()
     );
 
+    let other_chain = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks: 100,
+        chain_id: 99,
+        ..DevnetConfig::default()
+    }));
+    let other_rpc = format!(
+        "http://{}",
+        spawn_devnet(other_chain, "127.0.0.1:0".parse().unwrap(), stop.clone())
+            .await
+            .unwrap()
+    );
+
     let cases = [
+        (
+            json!({"name": "ok", "rpc_urls": [{"url": rpc, "rps": 0}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rps of",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": [{"url": rpc, "max_concurrency": 1}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "max_concurrency of",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": [{"url": rpc, "weight": 3}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "did not match",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": [rpc, {"url": rpc}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "listed twice",
+        ),
+        (
+            json!({"name": "ok", "rpc_urls": [rpc, other_rpc]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "disagree",
+        ),
         (
             json!({"name": "Bad Name", "rpc_urls": [rpc]}),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -96,6 +133,21 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = app.get("/v1/chains/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.get("/v1/chains/nope/endpoints").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // One endpoint down at registration is fine while another answers.
+    let (status, mixed) = app
+        .post(
+            "/v1/chains",
+            json!({"name": "mixed", "rpc_urls": ["http://127.0.0.1:1", {"url": rpc, "rps": 50}], "live_sync": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{mixed}");
+    assert_eq!(mixed["rpc_urls"], json!(["http://127.0.0.1:1", rpc]));
+    assert_eq!(mixed["endpoints"][1], json!({"url": rpc, "rps": 50}));
+    let (status, endpoints) = app.get("/v1/chains/mixed/endpoints").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(endpoints["endpoints"][1]["config"]["rps"], json!(50));
 
     let backfill_cases = [
         (

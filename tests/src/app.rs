@@ -80,6 +80,7 @@ pub fn test_scheduler() -> SchedulerArgs {
         generation_timeout: Duration::from_secs(5),
         head_poll_interval: Duration::from_millis(500),
         seam_check_interval: Duration::from_secs(1),
+        rpc: blockfill_activities::settings::RpcArgs::default(),
     }
 }
 
@@ -213,6 +214,7 @@ impl TestApp {
         let token = CancellationToken::new();
         let args = blockfill_workers::WorkerArgs {
             stores: self.stores.clone(),
+            rpc: blockfill_activities::settings::RpcArgs::default(),
             concurrency,
             live_concurrency: 2,
             attempt_budget: 5,

@@ -14,8 +14,8 @@ use blockfill_activities::{
     BatchJob, BatchOutcome, BatchPolicy, Resolution, SourceRegistry, db, enqueue_batches,
     queue::{self, JobFailure, JobQueue, WorkerOptions},
     run_batch,
-    settings::StoreArgs,
-    source::RpcSettings,
+    settings::{RpcArgs, StoreArgs},
+    source::RequestPriority,
     types::lanes,
 };
 use clap::Args;
@@ -27,6 +27,9 @@ pub struct WorkerArgs {
     /// PostgreSQL and Redis.
     #[command(flatten)]
     pub stores: StoreArgs,
+    /// How RPC endpoints are used.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
     /// Batches processed at once by this process.
     #[arg(long, env = "BLOCKFILL_WORKER_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
@@ -56,6 +59,9 @@ pub struct WorkerArgs {
     pub name: String,
 }
 
+/// How often endpoint health is checked and published.
+const HEALTH_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Runs the worker until `shutdown` is cancelled, then lets in-flight batches finish (up to the
 /// shutdown deadline). A lost Redis (restart, flush) stops apalis' worker; it is started again
 /// with backoff, so the process rides out Redis outages.
@@ -63,12 +69,19 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let connections = (args.concurrency + args.live_concurrency) as u32 + 2;
     let conn = db::connect(&args.stores.database_url, connections).await?;
     let pool = conn.get_postgres_connection_pool().clone();
-    let sources = SourceRegistry::new(conn, RpcSettings::default());
+    let sources = SourceRegistry::new(conn, args.rpc.pool_settings());
+    tokio::spawn(sources.clone().run_health_reports(
+        pool.clone(),
+        format!("worker:{}:{}", args.name, std::process::id()),
+        HEALTH_REPORT_INTERVAL,
+        shutdown.clone(),
+    ));
     let batches = JobQueue::<BatchJob>::connect(&args.stores.queue(), lanes::BATCHES).await?;
     let live = JobQueue::<BatchJob>::connect(&args.stores.queue(), lanes::LIVE).await?;
     let policy = BatchPolicy {
         attempt_budget: args.attempt_budget.max(1) as i32,
         database_wait: args.database_wait,
+        priority: RequestPriority::Backfill,
     };
     tracing::info!(target: "blockfill::worker", concurrency = args.concurrency, live_concurrency = args.live_concurrency, budget = policy.attempt_budget, "worker starting");
     let options = |prefix: String, concurrency: usize| WorkerOptions {
@@ -84,10 +97,16 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         policy,
         shutdown: shutdown.clone(),
     };
+    let live_lane = Lane {
+        policy: BatchPolicy {
+            priority: RequestPriority::Live,
+            ..policy
+        },
+        ..lane.clone()
+    };
     let both = futures::future::try_join(
-        lane.clone()
-            .supervise(batches, options(args.name.clone(), args.concurrency)),
-        lane.supervise(
+        lane.supervise(batches, options(args.name.clone(), args.concurrency)),
+        live_lane.supervise(
             live,
             options(format!("{}-live", args.name), args.live_concurrency),
         ),

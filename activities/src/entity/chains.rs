@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::source::EndpointConfig;
+
 /// A registered chain.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "chains")]
@@ -48,11 +50,21 @@ impl ActiveModelBehavior for ActiveModel {}
 impl Model {
     /// The RPC URLs as strings.
     pub fn rpc_url_list(&self) -> Vec<String> {
+        self.endpoints().into_iter().map(|e| e.url).collect()
+    }
+
+    /// The RPC endpoints: each entry of `rpc_urls` is a URL or an object
+    /// `{url, rps?, max_concurrency?}`; entries that are neither are skipped.
+    pub fn endpoints(&self) -> Vec<EndpointConfig> {
         self.rpc_urls
             .as_array()
-            .map(|urls| {
-                urls.iter()
-                    .filter_map(|u| u.as_str().map(str::to_owned))
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|entry| match entry {
+                        Json::String(url) => Some(EndpointConfig::new(url.clone())),
+                        other => serde_json::from_value(other.clone()).ok(),
+                    })
                     .collect()
             })
             .unwrap_or_default()

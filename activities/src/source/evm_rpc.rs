@@ -1,7 +1,10 @@
 //! [`EvmRpcSource`]: blocks over Ethereum JSON-RPC, with batched `eth_getBlockByNumber` (full
 //! transactions) and one `eth_getLogs` per range, every answer validated before it becomes rows.
 
-use std::{sync::atomic::AtomicU64, sync::atomic::Ordering, time::Duration};
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use serde::{Deserialize, de::DeserializeOwned};
@@ -37,6 +40,8 @@ pub struct EvmRpcSource {
     client: reqwest::Client,
     settings: RpcSettings,
     next_id: AtomicU64,
+    /// Cleared when the endpoint rejects a JSON-RPC batch.
+    batching: AtomicBool,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +57,23 @@ struct Response {
 struct ErrorObject {
     code: i64,
     message: String,
+}
+
+/// Single requests in flight at once for one batch, once an endpoint has rejected batches.
+const SINGLE_REQUEST_CONCURRENCY: usize = 8;
+
+/// Why one HTTP request of calls failed.
+enum BatchError {
+    /// The endpoint answered a batch with a single object: it does not take batches.
+    Rejected(String),
+    /// Anything else.
+    Source(SourceError),
+}
+
+impl From<SourceError> for BatchError {
+    fn from(e: SourceError) -> Self {
+        Self::Source(e)
+    }
 }
 
 /// JSON-RPC's "limit exceeded", used by providers for rate limiting.
@@ -73,6 +95,7 @@ impl EvmRpcSource {
             client,
             settings,
             next_id: AtomicU64::new(1),
+            batching: AtomicBool::new(true),
         })
     }
 
@@ -95,7 +118,7 @@ impl EvmRpcSource {
             .json(body)
             .send()
             .await
-            .map_err(|e| self.transport(e))?;
+            .map_err(|e| self.request_error(e))?;
         let status = response.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let retry_after_secs = response
@@ -109,19 +132,96 @@ impl EvmRpcSource {
             });
         }
         if !status.is_success() {
-            return Err(self.transport(format!("HTTP {status}")));
+            return Err(SourceError::Http {
+                endpoint: self.endpoint.clone(),
+                status: status.as_u16(),
+            });
         }
-        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        let bytes = response.bytes().await.map_err(|e| self.request_error(e))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| self.transport(format!("unparsable JSON-RPC body: {e}")))
     }
 
-    /// Calls several methods in one HTTP batch and returns their results in call order.
+    fn request_error(&self, e: reqwest::Error) -> SourceError {
+        if e.is_timeout() {
+            SourceError::Timeout {
+                endpoint: self.endpoint.clone(),
+                timeout: self.settings.timeout,
+            }
+        } else {
+            self.transport(e)
+        }
+    }
+
+    /// Whether this endpoint takes JSON-RPC batches (false once it rejected one).
+    pub fn batches_accepted(&self) -> bool {
+        self.batching.load(Ordering::Relaxed)
+    }
+
+    /// How many HTTP requests fetching `range` takes (for rate limiting).
+    pub fn requests_for(&self, range: BlockRange) -> u64 {
+        if self.batches_accepted() {
+            range.len().div_ceil(self.settings.batch_size.max(1) as u64) + 1
+        } else {
+            range.len() + 1
+        }
+    }
+
+    /// Calls several methods and returns their results in call order: in one HTTP batch, or one
+    /// request each (a few at a time) once the endpoint has rejected a batch.
     async fn batch<T: DeserializeOwned>(
         &self,
         calls: &[(&str, Value)],
         range: BlockRange,
     ) -> Result<Vec<T>, SourceError> {
+        if calls.len() > 1 && self.batches_accepted() {
+            match self.http_batch(calls, range).await {
+                Err(BatchError::Rejected(detail)) => {
+                    if self.batching.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(target: "blockfill::rpc", endpoint = %self.endpoint, detail, "endpoint rejects JSON-RPC batches; sending single requests from now on");
+                    }
+                }
+                Err(BatchError::Source(e)) => return Err(e),
+                Ok(results) => return Ok(results),
+            }
+        }
+        if let [call] = calls {
+            return Ok(vec![self.single(call, range).await?]);
+        }
+        let mut results = Vec::with_capacity(calls.len());
+        for chunk in calls.chunks(SINGLE_REQUEST_CONCURRENCY) {
+            let answers =
+                futures::future::try_join_all(chunk.iter().map(|call| self.single(call, range)))
+                    .await?;
+            results.extend(answers);
+        }
+        Ok(results)
+    }
+
+    /// One call in its own HTTP request.
+    async fn single<T: DeserializeOwned>(
+        &self,
+        call: &(&str, Value),
+        range: BlockRange,
+    ) -> Result<T, SourceError> {
+        let mut one = self
+            .http_batch::<T>(std::slice::from_ref(call), range)
+            .await
+            .map_err(|e| match e {
+                BatchError::Source(e) => e,
+                BatchError::Rejected(detail) => self.transport(detail),
+            })?;
+        one.pop()
+            .ok_or_else(|| self.transport(format!("{}: empty answer", call.0)))
+    }
+
+    /// Sends `calls` in one HTTP request (a JSON-RPC batch, or a single call when there is one)
+    /// and returns their results in call order.
+    async fn http_batch<T: DeserializeOwned>(
+        &self,
+        calls: &[(&str, Value)],
+        range: BlockRange,
+    ) -> Result<Vec<T>, BatchError> {
         let first_id = self
             .next_id
             .fetch_add(calls.len() as u64, Ordering::Relaxed);
@@ -132,7 +232,12 @@ impl EvmRpcSource {
                 json!({"jsonrpc": "2.0", "id": first_id + i as u64, "method": method, "params": params})
             })
             .collect();
-        let answer = self.post(&Value::Array(body)).await?;
+        let body = match <[Value; 1]>::try_from(body) {
+            Ok([single]) => single,
+            Err(many) => Value::Array(many),
+        };
+        let sent_batch = body.is_array();
+        let answer = self.post(&body).await?;
         let malformed = |message: String| SourceError::Malformed {
             endpoint: self.endpoint.clone(),
             range,
@@ -145,12 +250,21 @@ impl EvmRpcSource {
                 .collect::<Result<_, _>>()
                 .map_err(|e| malformed(format!("bad JSON-RPC response object: {e}")))?,
             Value::Object(_) => {
-                // A single error object for the whole batch (some nodes reject batches this way).
                 let single: Response = serde_json::from_value(answer)
                     .map_err(|e| malformed(format!("bad JSON-RPC response object: {e}")))?;
-                return Err(self.rpc_error(calls.first().map_or("batch", |c| c.0), single.error));
+                if sent_batch {
+                    // One error object for a whole batch: the endpoint does not take batches.
+                    let detail = single.error.map_or_else(
+                        || "a single answer to a batch".to_owned(),
+                        |e| format!("{} ({})", e.message, e.code),
+                    );
+                    return Err(BatchError::Rejected(detail));
+                }
+                vec![single]
             }
-            other => return Err(malformed(format!("expected a JSON array, got {other}"))),
+            other => {
+                return Err(malformed(format!("expected a JSON-RPC response, got {other}")).into());
+            }
         };
         let mut slots: Vec<Option<Response>> = (0..calls.len()).map(|_| None).collect();
         for response in responses {
@@ -167,7 +281,7 @@ impl EvmRpcSource {
             let response =
                 slot.ok_or_else(|| malformed(format!("no answer to {method}({params})")))?;
             if let Some(error) = response.error {
-                return Err(self.rpc_error(method, Some(error)));
+                return Err(self.rpc_error(method, Some(error)).into());
             }
             let result = response.result.unwrap_or(Value::Null);
             if result.is_null() {
@@ -180,9 +294,10 @@ impl EvmRpcSource {
                     return Err(SourceError::NotYetAvailable {
                         endpoint: self.endpoint.clone(),
                         block,
-                    });
+                    }
+                    .into());
                 }
-                return Err(malformed(format!("null result for {method}")));
+                return Err(malformed(format!("null result for {method}")).into());
             }
             results.push(
                 serde_json::from_value(result)

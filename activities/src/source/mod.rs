@@ -3,12 +3,16 @@
 
 mod devnet;
 mod evm_rpc;
+pub mod pool;
 mod registry;
 mod rows;
 mod rpc_types;
 
 pub use devnet::{DevnetChain, DevnetConfig};
 pub use evm_rpc::{EvmRpcSource, RpcSettings};
+pub use pool::{
+    EndpointConfig, EndpointPool, EndpointSnapshot, PoolSettings, PrioritizedPool, RequestPriority,
+};
 pub use registry::SourceRegistry;
 pub use rows::{BlockBundle, BlockRow, LogRow, TransactionRow};
 pub use rpc_types::{RpcBlock, RpcLog, RpcTransaction};
@@ -20,13 +24,37 @@ use crate::types::BlockRange;
 /// Why a source could not deliver a range.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The request never got a usable HTTP answer (connection refused, timeout, 5xx).
+    /// The request never got an HTTP answer (connection refused or reset, unreadable body).
     #[error("RPC transport error from {endpoint}: {message}")]
     Transport {
         /// The endpoint that failed.
         endpoint: String,
         /// What went wrong.
         message: String,
+    },
+    /// No answer within the request timeout.
+    #[error("RPC request to {endpoint} timed out after {timeout:?}")]
+    Timeout {
+        /// The endpoint that did not answer.
+        endpoint: String,
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
+    /// An HTTP status other than 200 and 429 (a 5xx, a proxy error page).
+    #[error("HTTP {status} from {endpoint}")]
+    Http {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The status code.
+        status: u16,
+    },
+    /// Every endpoint of the chain is unusable right now (breakers open, rate limited).
+    #[error("no usable RPC endpoint for {chain}: {detail}")]
+    NoEndpoint {
+        /// The chain.
+        chain: String,
+        /// Each endpoint's state.
+        detail: String,
     },
     /// The endpoint asked us to slow down (HTTP 429 or JSON-RPC -32005).
     #[error(

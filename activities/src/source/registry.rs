@@ -1,25 +1,30 @@
-//! [`SourceRegistry`]: the chain source of every registered chain, built from the `chains` table
-//! on first use and shared by all batches of a process.
+//! [`SourceRegistry`]: the endpoint pool of every registered chain, built from the `chains` table
+//! on first use and shared by all batches (both lanes) of a process; it also runs the pools'
+//! health checks and publishes their state to PostgreSQL for the admin API.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{
+    DatabaseConnection, EntityTrait,
+    sqlx::{self, PgPool},
+};
 use tokio::sync::RwLock;
+use tokio_util::sync::CancellationToken;
 
-use super::{ChainSource, EvmRpcSource, RpcSettings};
+use super::{ChainSource, EndpointPool, EndpointSnapshot, PoolSettings, RequestPriority};
 use crate::{activity::ActivityError, entity::chains, types::ChainName};
 
-/// Chain sources by chain name, built from the `chains` table on first use.
+/// Endpoint pools by chain name, built from the `chains` table on first use.
 #[derive(Clone)]
 pub struct SourceRegistry {
     db: DatabaseConnection,
-    settings: RpcSettings,
-    cache: Arc<RwLock<HashMap<String, Arc<dyn ChainSource>>>>,
+    settings: PoolSettings,
+    cache: Arc<RwLock<HashMap<String, Arc<EndpointPool>>>>,
 }
 
 impl SourceRegistry {
     /// An empty registry reading chains from `db`.
-    pub fn new(db: DatabaseConnection, settings: RpcSettings) -> Self {
+    pub fn new(db: DatabaseConnection, settings: PoolSettings) -> Self {
         Self {
             db,
             settings,
@@ -27,27 +32,109 @@ impl SourceRegistry {
         }
     }
 
-    /// The source of `chain`.
-    pub async fn get(&self, chain: &ChainName) -> Result<Arc<dyn ChainSource>, ActivityError> {
-        if let Some(source) = self.cache.read().await.get(chain.as_str()) {
-            return Ok(Arc::clone(source));
+    /// The endpoint pool of `chain`.
+    pub async fn pool(&self, chain: &ChainName) -> Result<Arc<EndpointPool>, ActivityError> {
+        if let Some(pool) = self.cache.read().await.get(chain.as_str()) {
+            return Ok(Arc::clone(pool));
         }
         let row = chains::Entity::find_by_id(chain.as_str().to_owned())
             .one(&self.db)
             .await
             .map_err(|e| ActivityError::Database(e.to_string()))?
             .ok_or_else(|| ActivityError::UnknownChain(chain.to_string()))?;
-        let url = row
-            .rpc_url_list()
-            .into_iter()
-            .next()
-            .ok_or_else(|| ActivityError::UnknownChain(chain.to_string()))?;
-        let source: Arc<dyn ChainSource> =
-            Arc::new(EvmRpcSource::new(&url, self.settings.clone())?);
-        self.cache
-            .write()
-            .await
-            .insert(chain.as_str().to_owned(), Arc::clone(&source));
-        Ok(source)
+        let endpoints = row.endpoints();
+        if endpoints.is_empty() {
+            return Err(ActivityError::UnknownChain(chain.to_string()));
+        }
+        let pool = Arc::new(EndpointPool::connect(
+            chain.as_str(),
+            &endpoints,
+            self.settings.clone(),
+        )?);
+        let mut cache = self.cache.write().await;
+        Ok(Arc::clone(
+            cache.entry(chain.as_str().to_owned()).or_insert(pool),
+        ))
     }
+
+    /// The source of `chain` for backfill work.
+    pub async fn get(&self, chain: &ChainName) -> Result<Arc<dyn ChainSource>, ActivityError> {
+        self.get_for(chain, RequestPriority::Backfill).await
+    }
+
+    /// The source of `chain` whose range requests run at `priority`.
+    pub async fn get_for(
+        &self,
+        chain: &ChainName,
+        priority: RequestPriority,
+    ) -> Result<Arc<dyn ChainSource>, ActivityError> {
+        let pool = self.pool(chain).await?;
+        Ok(Arc::new(pool.with_priority(priority)))
+    }
+
+    /// Every built pool's endpoints, by chain.
+    pub async fn snapshots(&self) -> Vec<(String, Vec<EndpointSnapshot>)> {
+        let pools: Vec<Arc<EndpointPool>> = self.cache.read().await.values().cloned().collect();
+        pools
+            .iter()
+            .map(|p| (p.chain().to_owned(), p.snapshot()))
+            .collect()
+    }
+
+    /// Until `shutdown`: every `interval`, health-checks the idle endpoints of every built pool
+    /// and publishes every endpoint's state as `reporter` to `endpoint_health` (best effort: a
+    /// database outage only delays the report).
+    pub async fn run_health_reports(
+        self,
+        pool: PgPool,
+        reporter: String,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let pools: Vec<Arc<EndpointPool>> = self.cache.read().await.values().cloned().collect();
+            futures::future::join_all(pools.iter().map(|p| p.probe_idle(interval))).await;
+            for endpoint_pool in &pools {
+                if let Err(e) = publish(&pool, &reporter, endpoint_pool).await {
+                    tracing::debug!(target: "blockfill::rpc", chain = endpoint_pool.chain(), error = %e, "cannot publish endpoint health");
+                }
+            }
+        }
+    }
+}
+
+/// Upserts one process's view of `endpoints` and drops reports nobody refreshed for an hour.
+async fn publish(
+    pool: &PgPool,
+    reporter: &str,
+    endpoints: &EndpointPool,
+) -> Result<(), sqlx::Error> {
+    let snapshots = endpoints.snapshot();
+    let urls: Vec<String> = snapshots.iter().map(|s| s.url.clone()).collect();
+    let bodies: Vec<serde_json::Value> = snapshots
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap_or(serde_json::Value::Null))
+        .collect();
+    sqlx::query(
+        "INSERT INTO endpoint_health (chain, endpoint, reporter, snapshot, updated_at) \
+         SELECT $1, e, $2, s, now() FROM UNNEST($3::text[], $4::jsonb[]) AS u(e, s) \
+         ON CONFLICT (chain, endpoint, reporter) DO UPDATE \
+           SET snapshot = EXCLUDED.snapshot, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(endpoints.chain())
+    .bind(reporter)
+    .bind(&urls)
+    .bind(&bodies)
+    .execute(pool)
+    .await?;
+    sqlx::query("DELETE FROM endpoint_health WHERE updated_at < now() - interval '1 hour'")
+        .execute(pool)
+        .await?;
+    Ok(())
 }

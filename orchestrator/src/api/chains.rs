@@ -9,7 +9,9 @@ use axum::{
     routing::get,
 };
 use blockfill_activities::{
-    ChainName, ChainSource, EvmRpcSource, entity::chains, source::RpcSettings,
+    ChainName, ChainSource, EvmRpcSource,
+    entity::chains,
+    source::{EndpointConfig, RpcSettings},
 };
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
@@ -28,7 +30,7 @@ pub(super) fn router() -> Router<ApiContext> {
 #[serde(deny_unknown_fields)]
 struct RegisterChain {
     name: String,
-    rpc_urls: Vec<String>,
+    rpc_urls: Vec<EndpointSpec>,
     #[serde(default)]
     start_block: u64,
     confirmations: Option<u64>,
@@ -37,6 +39,110 @@ struct RegisterChain {
     max_workers: Option<u32>,
     /// Follow the head with the live lane (default true).
     live_sync: Option<bool>,
+}
+
+/// One entry of `rpc_urls`: a URL, or a URL with its own limits.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EndpointSpec {
+    Url(String),
+    Configured(ConfiguredEndpoint),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfiguredEndpoint {
+    url: String,
+    rps: Option<u32>,
+    max_concurrency: Option<u32>,
+}
+
+impl EndpointSpec {
+    fn url(&self) -> &str {
+        match self {
+            Self::Url(url) => url,
+            Self::Configured(c) => &c.url,
+        }
+    }
+
+    /// Checks the entry; returns what is stored for it.
+    fn validate(&self) -> Result<serde_json::Value, ApiError> {
+        let url = self.url();
+        let parsed = url::Url::parse(url)
+            .map_err(|e| ApiError::Unprocessable(format!("rpc_urls: {url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ApiError::Unprocessable(format!(
+                "rpc_urls: {url:?} must be http or https"
+            )));
+        }
+        match self {
+            Self::Url(url) => Ok(serde_json::json!(url)),
+            Self::Configured(c) => {
+                if c.rps == Some(0) {
+                    return Err(ApiError::Unprocessable(format!(
+                        "rpc_urls: rps of {url:?} must be at least 1 (leave it out for no limit)"
+                    )));
+                }
+                if c.max_concurrency.is_some_and(|m| m < 2) {
+                    return Err(ApiError::Unprocessable(format!(
+                        "rpc_urls: max_concurrency of {url:?} must be at least 2"
+                    )));
+                }
+                Ok(serde_json::to_value(EndpointConfig {
+                    url: c.url.clone(),
+                    rps: c.rps,
+                    max_concurrency: c.max_concurrency,
+                })
+                .unwrap_or_else(|_| serde_json::json!(url)))
+            }
+        }
+    }
+}
+
+/// Reads the chain id from every endpoint at once; those that answer must agree. Returns the
+/// chain id and the head of the first endpoint that answered.
+async fn probe_endpoints(urls: &[&str]) -> Result<(u64, Option<u64>), ApiError> {
+    let settings = RpcSettings {
+        timeout: Duration::from_secs(5),
+        ..RpcSettings::default()
+    };
+    let answers = futures::future::join_all(urls.iter().map(|url| {
+        let settings = settings.clone();
+        async move {
+            let source = EvmRpcSource::new(url, settings)?;
+            let chain_id = source.chain_id().await?;
+            Ok::<_, blockfill_activities::source::SourceError>((chain_id, source.head().await.ok()))
+        }
+    }))
+    .await;
+    let mut found: Option<(u64, Option<u64>, &str)> = None;
+    let mut failures = Vec::new();
+    for (url, answer) in urls.iter().zip(answers) {
+        match answer {
+            Ok((chain_id, head)) => match found {
+                None => found = Some((chain_id, head, url)),
+                Some((first, _, first_url)) if first != chain_id => {
+                    return Err(ApiError::Unprocessable(format!(
+                        "rpc_urls disagree: {first_url} serves chain id {first}, {url} serves {chain_id}"
+                    )));
+                }
+                Some(_) => {}
+            },
+            Err(e) => failures.push(format!("{url}: {e}")),
+        }
+    }
+    match found {
+        Some((chain_id, head, _)) => {
+            if !failures.is_empty() {
+                tracing::warn!(target: "blockfill::api", unreachable = ?failures, "registering a chain with endpoints that do not answer yet");
+            }
+            Ok((chain_id, head))
+        }
+        None => Err(ApiError::Unprocessable(format!(
+            "cannot read eth_chainId from any endpoint ({}); check the URLs and that the node is up",
+            failures.join("; ")
+        ))),
+    }
 }
 
 /// A chain as the API shows it.
@@ -48,6 +154,8 @@ pub struct ChainView {
     pub chain_id: Option<i64>,
     /// RPC endpoints.
     pub rpc_urls: Vec<String>,
+    /// RPC endpoints with their own limits, if any.
+    pub endpoints: Vec<EndpointConfig>,
     /// First block to cover.
     pub start_block: i64,
     /// Confirmation depth.
@@ -70,6 +178,7 @@ impl From<chains::Model> for ChainView {
     fn from(row: chains::Model) -> Self {
         Self {
             rpc_urls: row.rpc_url_list(),
+            endpoints: row.endpoints(),
             name: row.name,
             chain_id: row.chain_id,
             start_block: row.start_block,
@@ -106,14 +215,17 @@ async fn register(
             "rpc_urls must name at least one URL".into(),
         ));
     }
-    for url in &body.rpc_urls {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| ApiError::Unprocessable(format!("rpc_urls: {url:?} is not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ApiError::Unprocessable(format!(
-                "rpc_urls: {url:?} must be http or https"
-            )));
-        }
+    let stored_urls = body
+        .rpc_urls
+        .iter()
+        .map(EndpointSpec::validate)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = body.rpc_urls.iter().find(|e| !seen.insert(e.url())) {
+        return Err(ApiError::Unprocessable(format!(
+            "rpc_urls: {:?} is listed twice",
+            twice.url()
+        )));
     }
     let batch_size = body.batch_size.unwrap_or(100);
     if !(1..=10_000).contains(&batch_size) {
@@ -142,24 +254,12 @@ async fn register(
             "chain {name} is already registered"
         )));
     }
-    let probe = EvmRpcSource::new(
-        &body.rpc_urls[0],
-        RpcSettings {
-            timeout: Duration::from_secs(5),
-            ..RpcSettings::default()
-        },
-    )
-    .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let chain_id = probe.chain_id().await.map_err(|e| {
-        ApiError::Unprocessable(format!(
-            "cannot read eth_chainId from {}: {e}; check the URL and that the node is up",
-            body.rpc_urls[0]
-        ))
-    })?;
+    let urls: Vec<&str> = body.rpc_urls.iter().map(EndpointSpec::url).collect();
+    let (chain_id, head) = probe_endpoints(&urls).await?;
     let row = chains::ActiveModel {
         name: Set(name.to_string()),
         chain_id: Set(Some(chain_id as i64)),
-        rpc_urls: Set(serde_json::json!(body.rpc_urls)),
+        rpc_urls: Set(serde_json::Value::Array(stored_urls)),
         start_block: Set(body.start_block as i64),
         confirmations: Set(body
             .confirmations
@@ -167,7 +267,7 @@ async fn register(
         batch_size: Set(batch_size as i32),
         min_workers: Set(min_workers as i32),
         max_workers: Set(max_workers as i32),
-        head_block: Set(probe.head().await.ok().map(|h| h as i64)),
+        head_block: Set(head.map(|h| h as i64)),
         head_updated_at: Set(Some(Utc::now().into())),
         created_at: Set(Utc::now().into()),
         updated_at: Set(Utc::now().into()),

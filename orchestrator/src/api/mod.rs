@@ -4,6 +4,7 @@
 mod backfills;
 mod batches;
 mod chains;
+mod endpoints;
 mod error;
 mod health;
 mod orchestrator;
@@ -25,6 +26,7 @@ use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::Tra
 pub use backfills::{BackfillView, BatchCounts, Created};
 pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chains::ChainView;
+pub use endpoints::{EndpointView, EndpointsView};
 pub use error::ApiError;
 pub use orchestrator::{LeaderView, OrchestratorView};
 pub use reorgs::ReorgView;
@@ -51,6 +53,7 @@ pub fn router(ctx: ApiContext) -> Router {
     Router::new()
         .merge(health::router())
         .merge(chains::router())
+        .merge(endpoints::router())
         .merge(backfills::router())
         .merge(status::router())
         .merge(batches::router())

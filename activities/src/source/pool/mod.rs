@@ -1,0 +1,782 @@
+//! [`EndpointPool`]: one chain's RPC endpoints behind a single [`ChainSource`].
+//!
+//! Every endpoint has its own circuit breaker ([`breaker`]), adaptive concurrency limit shared by
+//! the live and backfill lanes with a reserve for live sync ([`concurrency`]), optional
+//! requests-per-second token bucket (governor), `Retry-After` cool-down, and recent record
+//! ([`stats`]). A request goes to the healthiest usable endpoint (lowest latency times load,
+//! penalised by recent failures); a failure is retried on another endpoint, with jittered
+//! exponential backoff before an endpoint is tried again.
+//!
+//! What counts against an endpoint:
+//! - transport errors, timeouts and HTTP errors feed its breaker;
+//! - 429s (and JSON-RPC -32005) cool it down for `Retry-After` (1 s when absent) and halve its
+//!   concurrency, as do timeouts;
+//! - malformed answers and JSON-RPC errors lower its health score and it is not asked again for
+//!   the same request, but they do not open its breaker: they are about the range, and an
+//!   endpoint that serves every other range well is not down.
+//!
+//! When every endpoint fails the same request, the last failure is returned, so a range that
+//! every endpoint answers badly still reads as block-specific to the batch activity.
+
+pub mod breaker;
+pub mod concurrency;
+pub mod stats;
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    future::Future,
+    num::NonZeroU32,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use self::{
+    breaker::{BreakerSettings, BreakerState, CircuitBreaker, Transition},
+    concurrency::{AdaptiveConcurrency, ConcurrencySettings},
+    stats::{EndpointStats, LatencyHistogram, error_kind},
+};
+pub use concurrency::RequestPriority;
+
+use super::{BlockBundle, ChainSource, EvmRpcSource, RpcSettings, SourceError};
+use crate::types::BlockRange;
+
+/// One endpoint's HTTP client as the pool drives it ([`EvmRpcSource`] in production; tests use
+/// scripted fakes).
+pub trait EndpointClient: ChainSource {
+    /// The endpoint URL.
+    fn url(&self) -> &str;
+    /// HTTP requests fetching `range` costs (what the token bucket charges).
+    fn requests_for(&self, range: BlockRange) -> u64;
+    /// Whether the endpoint takes JSON-RPC batches.
+    fn batches_accepted(&self) -> bool {
+        true
+    }
+}
+
+impl EndpointClient for EvmRpcSource {
+    fn url(&self) -> &str {
+        self.endpoint()
+    }
+
+    fn requests_for(&self, range: BlockRange) -> u64 {
+        EvmRpcSource::requests_for(self, range)
+    }
+
+    fn batches_accepted(&self) -> bool {
+        EvmRpcSource::batches_accepted(self)
+    }
+}
+
+/// One endpoint as configured for a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Requests per second this process may send it (`None`: the pool default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rps: Option<u32>,
+    /// Most requests in flight to it from this process (`None`: the pool default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+impl EndpointConfig {
+    /// An endpoint with the pool's defaults.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            rps: None,
+            max_concurrency: None,
+        }
+    }
+}
+
+/// How a pool behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSettings {
+    /// The HTTP client's settings (JSON-RPC batch size, request timeout).
+    pub rpc: RpcSettings,
+    /// Requests per second per endpoint when its config sets none (`None`: no token bucket).
+    pub default_rps: Option<u32>,
+    /// Concurrency bounds; an endpoint's `max_concurrency` replaces `max`.
+    pub concurrency: ConcurrencySettings,
+    /// Breaker thresholds.
+    pub breaker: BreakerSettings,
+    /// Tries of one request across endpoints before its last error is returned.
+    pub max_attempts: u32,
+    /// Longest one request waits for an endpoint to become usable (breakers, `Retry-After`).
+    pub max_wait: Duration,
+    /// First delay before the same endpoint is tried again (doubles, full jitter).
+    pub retry_base: Duration,
+    /// Cap on that delay.
+    pub retry_max: Duration,
+    /// Longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            rpc: RpcSettings::default(),
+            default_rps: None,
+            concurrency: ConcurrencySettings::default(),
+            breaker: BreakerSettings::default(),
+            max_attempts: 6,
+            max_wait: Duration::from_secs(15),
+            retry_base: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The delay before retry `retry` (0-based) of the same endpoint: uniform in
+/// `[0, min(max, base * 2^retry)]` ("full jitter"), so many workers do not retry in step.
+pub fn retry_delay(retry: u32, base: Duration, max: Duration, unit_draw: f64) -> Duration {
+    let ceiling = base
+        .saturating_mul(2u32.saturating_pow(retry.min(20)))
+        .min(max);
+    ceiling.mul_f64(unit_draw.clamp(0.0, 1.0))
+}
+
+/// A breaker transition as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionView {
+    /// State left.
+    pub from: BreakerState,
+    /// State entered.
+    pub to: BreakerState,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// One endpoint as one process sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSnapshot {
+    /// The URL.
+    pub url: String,
+    /// Breaker state.
+    pub breaker: BreakerState,
+    /// Milliseconds until an open breaker lets a probe through.
+    pub breaker_reopens_in_ms: Option<u64>,
+    /// Milliseconds left of a `Retry-After` cool-down.
+    pub cooldown_ms: Option<u64>,
+    /// Configured requests per second (`None`: unlimited).
+    pub rps_limit: Option<u32>,
+    /// Requests per second sent over the last seconds.
+    pub requests_per_second: f64,
+    /// The adaptive concurrency limit now.
+    pub concurrency_limit: u32,
+    /// Its upper bound.
+    pub max_concurrency: u32,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// Of which for live sync.
+    pub in_flight_live: u32,
+    /// Permits backfill leaves to live sync.
+    pub reserved_for_live: u32,
+    /// Times the limit was halved.
+    pub concurrency_decreases: u64,
+    /// HTTP requests sent.
+    pub requests: u64,
+    /// Requests answered well.
+    pub successes: u64,
+    /// Failures by kind (`transport`, `timeout`, `http`, `rate_limited`, `rpc`, `malformed`,
+    /// `not_yet_available`).
+    pub errors: BTreeMap<String, u64>,
+    /// Latencies of the last minute or two.
+    pub latency: LatencyHistogram,
+    /// Median latency, milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    /// 99th percentile latency, milliseconds.
+    pub latency_p99_ms: Option<f64>,
+    /// Whether it takes JSON-RPC batches.
+    pub batches_accepted: bool,
+    /// The latest breaker transitions, oldest first.
+    pub transitions: Vec<TransitionView>,
+    /// The latest failure.
+    pub last_error: Option<String>,
+}
+
+/// How many transitions an endpoint remembers.
+const TRANSITIONS_KEPT: usize = 20;
+
+#[derive(Debug)]
+struct Health {
+    breaker: CircuitBreaker,
+    cooldown_until: Option<Instant>,
+    stats: EndpointStats,
+    /// Smoothed latency of successes, seconds.
+    latency_ewma: Option<f64>,
+    /// Smoothed share of failed requests (0..1).
+    failure_ewma: f64,
+    transitions: VecDeque<TransitionView>,
+    last_error: Option<String>,
+    /// When a request (or probe) was last sent.
+    last_sent: Option<Instant>,
+}
+
+struct Endpoint {
+    client: Arc<dyn EndpointClient>,
+    rps: Option<NonZeroU32>,
+    rate: Option<DefaultDirectRateLimiter>,
+    concurrency: AdaptiveConcurrency,
+    health: Mutex<Health>,
+}
+
+impl Endpoint {
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// When an endpoint can next take a request.
+fn usable_at(health: &Health, now: Instant) -> Instant {
+    let breaker = match health.breaker.state(now) {
+        BreakerState::Open => health.breaker.reopens_at().unwrap_or(now),
+        // A probe is out: look again shortly.
+        BreakerState::HalfOpen if !health.breaker.would_allow(now) => {
+            now + Duration::from_millis(100)
+        }
+        _ => now,
+    };
+    health.cooldown_until.map_or(breaker, |c| c.max(breaker))
+}
+
+enum Choice {
+    Ready(usize),
+    WaitUntil(Instant),
+    Exhausted,
+}
+
+/// One chain's endpoints behind one [`ChainSource`]. Requests through the trait run at
+/// [`RequestPriority::Backfill`]; [`EndpointPool::with_priority`] gives a live-sync handle.
+pub struct EndpointPool {
+    chain: String,
+    endpoints: Vec<Endpoint>,
+    settings: PoolSettings,
+    rotation: AtomicUsize,
+}
+
+impl std::fmt::Debug for EndpointPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointPool")
+            .field("chain", &self.chain)
+            .field(
+                "endpoints",
+                &self
+                    .endpoints
+                    .iter()
+                    .map(|e| e.client.url())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl EndpointPool {
+    /// A pool of JSON-RPC endpoints for `chain`.
+    pub fn connect(
+        chain: &str,
+        endpoints: &[EndpointConfig],
+        settings: PoolSettings,
+    ) -> Result<Self, SourceError> {
+        let clients = endpoints
+            .iter()
+            .map(|config| {
+                let client: Arc<dyn EndpointClient> =
+                    Arc::new(EvmRpcSource::new(&config.url, settings.rpc.clone())?);
+                Ok((client, config.clone()))
+            })
+            .collect::<Result<Vec<_>, SourceError>>()?;
+        Self::with_clients(chain, clients, settings)
+    }
+
+    /// A pool over ready-made clients, each with its config (rps, concurrency).
+    pub fn with_clients(
+        chain: &str,
+        clients: Vec<(Arc<dyn EndpointClient>, EndpointConfig)>,
+        settings: PoolSettings,
+    ) -> Result<Self, SourceError> {
+        if clients.is_empty() {
+            return Err(SourceError::NoEndpoint {
+                chain: chain.to_owned(),
+                detail: "no RPC URL is configured".to_owned(),
+            });
+        }
+        let now = Instant::now();
+        let endpoints = clients
+            .into_iter()
+            .map(|(client, config)| {
+                let rps = config
+                    .rps
+                    .or(settings.default_rps)
+                    .and_then(NonZeroU32::new);
+                let concurrency = ConcurrencySettings {
+                    max: config.max_concurrency.unwrap_or(settings.concurrency.max),
+                    ..settings.concurrency
+                };
+                Endpoint {
+                    client,
+                    rps,
+                    rate: rps.map(|r| RateLimiter::direct(Quota::per_second(r))),
+                    concurrency: AdaptiveConcurrency::new(concurrency),
+                    health: Mutex::new(Health {
+                        breaker: CircuitBreaker::new(settings.breaker),
+                        cooldown_until: None,
+                        stats: EndpointStats::new(now),
+                        latency_ewma: None,
+                        failure_ewma: 0.0,
+                        transitions: VecDeque::new(),
+                        last_error: None,
+                        last_sent: None,
+                    }),
+                }
+            })
+            .collect();
+        Ok(Self {
+            chain: chain.to_owned(),
+            endpoints,
+            settings,
+            rotation: AtomicUsize::new(0),
+        })
+    }
+
+    /// The chain this pool serves.
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// A [`ChainSource`] whose requests run at `priority`.
+    pub fn with_priority(self: &Arc<Self>, priority: RequestPriority) -> PrioritizedPool {
+        PrioritizedPool {
+            pool: Arc::clone(self),
+            priority,
+        }
+    }
+
+    /// Every endpoint's state now, in configuration order.
+    pub fn snapshot(&self) -> Vec<EndpointSnapshot> {
+        let now = Instant::now();
+        self.endpoints
+            .iter()
+            .map(|endpoint| {
+                let limits = endpoint.concurrency.snapshot();
+                let health = endpoint.health();
+                let latency = health.stats.latency();
+                let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                EndpointSnapshot {
+                    url: endpoint.client.url().to_owned(),
+                    breaker: health.breaker.state(now),
+                    breaker_reopens_in_ms: health
+                        .breaker
+                        .reopens_at()
+                        .map(|at| at.saturating_duration_since(now).as_millis() as u64),
+                    cooldown_ms: health
+                        .cooldown_until
+                        .filter(|c| *c > now)
+                        .map(|c| (c - now).as_millis() as u64),
+                    rps_limit: endpoint.rps.map(NonZeroU32::get),
+                    requests_per_second: health.stats.requests_per_second(now),
+                    concurrency_limit: limits.limit,
+                    max_concurrency: endpoint.concurrency.max(),
+                    in_flight: limits.in_flight,
+                    in_flight_live: limits.in_flight_live,
+                    reserved_for_live: limits.reserved_for_live,
+                    concurrency_decreases: limits.decreases,
+                    requests: health.stats.requests,
+                    successes: health.stats.successes,
+                    errors: health.stats.errors.clone(),
+                    latency_p50_ms: latency.quantile(0.5).map(ms),
+                    latency_p99_ms: latency.quantile(0.99).map(ms),
+                    latency,
+                    batches_accepted: endpoint.client.batches_accepted(),
+                    transitions: health.transitions.iter().cloned().collect(),
+                    last_error: health.last_error.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Picks the endpoint for the next try: among those usable now and not `excluded`, the one
+    /// with room for `priority` and the best score; else when the soonest becomes usable.
+    fn choose(&self, priority: RequestPriority, excluded: &[bool], now: Instant) -> Choice {
+        let mut best: Option<(bool, f64, usize)> = None;
+        let mut soonest: Option<Instant> = None;
+        let offset = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let count = self.endpoints.len();
+        for step in 0..count {
+            let index = (offset + step) % count;
+            if excluded.get(index).copied().unwrap_or(false) {
+                continue;
+            }
+            let endpoint = &self.endpoints[index];
+            let (at, latency, failures) = {
+                let health = endpoint.health();
+                (
+                    usable_at(&health, now),
+                    health.latency_ewma.unwrap_or(0.05),
+                    health.failure_ewma,
+                )
+            };
+            if at > now {
+                soonest = Some(soonest.map_or(at, |s| s.min(at)));
+                continue;
+            }
+            let room = endpoint.concurrency.has_room(priority);
+            let score =
+                latency * (1.0 + endpoint.concurrency.load(priority)) * (1.0 + 20.0 * failures);
+            let better = match best {
+                None => true,
+                Some((best_room, best_score, _)) => {
+                    (room && !best_room) || (room == best_room && score < best_score)
+                }
+            };
+            if better {
+                best = Some((room, score, index));
+            }
+        }
+        match (best, soonest) {
+            (Some((_, _, index)), _) => Choice::Ready(index),
+            (None, Some(at)) => Choice::WaitUntil(at),
+            (None, None) => Choice::Exhausted,
+        }
+    }
+
+    fn record_transition(&self, endpoint: &Endpoint, health: &mut Health, t: Transition) {
+        let url = endpoint.client.url();
+        let (from, to) = (t.from.as_str(), t.to.as_str());
+        match t.to {
+            BreakerState::Open => {
+                tracing::warn!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, from, to, last_error = ?health.last_error, "circuit breaker opened")
+            }
+            _ => {
+                tracing::info!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, from, to, "circuit breaker changed state")
+            }
+        }
+        metrics::counter!("blockfill_rpc_breaker_transitions_total", "chain" => self.chain.clone(), "endpoint" => url.to_owned(), "to" => to)
+            .increment(1);
+        metrics::gauge!("blockfill_rpc_breaker_open", "chain" => self.chain.clone(), "endpoint" => url.to_owned())
+            .set(if t.to == BreakerState::Open { 1.0 } else { 0.0 });
+        let wall = Utc::now()
+            - chrono::Duration::from_std(Instant::now().saturating_duration_since(t.at))
+                .unwrap_or_default();
+        health.transitions.push_back(TransitionView {
+            from: t.from,
+            to: t.to,
+            at: wall,
+        });
+        while health.transitions.len() > TRANSITIONS_KEPT {
+            health.transitions.pop_front();
+        }
+    }
+
+    fn on_success(&self, endpoint: &Endpoint, latency: Duration) {
+        endpoint.concurrency.on_success(latency);
+        let now = Instant::now();
+        let mut health = endpoint.health();
+        health.stats.on_success(now, latency);
+        let seconds = latency.as_secs_f64();
+        health.latency_ewma = Some(
+            health
+                .latency_ewma
+                .map_or(seconds, |l| 0.8 * l + 0.2 * seconds),
+        );
+        health.failure_ewma *= 0.9;
+        if let Some(t) = health.breaker.on_success(now) {
+            self.record_transition(endpoint, &mut health, t);
+        }
+        metrics::histogram!("blockfill_rpc_latency_seconds", "chain" => self.chain.clone(), "endpoint" => endpoint.client.url().to_owned())
+            .record(seconds);
+    }
+
+    fn on_failure(&self, endpoint: &Endpoint, error: &SourceError, latency: Duration) {
+        let now = Instant::now();
+        let kind = error_kind(error);
+        metrics::counter!("blockfill_rpc_errors_total", "chain" => self.chain.clone(), "endpoint" => endpoint.client.url().to_owned(), "kind" => kind)
+            .increment(1);
+        tracing::debug!(target: "blockfill::rpc", chain = %self.chain, endpoint = endpoint.client.url(), kind, %error, "request failed");
+        if matches!(
+            error,
+            SourceError::RateLimited { .. } | SourceError::Timeout { .. }
+        ) && endpoint.concurrency.on_overload(now)
+        {
+            tracing::info!(target: "blockfill::rpc", chain = %self.chain, endpoint = endpoint.client.url(), limit = endpoint.concurrency.snapshot().limit, "endpoint pushed back; concurrency halved");
+        }
+        let mut health = endpoint.health();
+        health.stats.on_error(now, kind, latency);
+        health.last_error = Some(error.to_string());
+        let transition = match error {
+            SourceError::RateLimited {
+                retry_after_secs, ..
+            } => {
+                let wait = retry_after_secs
+                    .map_or(Duration::from_secs(1), Duration::from_secs)
+                    .min(self.settings.max_retry_after);
+                let until = now + wait;
+                health.cooldown_until = Some(health.cooldown_until.map_or(until, |c| c.max(until)));
+                health.breaker.release_probe();
+                None
+            }
+            SourceError::NotYetAvailable { .. } => {
+                health.breaker.release_probe();
+                None
+            }
+            SourceError::Malformed { .. } | SourceError::Rpc { .. } => {
+                health.failure_ewma = 0.9 * health.failure_ewma + 0.1;
+                health.breaker.release_probe();
+                None
+            }
+            SourceError::Transport { .. }
+            | SourceError::Timeout { .. }
+            | SourceError::Http { .. }
+            | SourceError::NoEndpoint { .. } => {
+                health.failure_ewma = 0.9 * health.failure_ewma + 0.1;
+                health.breaker.on_failure(now)
+            }
+        };
+        if let Some(t) = transition {
+            self.record_transition(endpoint, &mut health, t);
+        }
+    }
+
+    fn describe(&self, now: Instant) -> String {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let health = e.health();
+                let state = health.breaker.state(now).as_str();
+                match &health.last_error {
+                    Some(err) => format!("{} breaker {state}, last error: {err}", e.client.url()),
+                    None => format!("{} breaker {state}", e.client.url()),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Runs `op` on the best endpoint, retrying elsewhere on failure. `cost` is what the token
+    /// bucket charges for one try.
+    async fn run<T, F, Fut>(
+        &self,
+        priority: RequestPriority,
+        cost: impl Fn(&dyn EndpointClient) -> u64,
+        op: F,
+    ) -> Result<T, SourceError>
+    where
+        F: Fn(Arc<dyn EndpointClient>) -> Fut,
+        Fut: Future<Output = Result<T, SourceError>>,
+    {
+        let deadline = Instant::now() + self.settings.max_wait;
+        let mut excluded = vec![false; self.endpoints.len()];
+        let mut tries = vec![0u32; self.endpoints.len()];
+        let mut last_error: Option<SourceError> = None;
+        let mut attempt = 0;
+        while attempt < self.settings.max_attempts.max(1) {
+            let now = Instant::now();
+            let index = match self.choose(priority, &excluded, now) {
+                Choice::Ready(index) => index,
+                Choice::WaitUntil(at) if at <= deadline => {
+                    tokio::time::sleep_until(at).await;
+                    continue;
+                }
+                Choice::WaitUntil(_) | Choice::Exhausted => break,
+            };
+            let endpoint = &self.endpoints[index];
+            if tries[index] > 0 {
+                let delay = retry_delay(
+                    tries[index] - 1,
+                    self.settings.retry_base,
+                    self.settings.retry_max,
+                    rand::random::<f64>(),
+                );
+                tokio::time::sleep(delay).await;
+            }
+            let claimed = {
+                let mut health = endpoint.health();
+                match health.breaker.try_acquire(Instant::now()) {
+                    Ok(Some(t)) => {
+                        self.record_transition(endpoint, &mut health, t);
+                        true
+                    }
+                    Ok(None) => true,
+                    Err(_) => false,
+                }
+            };
+            if !claimed {
+                continue;
+            }
+            attempt += 1;
+            tries[index] += 1;
+            let requests = cost(endpoint.client.as_ref()).max(1);
+            if let (Some(rate), Some(rps)) = (&endpoint.rate, endpoint.rps) {
+                let n = NonZeroU32::new(requests.min(u64::from(rps.get())) as u32)
+                    .unwrap_or(NonZeroU32::MIN);
+                // Cannot fail: n never exceeds the bucket's burst.
+                let _ = rate.until_n_ready(n).await;
+            }
+            let permit = endpoint.concurrency.acquire(priority).await;
+            {
+                let mut health = endpoint.health();
+                health.stats.on_request(Instant::now(), requests);
+                health.last_sent = Some(Instant::now());
+            }
+            let started = Instant::now();
+            let result = op(Arc::clone(&endpoint.client)).await;
+            let latency = started.elapsed();
+            match result {
+                Ok(value) => {
+                    self.on_success(endpoint, latency);
+                    drop(permit);
+                    return Ok(value);
+                }
+                Err(error) => {
+                    self.on_failure(endpoint, &error, latency);
+                    drop(permit);
+                    // The same request gets the same answer there; ask elsewhere.
+                    if matches!(
+                        error,
+                        SourceError::Malformed { .. }
+                            | SourceError::Rpc { .. }
+                            | SourceError::NotYetAvailable { .. }
+                    ) {
+                        excluded[index] = true;
+                    }
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| SourceError::NoEndpoint {
+            chain: self.chain.clone(),
+            detail: self.describe(Instant::now()),
+        }))
+    }
+
+    /// Active health check: asks every endpoint that has been sent nothing for `idle` (and whose
+    /// breaker lets a request through) for its head, and records the outcome like any request.
+    /// This is how a dead endpoint nobody routes to gets its breaker opened, and how an open
+    /// one is found back when no traffic would probe it.
+    pub async fn probe_idle(&self, idle: Duration) {
+        let now = Instant::now();
+        let due: Vec<&Endpoint> = self
+            .endpoints
+            .iter()
+            .filter(|endpoint| {
+                let mut health = endpoint.health();
+                let quiet = health
+                    .last_sent
+                    .is_none_or(|at| now.saturating_duration_since(at) >= idle);
+                let cooling = health.cooldown_until.is_some_and(|c| c > now);
+                if !quiet || cooling {
+                    return false;
+                }
+                match health.breaker.try_acquire(now) {
+                    Ok(Some(t)) => {
+                        self.record_transition(endpoint, &mut health, t);
+                        health.last_sent = Some(now);
+                        true
+                    }
+                    Ok(None) => {
+                        health.last_sent = Some(now);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            })
+            .collect();
+        let probes = due.into_iter().map(|endpoint| async move {
+            endpoint.health().stats.on_request(Instant::now(), 1);
+            let started = Instant::now();
+            match endpoint.client.head().await {
+                Ok(_) => self.on_success(endpoint, started.elapsed()),
+                Err(error) => self.on_failure(endpoint, &error, started.elapsed()),
+            }
+        });
+        futures::future::join_all(probes).await;
+    }
+
+    async fn fetch_range_at(
+        &self,
+        range: BlockRange,
+        priority: RequestPriority,
+    ) -> Result<BlockBundle, SourceError> {
+        self.run(
+            priority,
+            |client| client.requests_for(range),
+            |client| async move { client.fetch_range(range).await },
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl ChainSource for EndpointPool {
+    async fn chain_id(&self) -> Result<u64, SourceError> {
+        self.run(
+            RequestPriority::Live,
+            |_| 1,
+            |client| async move { client.chain_id().await },
+        )
+        .await
+    }
+
+    async fn head(&self) -> Result<u64, SourceError> {
+        self.run(
+            RequestPriority::Live,
+            |_| 1,
+            |client| async move { client.head().await },
+        )
+        .await
+    }
+
+    async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
+        self.fetch_range_at(range, RequestPriority::Backfill).await
+    }
+
+    async fn block_hashes(&self, range: BlockRange) -> Result<Vec<(u64, String)>, SourceError> {
+        self.run(
+            RequestPriority::Backfill,
+            |client| client.requests_for(range),
+            |client| async move { client.block_hashes(range).await },
+        )
+        .await
+    }
+}
+
+/// An [`EndpointPool`] whose range requests run at a fixed [`RequestPriority`].
+#[derive(Debug, Clone)]
+pub struct PrioritizedPool {
+    pool: Arc<EndpointPool>,
+    priority: RequestPriority,
+}
+
+#[async_trait]
+impl ChainSource for PrioritizedPool {
+    async fn chain_id(&self) -> Result<u64, SourceError> {
+        self.pool.chain_id().await
+    }
+
+    async fn head(&self) -> Result<u64, SourceError> {
+        self.pool.head().await
+    }
+
+    async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
+        self.pool.fetch_range_at(range, self.priority).await
+    }
+
+    async fn block_hashes(&self, range: BlockRange) -> Result<Vec<(u64, String)>, SourceError> {
+        self.pool.block_hashes(range).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

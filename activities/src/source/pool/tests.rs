@@ -1,0 +1,399 @@
+//! Pool behaviour over scripted endpoints, with paused time: nothing here really sleeps.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::*;
+use crate::source::{DevnetChain, DevnetConfig};
+
+/// What a scripted endpoint does with one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    Serve,
+    Refuse,
+    RateLimit(u64),
+    Malform,
+    TimeOut,
+}
+
+/// An endpoint that serves the devnet after `latency`, or fails as its script says.
+struct Scripted {
+    url: String,
+    chain: DevnetChain,
+    latency: Duration,
+    script: Mutex<VecDeque<Step>>,
+    then: Step,
+    calls: AtomicU64,
+}
+
+impl Scripted {
+    fn new(url: &str, latency: Duration, script: &[Step], then: Step) -> Arc<Self> {
+        Arc::new(Self {
+            url: url.to_owned(),
+            chain: DevnetChain::new(DevnetConfig {
+                blocks: 10_000,
+                ..DevnetConfig::default()
+            }),
+            latency,
+            script: Mutex::new(script.iter().copied().collect()),
+            then,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    async fn step(&self, range: BlockRange) -> Result<(), SourceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let step = self
+            .script
+            .lock()
+            .expect("script")
+            .pop_front()
+            .unwrap_or(self.then);
+        tokio::time::sleep(self.latency).await;
+        let endpoint = self.url.clone();
+        match step {
+            Step::Serve => Ok(()),
+            Step::Refuse => Err(SourceError::Transport {
+                endpoint,
+                message: "connection refused".into(),
+            }),
+            Step::RateLimit(secs) => Err(SourceError::RateLimited {
+                endpoint,
+                retry_after_secs: Some(secs),
+            }),
+            Step::Malform => Err(SourceError::Malformed {
+                endpoint,
+                range,
+                message: "no hash".into(),
+            }),
+            Step::TimeOut => Err(SourceError::Timeout {
+                endpoint,
+                timeout: Duration::from_secs(30),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl ChainSource for Scripted {
+    async fn chain_id(&self) -> Result<u64, SourceError> {
+        self.step(BlockRange { from: 0, to: 0 }).await?;
+        self.chain.chain_id().await
+    }
+
+    async fn head(&self) -> Result<u64, SourceError> {
+        self.step(BlockRange { from: 0, to: 0 }).await?;
+        self.chain.head().await
+    }
+
+    async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
+        self.step(range).await?;
+        self.chain.fetch_range(range).await
+    }
+}
+
+impl EndpointClient for Scripted {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn requests_for(&self, _range: BlockRange) -> u64 {
+        2
+    }
+}
+
+fn settings() -> PoolSettings {
+    PoolSettings {
+        breaker: BreakerSettings {
+            failure_threshold: 3,
+            open_for: Duration::from_secs(5),
+            max_open_for: Duration::from_secs(20),
+        },
+        ..PoolSettings::default()
+    }
+}
+
+fn pool(endpoints: &[&Arc<Scripted>], settings: PoolSettings) -> Arc<EndpointPool> {
+    let clients = endpoints
+        .iter()
+        .map(|e| {
+            let client: Arc<dyn EndpointClient> = Arc::clone(*e) as Arc<dyn EndpointClient>;
+            (client, EndpointConfig::new(e.url.clone()))
+        })
+        .collect();
+    Arc::new(EndpointPool::with_clients("test", clients, settings).expect("pool"))
+}
+
+fn range(from: u64) -> BlockRange {
+    BlockRange { from, to: from + 9 }
+}
+
+fn state_of(pool: &EndpointPool, url: &str) -> EndpointSnapshot {
+    pool.snapshot()
+        .into_iter()
+        .find(|s| s.url == url)
+        .expect("endpoint in snapshot")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_endpoint_opens_its_breaker_is_skipped_then_probed_and_closes_when_back() {
+    let dead = Scripted::new("http://dead", Duration::ZERO, &[], Step::Refuse);
+    let good = Scripted::new("http://good", Duration::from_millis(10), &[], Step::Serve);
+    let pool = pool(&[&dead, &good], settings());
+    for i in 0..20 {
+        pool.fetch_range(range(i * 10))
+            .await
+            .expect("failover serves every request");
+    }
+    let after_traffic = dead.calls();
+    assert!(after_traffic >= 1, "the unknown endpoint was tried");
+    assert!(
+        after_traffic < 3,
+        "its failures steer traffic away: {after_traffic}"
+    );
+    // Health checks reach the endpoint nobody routes to: threshold failures open its breaker.
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_millis(500)).await;
+        pool.probe_idle(Duration::from_millis(500)).await;
+    }
+    let snapshot = state_of(&pool, "http://dead");
+    assert_eq!(snapshot.breaker, BreakerState::Open, "{snapshot:?}");
+    assert_eq!(snapshot.transitions.len(), 1);
+    assert_eq!(snapshot.errors.get("transport"), Some(&3));
+    let calls_when_opened = dead.calls();
+    assert_eq!(calls_when_opened, 3, "threshold failures, then no more");
+    for i in 20..40 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+        pool.probe_idle(Duration::ZERO).await;
+    }
+    assert_eq!(
+        dead.calls(),
+        calls_when_opened,
+        "an open breaker sends nothing"
+    );
+
+    // After the open time, one probe: it fails, and the breaker opens for twice as long.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(
+        state_of(&pool, "http://dead").breaker,
+        BreakerState::HalfOpen
+    );
+    pool.probe_idle(Duration::ZERO).await;
+    assert_eq!(dead.calls(), calls_when_opened + 1, "a single probe");
+    let reopened = state_of(&pool, "http://dead");
+    assert_eq!(reopened.breaker, BreakerState::Open);
+    let reopens_in = reopened.breaker_reopens_in_ms.expect("open");
+    assert!(
+        (9_900..=10_000).contains(&reopens_in),
+        "twice the first open time: {reopens_in} ms"
+    );
+
+    // The endpoint comes back: the next probe closes the breaker and traffic returns.
+    *dead.script.lock().expect("script") = std::iter::repeat_n(Step::Serve, 1_000).collect();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    pool.probe_idle(Duration::ZERO).await;
+    let closed = state_of(&pool, "http://dead");
+    assert_eq!(closed.breaker, BreakerState::Closed, "{closed:?}");
+    let states: Vec<_> = closed.transitions.iter().map(|t| t.to).collect();
+    assert_eq!(
+        states,
+        [
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+            BreakerState::Closed
+        ]
+    );
+    let before = dead.calls();
+    for i in 40..200 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+    }
+    assert!(
+        dead.calls() > before,
+        "a recovered endpoint gets traffic again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_on_a_lone_endpoint_and_routed_around_with_two() {
+    let limited = Scripted::new(
+        "http://limited",
+        Duration::ZERO,
+        &[Step::RateLimit(3)],
+        Step::Serve,
+    );
+    let alone = pool(&[&limited], settings());
+    let started = Instant::now();
+    alone
+        .fetch_range(range(0))
+        .await
+        .expect("served after the wait");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(limited.calls(), 2, "nothing sent during the cool-down");
+    let snapshot = state_of(&alone, "http://limited");
+    assert_eq!(snapshot.errors.get("rate_limited"), Some(&1));
+    assert_eq!(
+        snapshot.breaker,
+        BreakerState::Closed,
+        "429s are not outages"
+    );
+    assert_eq!(
+        snapshot.concurrency_decreases, 1,
+        "a 429 halves concurrency"
+    );
+
+    let limited = Scripted::new(
+        "http://limited",
+        Duration::ZERO,
+        &[Step::RateLimit(30)],
+        Step::Serve,
+    );
+    let other = Scripted::new("http://other", Duration::ZERO, &[], Step::Serve);
+    let both = pool(&[&limited, &other], settings());
+    let started = Instant::now();
+    for i in 0..10 {
+        both.fetch_range(range(i * 10)).await.expect("served");
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(limited.calls(), 1, "cooling down for its Retry-After");
+    assert_eq!(
+        state_of(&both, "http://limited")
+            .cooldown_ms
+            .map(|ms| ms / 1_000),
+        Some(30)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_of_one_endpoint_back_off_exponentially_within_the_jitter_ceiling() {
+    let flaky = Scripted::new(
+        "http://flaky",
+        Duration::ZERO,
+        &[Step::Refuse, Step::Refuse, Step::TimeOut],
+        Step::Serve,
+    );
+    let lone = pool(
+        &[&flaky],
+        PoolSettings {
+            retry_base: Duration::from_millis(100),
+            breaker: BreakerSettings {
+                failure_threshold: 5,
+                ..BreakerSettings::default()
+            },
+            ..settings()
+        },
+    );
+    let started = Instant::now();
+    lone.fetch_range(range(0)).await.expect("fourth try serves");
+    // Ceilings 100 + 200 + 400 ms (full jitter: anywhere below them).
+    assert!(started.elapsed() <= Duration::from_millis(700));
+    assert_eq!(flaky.calls(), 4);
+
+    for (retry, draw, expected) in [
+        (0, 1.0, 100),
+        (1, 1.0, 200),
+        (3, 0.5, 400),
+        (10, 1.0, 2_000),
+        (2, 0.0, 0),
+    ] {
+        assert_eq!(
+            retry_delay(
+                retry,
+                Duration::from_millis(100),
+                Duration::from_secs(2),
+                draw
+            ),
+            Duration::from_millis(expected),
+            "retry {retry} draw {draw}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_answer_is_asked_elsewhere_and_returned_when_every_endpoint_agrees() {
+    let bad = Scripted::new("http://bad", Duration::ZERO, &[], Step::Malform);
+    let good = Scripted::new("http://good", Duration::from_millis(5), &[], Step::Serve);
+    let pool_of_two = pool(&[&bad, &good], settings());
+    for i in 0..10 {
+        let bundle = pool_of_two
+            .fetch_range(range(i * 10))
+            .await
+            .expect("the good endpoint answers");
+        assert_eq!(bundle.blocks.len(), 10);
+    }
+    let snapshot = state_of(&pool_of_two, "http://bad");
+    assert_eq!(
+        snapshot.breaker,
+        BreakerState::Closed,
+        "bad answers are not outages"
+    );
+    assert!(snapshot.errors.get("malformed").copied().unwrap_or(0) >= 1);
+    assert!(
+        bad.calls() < 10,
+        "its health score steers traffic away: {} calls",
+        bad.calls()
+    );
+
+    let alone = pool(&[&bad], settings());
+    match alone.fetch_range(range(0)).await {
+        Err(SourceError::Malformed { .. }) => {}
+        other => panic!("expected the malformed answer back, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_requests_get_through_while_backfill_holds_every_permit_it_may() {
+    let slow = Scripted::new("http://slow", Duration::from_secs(10), &[], Step::Serve);
+    let pool = pool(
+        &[&slow],
+        PoolSettings {
+            concurrency: ConcurrencySettings {
+                initial: 4,
+                min: 2,
+                max: 4,
+                decrease_cooldown: Duration::from_secs(1),
+            },
+            ..settings()
+        },
+    );
+    let backfill = pool.with_priority(RequestPriority::Backfill);
+    let live = pool.with_priority(RequestPriority::Live);
+    let mut held = Vec::new();
+    for i in 0..6 {
+        let source = backfill.clone();
+        held.push(tokio::spawn(async move {
+            source.fetch_range(range(i * 10)).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let snapshot = state_of(&pool, "http://slow");
+    assert_eq!(snapshot.in_flight, 3, "backfill leaves one of four to live");
+    let started = Instant::now();
+    live.fetch_range(range(1_000)).await.expect("live served");
+    assert!(
+        started.elapsed() <= Duration::from_secs(10) + Duration::from_millis(10),
+        "live did not queue behind backfill: {:?}",
+        started.elapsed()
+    );
+    for task in held {
+        task.await.expect("joined").expect("backfill served");
+    }
+}

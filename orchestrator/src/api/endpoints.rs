@@ -1,0 +1,242 @@
+//! `GET /v1/chains/{name}/endpoints`: every RPC endpoint of a chain as the processes using it
+//! (workers, the leading orchestrator) last reported it, merged: the most severe breaker state,
+//! summed rates, concurrency and errors, latency quantiles of the merged histograms, and each
+//! reporter's own line.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    routing::get,
+};
+use blockfill_activities::{
+    entity::chains,
+    source::{
+        EndpointConfig, EndpointSnapshot,
+        pool::{TransitionView, breaker::BreakerState, stats::LatencyHistogram},
+    },
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{EntityTrait, sqlx};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiContext, ApiError};
+
+/// Reports older than this are left out (their process is gone or cut off).
+const FRESH_SECONDS: f64 = 15.0;
+
+pub(super) fn router() -> Router<ApiContext> {
+    Router::new().route("/v1/chains/{name}/endpoints", get(endpoints))
+}
+
+/// The answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EndpointsView {
+    /// The chain.
+    pub chain: String,
+    /// Its endpoints, in configuration order.
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// One endpoint, merged over the processes that use it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EndpointView {
+    /// The URL.
+    pub url: String,
+    /// Its configured limits.
+    pub config: EndpointConfig,
+    /// The most severe breaker state any process reports (`null` before any report).
+    pub breaker: Option<BreakerState>,
+    /// How many processes reported it in the last seconds.
+    pub reporters: usize,
+    /// Requests per second, all processes together.
+    pub requests_per_second: f64,
+    /// Requests-per-second limit of one process (`null`: none).
+    pub rps_limit: Option<u32>,
+    /// Adaptive concurrency limits added up.
+    pub concurrency_limit: u32,
+    /// Requests in flight, all processes together.
+    pub in_flight: u32,
+    /// Of which for live sync.
+    pub in_flight_live: u32,
+    /// Median latency over the merged histograms, milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    /// 99th percentile latency over the merged histograms, milliseconds.
+    pub latency_p99_ms: Option<f64>,
+    /// Requests sent, all processes together.
+    pub requests: u64,
+    /// Requests answered well.
+    pub successes: u64,
+    /// Failures by kind, added up.
+    pub errors: BTreeMap<String, u64>,
+    /// Times a process halved its concurrency for this endpoint.
+    pub concurrency_decreases: u64,
+    /// Longest `Retry-After` cool-down still running, milliseconds.
+    pub cooldown_ms: Option<u64>,
+    /// Whether every process found it taking JSON-RPC batches.
+    pub batches_accepted: bool,
+    /// The latest breaker transitions over all processes, oldest first.
+    pub transitions: Vec<ReportedTransition>,
+    /// The latest failure any process saw.
+    pub last_error: Option<String>,
+    /// Each process's own view.
+    pub by_reporter: Vec<ReporterView>,
+}
+
+/// A transition with who saw it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportedTransition {
+    /// The process.
+    pub reporter: String,
+    /// The transition.
+    #[serde(flatten)]
+    pub transition: TransitionView,
+}
+
+/// One process's line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReporterView {
+    /// The process (`worker:{name}:{pid}` or `orchestrator:{instance}`).
+    pub reporter: String,
+    /// Its breaker state.
+    pub breaker: BreakerState,
+    /// Its concurrency limit.
+    pub concurrency_limit: u32,
+    /// Its requests in flight.
+    pub in_flight: u32,
+    /// Its request rate.
+    pub requests_per_second: f64,
+    /// Its median latency.
+    pub latency_p50_ms: Option<f64>,
+    /// When it reported.
+    pub updated_at: DateTime<Utc>,
+}
+
+async fn endpoints(
+    State(ctx): State<ApiContext>,
+    Path(name): Path<String>,
+) -> Result<Json<EndpointsView>, ApiError> {
+    let chain = chains::Entity::find_by_id(name.clone())
+        .one(&ctx.scheduler.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
+    let reports: Vec<(String, String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT endpoint, reporter, snapshot, updated_at FROM endpoint_health \
+         WHERE chain = $1 AND updated_at > now() - make_interval(secs => $2) \
+         ORDER BY reporter",
+    )
+    .bind(&chain.name)
+    .bind(FRESH_SECONDS)
+    .fetch_all(&ctx.scheduler.pool)
+    .await?;
+    let mut by_url: BTreeMap<String, Vec<(String, EndpointSnapshot, DateTime<Utc>)>> =
+        BTreeMap::new();
+    for (url, reporter, body, at) in reports {
+        match serde_json::from_value::<EndpointSnapshot>(body) {
+            Ok(snapshot) => by_url
+                .entry(url)
+                .or_default()
+                .push((reporter, snapshot, at)),
+            Err(e) => {
+                tracing::warn!(target: "blockfill::api", endpoint = url, reporter, error = %e, "unreadable endpoint report skipped")
+            }
+        }
+    }
+    let endpoints = chain
+        .endpoints()
+        .into_iter()
+        .map(|config| {
+            merge(
+                config.clone(),
+                by_url.remove(&config.url).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(Json(EndpointsView {
+        chain: chain.name,
+        endpoints,
+    }))
+}
+
+/// Merges the reports of one endpoint.
+fn merge(
+    config: EndpointConfig,
+    reports: Vec<(String, EndpointSnapshot, DateTime<Utc>)>,
+) -> EndpointView {
+    let mut latency = LatencyHistogram::default();
+    let mut errors = BTreeMap::new();
+    let mut transitions = Vec::new();
+    let mut by_reporter = Vec::new();
+    let mut view = EndpointView {
+        url: config.url.clone(),
+        config,
+        breaker: None,
+        reporters: reports.len(),
+        requests_per_second: 0.0,
+        rps_limit: None,
+        concurrency_limit: 0,
+        in_flight: 0,
+        in_flight_live: 0,
+        latency_p50_ms: None,
+        latency_p99_ms: None,
+        requests: 0,
+        successes: 0,
+        errors: BTreeMap::new(),
+        concurrency_decreases: 0,
+        cooldown_ms: None,
+        batches_accepted: true,
+        transitions: Vec::new(),
+        last_error: None,
+        by_reporter: Vec::new(),
+    };
+    let mut latest_error: Option<(DateTime<Utc>, String)> = None;
+    for (reporter, snapshot, at) in reports {
+        view.breaker = Some(
+            view.breaker
+                .map_or(snapshot.breaker, |b| b.max(snapshot.breaker)),
+        );
+        view.requests_per_second += snapshot.requests_per_second;
+        view.rps_limit = snapshot.rps_limit;
+        view.concurrency_limit += snapshot.concurrency_limit;
+        view.in_flight += snapshot.in_flight;
+        view.in_flight_live += snapshot.in_flight_live;
+        view.requests += snapshot.requests;
+        view.successes += snapshot.successes;
+        view.concurrency_decreases += snapshot.concurrency_decreases;
+        view.cooldown_ms = view.cooldown_ms.max(snapshot.cooldown_ms);
+        view.batches_accepted &= snapshot.batches_accepted;
+        latency.merge(&snapshot.latency);
+        for (kind, count) in &snapshot.errors {
+            *errors.entry(kind.clone()).or_insert(0) += count;
+        }
+        if let Some(error) = &snapshot.last_error
+            && latest_error.as_ref().is_none_or(|(t, _)| at > *t)
+        {
+            latest_error = Some((at, error.clone()));
+        }
+        transitions.extend(snapshot.transitions.iter().map(|t| ReportedTransition {
+            reporter: reporter.clone(),
+            transition: t.clone(),
+        }));
+        by_reporter.push(ReporterView {
+            reporter,
+            breaker: snapshot.breaker,
+            concurrency_limit: snapshot.concurrency_limit,
+            in_flight: snapshot.in_flight,
+            requests_per_second: snapshot.requests_per_second,
+            latency_p50_ms: snapshot.latency_p50_ms,
+            updated_at: at,
+        });
+    }
+    transitions.sort_by_key(|t| t.transition.at);
+    let keep_from = transitions.len().saturating_sub(20);
+    view.transitions = transitions.split_off(keep_from);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    view.latency_p50_ms = latency.quantile(0.5).map(ms);
+    view.latency_p99_ms = latency.quantile(0.99).map(ms);
+    view.errors = errors;
+    view.last_error = latest_error.map(|(_, e)| e);
+    view.by_reporter = by_reporter;
+    view
+}
