@@ -10,6 +10,10 @@ use crate::{
     source::{PoolSettings, RpcSettings, pool::concurrency::ConcurrencySettings},
 };
 
+/// Batches one worker process runs at once unless told otherwise: enough in flight to keep two
+/// cores busy against a 100 ms endpoint (see `blockfill bench`).
+pub const DEFAULT_WORKER_CONCURRENCY: usize = 16;
+
 /// Where PostgreSQL and Redis are.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {

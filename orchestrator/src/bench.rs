@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::{
     Orchestrator,
+    app::prepare_database,
     demo::{follow_backfill, request_backfill, upsert_chain},
     devnet_server::{spawn_devnet, spawn_devnet_with_faults},
     faults::{FaultInjector, FaultProfile},
@@ -49,7 +50,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Batches each worker runs at once (the raw loop runs workers x concurrency at once).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = blockfill_activities::settings::DEFAULT_WORKER_CONCURRENCY)]
     pub concurrency: usize,
     /// Blocks per batch.
     #[arg(long, default_value_t = 100)]
@@ -104,21 +105,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let rpc_url = format!("http://{devnet_addr}");
     let scheduler = SchedulerArgs::default();
     let queue_bound = scheduler.max_queued_batches;
-    let orchestrator = Orchestrator::start(
-        ServeArgs {
-            stores: stores.clone(),
-            scheduler,
-            api_addr: "127.0.0.1:0".parse()?,
-        },
-        shutdown.clone(),
-    )
-    .await?;
-    let pool = orchestrator.context.pool.clone();
     let range = BlockRange::new(0, args.blocks.saturating_sub(1))?;
     println!(
         "blockfill bench: {} devnet blocks, batch {} blocks, {} workers x concurrency {}",
         args.blocks, args.batch_size, args.workers, args.concurrency
     );
+    // The raw loop runs before the orchestrator starts, so its reconciler does not take the
+    // loop's batches for lost work and queue them.
+    let raw_db = prepare_database(&stores, (args.workers * args.concurrency) as u32 + 4).await?;
+    let pool = raw_db.get_postgres_connection_pool().clone();
 
     // Phase 1: the raw loop.
     upsert_chain(&pool, "bench-raw", &rpc_url, 1337, args.batch_size as i32).await?;
@@ -148,10 +143,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     .bind(backfill_id)
     .execute(&pool)
     .await?;
-    let sources = SourceRegistry::new(
-        orchestrator.context.db.clone(),
-        orchestrator.context.settings.rpc.pool_settings(),
-    );
+    let sources = SourceRegistry::new(raw_db.clone(), scheduler.rpc.pool_settings());
     let started = Instant::now();
     let failures = futures::stream::iter(jobs.iter())
         .map(|job| run_batch(&pool, &sources, job, "bench-raw", BatchPolicy::default()))
@@ -168,6 +160,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     );
 
     // Phase 2: end to end.
+    let orchestrator = Orchestrator::start(
+        ServeArgs {
+            stores: stores.clone(),
+            scheduler,
+            api_addr: "127.0.0.1:0".parse()?,
+        },
+        shutdown.clone(),
+    )
+    .await?;
     upsert_chain(&pool, "bench-e2e", &rpc_url, 1337, args.batch_size as i32).await?;
     let binary = worker_binary()?;
     let log_dir = PathBuf::from("target/bench-logs");

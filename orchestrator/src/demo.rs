@@ -35,7 +35,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Batches each worker runs at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = blockfill_activities::settings::DEFAULT_WORKER_CONCURRENCY)]
     pub concurrency: usize,
     /// Address of the admin API and dashboard.
     #[arg(long, env = "BLOCKFILL_API_ADDR", default_value = "127.0.0.1:8080")]

@@ -188,6 +188,11 @@ pub struct DevnetFaultArgs {
     /// Accept requests and never answer them (to test client timeouts).
     #[arg(long, env = "BLOCKFILL_DEVNET_HANG", value_parser = clap::builder::BoolishValueParser::new())]
     pub hang: bool,
+    /// Fraction of answers corrupted (a block with a wrong number, no hash or a broken parent
+    /// hash, or truncated JSON), between 0 and 1; drawn independently of --error-rate and
+    /// --rate-limit-rate.
+    #[arg(long, env = "BLOCKFILL_DEVNET_MALFORM_RATE", default_value_t = 0.0)]
+    pub malform_rate: f64,
 }
 
 impl DevnetFaultArgs {
@@ -201,6 +206,7 @@ impl DevnetFaultArgs {
             retry_after_secs: self.retry_after,
             hang: self.hang,
             reject_batches: self.reject_batches,
+            malform_rate: self.malform_rate,
         };
         match profile.validate() {
             Ok(()) => Ok(profile),
@@ -309,6 +315,8 @@ mod tests {
             "--retry-after",
             "3",
             "--reject-batches",
+            "--malform-rate",
+            "0.05",
             "--endpoints",
             "4",
         ]);
@@ -323,6 +331,7 @@ mod tests {
                 retry_after_secs: 3,
                 hang: false,
                 reject_batches: true,
+                malform_rate: 0.05,
             }
         );
         assert_eq!(
@@ -353,6 +362,28 @@ mod tests {
             err.to_string(),
             "--error-rate (0.6) plus --rate-limit-rate (0.6) must be at most 1"
         );
+        for (flag, shown) in [
+            ("--malform-rate=1.5", "1.5"),
+            ("--malform-rate=-0.5", "-0.5"),
+        ] {
+            let err = parse(&[flag]).faults.profile().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("--malform-rate must be a fraction between 0 and 1, got {shown}")
+            );
+        }
+        // Not part of the 503/429 sum.
+        parse(&[
+            "--error-rate",
+            "0.5",
+            "--rate-limit-rate",
+            "0.5",
+            "--malform-rate",
+            "1",
+        ])
+        .faults
+        .profile()
+        .unwrap();
     }
 
     #[tokio::test]

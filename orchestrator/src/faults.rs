@@ -2,7 +2,8 @@
 //! pools, 429 handling, circuit breakers, timeouts.
 //!
 //! A [`FaultProfile`] says what goes wrong (latency, jitter, HTTP 503s, HTTP 429s with
-//! `Retry-After`, requests that never get an answer, refused JSON-RPC batches). A
+//! `Retry-After`, requests that never get an answer, refused JSON-RPC batches, corrupted
+//! answers). A
 //! [`FaultInjector`] holds the current profile (changeable at runtime) and counts what it
 //! injected; a [`FaultLayer`] applies it in front of any axum [`Router`](axum::Router) or tower
 //! service:
@@ -23,7 +24,9 @@
 //! Per request, in this order: `hang` (never answer) → sleep `latency` plus up to `jitter` →
 //! one uniform draw `u` in `[0, 1)`: `u < error_rate` answers 503, `u < error_rate +
 //! rate_limit_rate` answers 429 → with `reject_batches`, a body that is a JSON array gets
-//! [`BATCH_REJECTION`] → otherwise the inner service answers.
+//! [`BATCH_REJECTION`] → otherwise the inner service answers → if a second, independent
+//! uniform draw is below `malform_rate` and that answer is an HTTP 200, its body is corrupted
+//! (see [`FaultProfile::malform_rate`]).
 
 use std::{
     fmt,
@@ -44,12 +47,17 @@ use axum::{
 use futures::future::BoxFuture;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
 /// The body of the HTTP 200 answer to a JSON-RPC batch when [`FaultProfile::reject_batches`] is
 /// set: one JSON-RPC error object (code -32600, invalid request), as some providers answer.
 pub const BATCH_REJECTION: &str = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch requests are not supported"}}"#;
+
+/// The body of a corrupted answer of the `unparsable` kind (see [`FaultProfile::malform_rate`]):
+/// JSON cut short.
+pub const TRUNCATED_ANSWER: &str = r#"{"jsonrpc":"2.0","result":"#;
 
 /// Body of the injected HTTP 503 answers.
 const ERROR_BODY: &str = "service unavailable (injected fault)";
@@ -87,6 +95,20 @@ pub struct FaultProfile {
     /// Answer a JSON-RPC batch (a JSON array body) with HTTP 200 and the single error object
     /// [`BATCH_REJECTION`]; single requests pass. Default: false.
     pub reject_batches: bool,
+    /// Fraction of the answers of the inner service (requests that got no injected error)
+    /// whose body is corrupted, in `[0, 1]`; drawn independently of `error_rate` and
+    /// `rate_limit_rate`. Only HTTP 200 answers are touched; the status stays 200 and
+    /// `Content-Length` matches the new body. Default: 0.
+    ///
+    /// The damage is done to the first JSON-RPC response (of a single answer or a batch) whose
+    /// `result` is an object with a `number` (a block), picking uniformly one of: `number`
+    /// plus one (`wrong_number`), `hash` removed (`missing_hash`), the last hex digit of
+    /// `parentHash` changed (`broken_parent`), or the whole body replaced by
+    /// [`TRUNCATED_ANSWER`] (`unparsable`). Without a block, the first response with an array
+    /// `result` (logs) gets the first log's `blockNumber` plus one, or [`TRUNCATED_ANSWER`].
+    /// A body that is not JSON or has nothing of that kind (or lacks the field to damage) gets
+    /// [`TRUNCATED_ANSWER`].
+    pub malform_rate: f64,
 }
 
 impl Default for FaultProfile {
@@ -99,6 +121,7 @@ impl Default for FaultProfile {
             retry_after_secs: 1,
             hang: false,
             reject_batches: false,
+            malform_rate: 0.0,
         }
     }
 }
@@ -107,11 +130,13 @@ impl Default for FaultProfile {
 const RATE_SUM_EPSILON: f64 = 1e-9;
 
 impl FaultProfile {
-    /// Checks that both rates are fractions in `[0, 1]` and that they add up to at most 1.
+    /// Checks that every rate is a fraction in `[0, 1]` and that `error_rate` and
+    /// `rate_limit_rate` add up to at most 1 (`malform_rate` is drawn separately).
     pub fn validate(&self) -> Result<(), FaultProfileError> {
         for (name, value) in [
             ("error_rate", self.error_rate),
             ("rate_limit_rate", self.rate_limit_rate),
+            ("malform_rate", self.malform_rate),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(FaultProfileError::RateOutOfRange { name, value });
@@ -134,11 +159,12 @@ impl FaultProfile {
             || self.rate_limit_rate > 0.0
             || self.hang
             || self.reject_batches
+            || self.malform_rate > 0.0
     }
 }
 
-/// Lists the active faults, e.g. `latency 100ms, 10% HTTP 503, 5% HTTP 429 (Retry-After 2)`,
-/// or `none`.
+/// Lists the active faults, e.g. `latency 100ms, 10% HTTP 503, 5% HTTP 429 (Retry-After 2),
+/// 1% malformed answers`, or `none`.
 impl fmt::Display for FaultProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
@@ -170,6 +196,9 @@ impl fmt::Display for FaultProfile {
         if self.reject_batches {
             parts.push("batches rejected".to_owned());
         }
+        if self.malform_rate > 0.0 {
+            parts.push(format!("{} malformed answers", percent(self.malform_rate)));
+        }
         if parts.is_empty() {
             f.write_str("none")
         } else {
@@ -189,7 +218,7 @@ pub enum FaultProfileError {
     /// A rate is not a fraction in `[0, 1]` (or is NaN).
     #[error("{name} must be a fraction between 0 and 1, got {value}")]
     RateOutOfRange {
-        /// The field: `error_rate` or `rate_limit_rate`.
+        /// The field: `error_rate`, `rate_limit_rate` or `malform_rate`.
         name: &'static str,
         /// Its value.
         value: f64,
@@ -217,14 +246,21 @@ pub struct FaultCounts {
     pub batches_rejected: u64,
     /// Requests left without an answer (`hang`).
     pub hung: u64,
+    /// Answers whose body was corrupted (`malform_rate`).
+    pub malformed: u64,
 }
 
 impl fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} requests, {} HTTP 503, {} HTTP 429, {} batches rejected, {} hung",
-            self.requests, self.errors, self.rate_limited, self.batches_rejected, self.hung
+            "{} requests, {} HTTP 503, {} HTTP 429, {} batches rejected, {} hung, {} malformed",
+            self.requests,
+            self.errors,
+            self.rate_limited,
+            self.batches_rejected,
+            self.hung,
+            self.malformed
         )
     }
 }
@@ -245,6 +281,7 @@ struct InjectorState {
     rate_limited: AtomicU64,
     batches_rejected: AtomicU64,
     hung: AtomicU64,
+    malformed: AtomicU64,
 }
 
 impl FaultInjector {
@@ -285,6 +322,7 @@ impl FaultInjector {
             rate_limited: s.rate_limited.load(Ordering::Relaxed),
             batches_rejected: s.batches_rejected.load(Ordering::Relaxed),
             hung: s.hung.load(Ordering::Relaxed),
+            malformed: s.malformed.load(Ordering::Relaxed),
         }
     }
 }
@@ -361,7 +399,17 @@ where
         Box::pin(async move {
             match inject(&injector, &release, request).await {
                 Injected::Answer(response) => Ok(response),
-                Injected::Pass(request) => inner.call(request).await,
+                Injected::Pass {
+                    request,
+                    malform: None,
+                } => inner.call(request).await,
+                Injected::Pass {
+                    request,
+                    malform: Some(choice),
+                } => {
+                    let response = inner.call(request).await?;
+                    Ok(malform(&injector, response, choice).await)
+                }
             }
         })
     }
@@ -372,7 +420,12 @@ enum Injected {
     /// Answer this instead of the inner service.
     Answer(Response),
     /// Hand (the possibly rebuilt) request to the inner service.
-    Pass(Request),
+    Pass {
+        /// The request.
+        request: Request,
+        /// Corrupt the answer, with this uniform draw in `0..4` picking the damage.
+        malform: Option<usize>,
+    },
 }
 
 /// Applies the current profile of `injector` to `request`.
@@ -396,14 +449,17 @@ async fn inject(
     }
 
     // `rand::rng()` is not `Send`: draw everything before the first await.
-    let (delay, draw) = {
+    let (delay, draw, malform) = {
         let mut rng = rand::rng();
         let extra = if profile.jitter.is_zero() {
             Duration::ZERO
         } else {
             rng.random_range(Duration::ZERO..profile.jitter)
         };
-        (profile.latency + extra, rng.random::<f64>())
+        let draw = rng.random::<f64>();
+        let malform = (rng.random::<f64>() < profile.malform_rate)
+            .then(|| rng.random_range(0..Malformation::BLOCK.len()));
+        (profile.latency + extra, draw, malform)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -430,7 +486,7 @@ async fn inject(
         );
     }
     if !profile.reject_batches {
-        return Injected::Pass(request);
+        return Injected::Pass { request, malform };
     }
 
     let (parts, body) = request.into_parts();
@@ -458,7 +514,162 @@ async fn inject(
                 .into_response(),
         );
     }
-    Injected::Pass(Request::from_parts(parts, Body::from(bytes)))
+    Injected::Pass {
+        request: Request::from_parts(parts, Body::from(bytes)),
+        malform,
+    }
+}
+
+/// Corrupts the body of `response` if it is an HTTP 200 (see [`FaultProfile::malform_rate`]);
+/// `choice`, uniform in `0..4`, picks the damage.
+async fn malform(injector: &FaultInjector, response: Response, choice: usize) -> Response {
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // An answer that cannot be read counts as one that cannot be parsed.
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let (corrupted, kind) = corrupt(&bytes, choice);
+    injector.inner.malformed.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(target: "blockfill::faults", kind = kind.name(), "corrupting an answer");
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(corrupted.len()));
+    Response::from_parts(parts, Body::from(corrupted))
+}
+
+/// The kinds of damage done to an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Malformation {
+    /// A block's `number` (or a log's `blockNumber`) plus one.
+    WrongNumber,
+    /// A block without `hash`.
+    MissingHash,
+    /// A block whose `parentHash` has another last hex digit.
+    BrokenParent,
+    /// The body replaced by [`TRUNCATED_ANSWER`].
+    Unparsable,
+}
+
+impl Malformation {
+    /// The choices for an answer with a block.
+    const BLOCK: [Malformation; 4] = [
+        Malformation::WrongNumber,
+        Malformation::MissingHash,
+        Malformation::BrokenParent,
+        Malformation::Unparsable,
+    ];
+    /// The choices for an answer with logs (and no block).
+    const LOGS: [Malformation; 2] = [Malformation::WrongNumber, Malformation::Unparsable];
+
+    fn name(self) -> &'static str {
+        match self {
+            Malformation::WrongNumber => "wrong_number",
+            Malformation::MissingHash => "missing_hash",
+            Malformation::BrokenParent => "broken_parent",
+            Malformation::Unparsable => "unparsable",
+        }
+    }
+}
+
+/// The JSON-RPC answer `body` with one thing broken, and what; `choice` (uniform in `0..4`)
+/// picks the damage.
+fn corrupt(body: &[u8], choice: usize) -> (Bytes, Malformation) {
+    if let Ok(mut answer) = serde_json::from_slice::<Value>(body)
+        && let Some(kind) = damage(&mut answer, choice)
+    {
+        return (Bytes::from(answer.to_string()), kind);
+    }
+    (
+        Bytes::from_static(TRUNCATED_ANSWER.as_bytes()),
+        Malformation::Unparsable,
+    )
+}
+
+/// Breaks the first block (or else the first logs) in the JSON-RPC `answer` (a response or a
+/// batch of them) in the way `choice` picks; `None` when that is [`Malformation::Unparsable`]
+/// or there is nothing to break that way.
+fn damage(answer: &mut Value, choice: usize) -> Option<Malformation> {
+    let responses = match answer {
+        Value::Array(responses) => responses.as_mut_slice(),
+        single => std::slice::from_mut(single),
+    };
+    let block = responses.iter().position(|response| {
+        response
+            .get("result")
+            .and_then(Value::as_object)
+            .is_some_and(|result| result.contains_key("number"))
+    });
+    if let Some(i) = block {
+        let block = responses[i].get_mut("result")?.as_object_mut()?;
+        let kind = Malformation::BLOCK[choice % Malformation::BLOCK.len()];
+        return corrupt_block(block, kind).then_some(kind);
+    }
+    let logs = responses
+        .iter_mut()
+        .find_map(|response| response.get_mut("result")?.as_array_mut())?;
+    match Malformation::LOGS[choice % Malformation::LOGS.len()] {
+        Malformation::WrongNumber => {
+            let log = logs.first_mut()?.as_object_mut()?;
+            bump_quantity(log.get_mut("blockNumber")?).then_some(Malformation::WrongNumber)
+        }
+        _ => None,
+    }
+}
+
+/// Breaks `block` in the way `kind` says; whether it could.
+fn corrupt_block(block: &mut Map<String, Value>, kind: Malformation) -> bool {
+    match kind {
+        Malformation::WrongNumber => block.get_mut("number").is_some_and(bump_quantity),
+        Malformation::MissingHash => block.remove("hash").is_some(),
+        Malformation::BrokenParent => {
+            block.get_mut("parentHash").is_some_and(|parent| {
+                match parent.as_str().and_then(flip_last_hex_digit) {
+                    Some(flipped) => {
+                        *parent = Value::String(flipped);
+                        true
+                    }
+                    None => false,
+                }
+            })
+        }
+        Malformation::Unparsable => false,
+    }
+}
+
+/// Adds one to a hex quantity (`"0x1f"` becomes `"0x20"`); whether `value` was one.
+fn bump_quantity(value: &mut Value) -> bool {
+    let next = value
+        .as_str()
+        .and_then(|hex| hex.strip_prefix("0x"))
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|digits| u128::from_str_radix(digits, 16).ok())
+        .and_then(|n| n.checked_add(1));
+    match next {
+        Some(next) => {
+            *value = Value::String(format!("0x{next:x}"));
+            true
+        }
+        None => false,
+    }
+}
+
+/// `hex` (`0x` and hex digits) with its last digit changed to the next one (`a` to `b`, `f` to
+/// `0`), or `None` if it is not hex.
+fn flip_last_hex_digit(hex: &str) -> Option<String> {
+    let digits = hex.strip_prefix("0x")?;
+    let last = digits.chars().last()?;
+    let value = last.to_digit(16)?;
+    let mut flipped = std::char::from_digit((value + 1) % 16, 16)?;
+    if last.is_ascii_uppercase() {
+        flipped = flipped.to_ascii_uppercase();
+    }
+    let mut out = hex[..hex.len() - 1].to_owned();
+    out.push(flipped);
+    Some(out)
 }
 
 /// Whether a request body is a JSON array (a JSON-RPC batch): its first non-whitespace byte is `[`.
@@ -756,13 +967,280 @@ mod tests {
             rate_limit_rate: 0.125,
             retry_after_secs: 2,
             reject_batches: true,
+            malform_rate: 0.1,
             ..FaultProfile::default()
         };
         assert_eq!(
             busy.to_string(),
-            "latency 100ms, 7% HTTP 503, 12.5% HTTP 429 (Retry-After 2), batches rejected"
+            "latency 100ms, 7% HTTP 503, 12.5% HTTP 429 (Retry-After 2), batches rejected, \
+             10% malformed answers"
         );
+        let malformed: FaultProfile = serde_json::from_str(r#"{"malform_rate": 0.25}"#).unwrap();
+        assert_eq!(malformed.malform_rate, 0.25);
+        assert!(malformed.injects_anything());
         assert!(serde_json::from_str::<FaultProfile>(r#"{"eror_rate": 0.1}"#).is_err());
+    }
+
+    /// A hex string of `0x` and 64 digits: `pair` 32 times.
+    fn hash(pair: &str) -> String {
+        format!("0x{}", pair.repeat(32))
+    }
+
+    /// A JSON-RPC batch answer with two blocks, `0x1f` and `0x20`; the parent hash of the
+    /// first ends in `f`.
+    fn two_blocks() -> Value {
+        serde_json::json!([
+            {"jsonrpc": "2.0", "id": 1, "result": {
+                "number": "0x1f", "hash": hash("1f"), "parentHash": hash("ef"),
+                "timestamp": "0x64", "transactions": []
+            }},
+            {"jsonrpc": "2.0", "id": 2, "result": {
+                "number": "0x20", "hash": hash("20"), "parentHash": hash("1f"),
+                "timestamp": "0x65", "transactions": []
+            }}
+        ])
+    }
+
+    /// A router answering every request with `answer` (as JSON), behind the fault layer of
+    /// `injector`.
+    fn answering(injector: &FaultInjector, answer: String) -> Router {
+        Router::new()
+            .route(
+                "/",
+                post(move || async move { ([(header::CONTENT_TYPE, "application/json")], answer) }),
+            )
+            .layer(fault_layer(injector.clone()))
+    }
+
+    /// Calls `router` and checks the answer is a 200 whose `Content-Length` matches its body.
+    async fn call_checking_length(router: Router) -> String {
+        let (status, headers, body) = call(router, BATCH).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_LENGTH], body.len().to_string());
+        body
+    }
+
+    #[tokio::test]
+    async fn malform_rate_one_corrupts_every_answer_in_one_of_four_ways() {
+        let injector = injector(FaultProfile {
+            malform_rate: 1.0,
+            ..FaultProfile::default()
+        });
+        let original = two_blocks();
+        let router = answering(&injector, original.to_string());
+
+        let mut wrong_number = original.clone();
+        wrong_number[0]["result"]["number"] = "0x20".into();
+        let mut missing_hash = original.clone();
+        missing_hash[0]["result"]
+            .as_object_mut()
+            .unwrap()
+            .remove("hash");
+        let mut broken_parent = original.clone();
+        broken_parent[0]["result"]["parentHash"] = format!("0x{}e0", "ef".repeat(31)).into();
+        let kinds = [
+            ("wrong_number", wrong_number),
+            ("missing_hash", missing_hash),
+            ("broken_parent", broken_parent),
+        ];
+
+        let mut seen = std::collections::BTreeMap::<&str, u32>::new();
+        for _ in 0..200 {
+            let body = call_checking_length(router.clone()).await;
+            let kind = if body == TRUNCATED_ANSWER {
+                assert!(serde_json::from_str::<Value>(&body).is_err());
+                "unparsable"
+            } else {
+                let answer: Value = serde_json::from_str(&body).unwrap();
+                assert_ne!(answer, original, "an answer passed unchanged");
+                let matching: Vec<&str> = kinds
+                    .iter()
+                    .filter(|(_, expected)| *expected == answer)
+                    .map(|(name, _)| *name)
+                    .collect();
+                assert_eq!(matching.len(), 1, "not exactly one kind of damage: {body}");
+                matching[0]
+            };
+            *seen.entry(kind).or_default() += 1;
+        }
+        assert_eq!(
+            seen.keys().copied().collect::<Vec<_>>(),
+            [
+                "broken_parent",
+                "missing_hash",
+                "unparsable",
+                "wrong_number"
+            ],
+            "{seen:?}"
+        );
+        let counts = injector.injected();
+        assert_eq!((counts.requests, counts.malformed), (200, 200));
+        assert!(counts.to_string().ends_with(", 200 malformed"), "{counts}");
+    }
+
+    #[tokio::test]
+    async fn malform_rate_zero_passes_answers_unchanged() {
+        let injector = FaultInjector::default();
+        let original = two_blocks().to_string();
+        let router = answering(&injector, original.clone());
+        for _ in 0..20 {
+            assert_eq!(call_checking_length(router.clone()).await, original);
+        }
+        assert_eq!(injector.injected().malformed, 0);
+    }
+
+    #[tokio::test]
+    async fn malformed_answers_are_only_those_that_pass() {
+        let injector = injector(FaultProfile {
+            error_rate: 1.0,
+            malform_rate: 1.0,
+            ..FaultProfile::default()
+        });
+        let (status, _, body) = call(answering(&injector, two_blocks().to_string()), BATCH).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, ERROR_BODY);
+        let counts = injector.injected();
+        assert_eq!((counts.errors, counts.malformed), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn malformed_answers_keep_non_200_answers() {
+        let injector = injector(FaultProfile {
+            malform_rate: 1.0,
+            ..FaultProfile::default()
+        });
+        let router = Router::new()
+            .route(
+                "/",
+                post(|| async { (StatusCode::BAD_GATEWAY, "upstream down") }),
+            )
+            .layer(fault_layer(injector.clone()));
+        let (status, _, body) = call(router, SINGLE).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::BAD_GATEWAY, "upstream down")
+        );
+        assert_eq!(injector.injected().malformed, 0);
+    }
+
+    #[test]
+    fn malformed_logs_get_a_wrong_block_number_or_are_cut_short() {
+        let logs = serde_json::json!({"jsonrpc": "2.0", "id": 7, "result": [
+            {"blockNumber": "0xff", "logIndex": "0x0"},
+            {"blockNumber": "0xff", "logIndex": "0x1"}
+        ]});
+        let body = logs.to_string();
+        let mut wrong = logs.clone();
+        wrong["result"][0]["blockNumber"] = "0x100".into();
+        let mut kinds = std::collections::BTreeSet::new();
+        for choice in 0..4 {
+            let (corrupted, kind) = corrupt(body.as_bytes(), choice);
+            match kind {
+                Malformation::WrongNumber => {
+                    assert_eq!(serde_json::from_slice::<Value>(&corrupted).unwrap(), wrong)
+                }
+                Malformation::Unparsable => assert_eq!(corrupted, TRUNCATED_ANSWER.as_bytes()),
+                other => panic!("{other:?} on logs"),
+            }
+            kinds.insert(kind.name());
+        }
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            ["unparsable", "wrong_number"]
+        );
+
+        // A block in the batch wins over logs before it.
+        let batch = serde_json::json!([
+            {"jsonrpc": "2.0", "id": 1, "result": [{"blockNumber": "0x1"}]},
+            {"jsonrpc": "2.0", "id": 2, "result": {"number": "0x1", "hash": hash("aa")}}
+        ]);
+        let (corrupted, kind) = corrupt(batch.to_string().as_bytes(), 0);
+        assert_eq!(kind, Malformation::WrongNumber);
+        let corrupted: Value = serde_json::from_slice(&corrupted).unwrap();
+        assert_eq!(corrupted[0], batch[0]);
+        assert_eq!(corrupted[1]["result"]["number"], "0x2");
+    }
+
+    #[test]
+    fn answers_with_nothing_to_corrupt_are_cut_short() {
+        let nothing = [
+            "not json".to_owned(),
+            String::new(),
+            r#"{"jsonrpc":"2.0","id":1,"result":"0x3"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x"}}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"result":[]}"#.to_owned(),
+        ];
+        for body in &nothing {
+            for choice in 0..4 {
+                let (corrupted, kind) = corrupt(body.as_bytes(), choice);
+                assert_eq!(kind, Malformation::Unparsable, "{body}");
+                assert_eq!(corrupted, TRUNCATED_ANSWER.as_bytes());
+            }
+        }
+        // A block lacking the field to damage is cut short too.
+        let no_hash = r#"{"jsonrpc":"2.0","id":1,"result":{"number":"0x1"}}"#;
+        assert_eq!(corrupt(no_hash.as_bytes(), 1).1, Malformation::Unparsable);
+        assert_eq!(corrupt(no_hash.as_bytes(), 2).1, Malformation::Unparsable);
+        assert_eq!(corrupt(no_hash.as_bytes(), 0).1, Malformation::WrongNumber);
+    }
+
+    #[test]
+    fn hex_helpers_bump_quantities_and_flip_digits() {
+        let bumped = |hex: &str| {
+            let mut value = Value::from(hex);
+            bump_quantity(&mut value).then(|| value.as_str().unwrap().to_owned())
+        };
+        assert_eq!(bumped("0x1f").as_deref(), Some("0x20"));
+        assert_eq!(bumped("0x0").as_deref(), Some("0x1"));
+        assert_eq!(bumped("0x"), None);
+        assert_eq!(bumped("0x+1"), None);
+        assert_eq!(bumped("31"), None);
+        assert!(!bump_quantity(&mut Value::Null));
+        assert_eq!(flip_last_hex_digit("0xaa").as_deref(), Some("0xab"));
+        assert_eq!(flip_last_hex_digit("0x1f").as_deref(), Some("0x10"));
+        assert_eq!(flip_last_hex_digit("0x19").as_deref(), Some("0x1a"));
+        assert_eq!(flip_last_hex_digit("0xAF").as_deref(), Some("0xA0"));
+        assert_eq!(flip_last_hex_digit("0xAE").as_deref(), Some("0xAF"));
+        assert_eq!(flip_last_hex_digit("0x"), None);
+        assert_eq!(flip_last_hex_digit("0xg"), None);
+    }
+
+    #[test]
+    fn validate_rejects_bad_malform_rates() {
+        for malform_rate in [1.5, -0.1, f64::NAN] {
+            let profile = FaultProfile {
+                malform_rate,
+                ..FaultProfile::default()
+            };
+            assert!(profile.validate().is_err(), "{profile:?} passed");
+            assert!(FaultInjector::new(profile).is_err());
+        }
+        let err = FaultProfile {
+            malform_rate: 1.5,
+            ..FaultProfile::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            err,
+            FaultProfileError::RateOutOfRange {
+                name: "malform_rate",
+                value: 1.5
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "malform_rate must be a fraction between 0 and 1, got 1.5"
+        );
+        // Drawn separately: it does not count towards the 503/429 sum.
+        FaultProfile {
+            error_rate: 0.5,
+            rate_limit_rate: 0.5,
+            malform_rate: 1.0,
+            ..FaultProfile::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]

@@ -206,3 +206,78 @@ async fn an_endpoint_that_rejects_batches_is_served_with_single_requests() {
     assert_eq!(endpoints["endpoints"][0]["breaker"], json!("closed"));
     app.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_answers_are_never_written_and_are_asked_of_another_endpoint() {
+    const BLOCKS: u64 = 3_000;
+    let anvil = Anvil::start().await.expect("anvil");
+    anvil
+        .build_chain(ChainSpec {
+            blocks: BLOCKS,
+            tx_every: 3,
+            txs_per_block: 2,
+        })
+        .await
+        .expect("chain");
+    // Wrong block numbers, missing hashes, broken parent links and cut-off bodies.
+    let liar = FaultProxy::start(
+        &anvil.url,
+        FaultProfile {
+            malform_rate: 0.3,
+            ..FaultProfile::default()
+        },
+    )
+    .await
+    .expect("corrupting proxy");
+    let honest = FaultProxy::start(&anvil.url, FaultProfile::default())
+        .await
+        .expect("proxy");
+    let mut app = spawn_app(test_scheduler()).await;
+    app.register(json!({
+        "name": "lies",
+        "rpc_urls": [liar.url, honest.url],
+        "batch_size": 25,
+        "live_sync": false,
+    }))
+    .await;
+    app.spawn_inprocess_worker(4);
+    let id = app.trigger_backfill("lies", 0, BLOCKS - 1).await;
+    let view = app.wait_until_finished(&id, Duration::from_secs(120)).await;
+    assert_eq!(view["status"], json!("completed"), "{view:#}");
+    assert_eq!(
+        view["quarantined_blocks"].as_u64().unwrap_or(0),
+        0,
+        "{view:#}"
+    );
+    assert!(
+        liar.injector.injected().malformed > 0,
+        "{:?}",
+        liar.injector.injected()
+    );
+    assert_verified(
+        &app,
+        &anvil,
+        "lies",
+        BlockRange::new(0, BLOCKS - 1).expect("range"),
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM reorgs WHERE chain = 'lies'")
+            .await,
+        0,
+        "a corrupted answer passed for a reorg"
+    );
+    let endpoints = endpoints_until(&app, "lies", |body| {
+        body["endpoints"][0]["errors"]["malformed"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    })
+    .await;
+    println!(
+        "corrupting endpoint: {} malformed answers injected; errors seen {}",
+        liar.injector.injected().malformed,
+        endpoints["endpoints"][0]["errors"]
+    );
+    app.teardown().await;
+}

@@ -48,7 +48,8 @@ async fn failed_batches_keep_their_error_and_retry_failed_completes_the_backfill
     // The endpoint dies before the backfill starts.
     first_life.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    app.spawn_inprocess_worker(3);
+    // One batch per slot: every batch spends its budget at once.
+    app.spawn_inprocess_worker(6);
     let id = app.trigger_backfill("flaky", 0, 299).await;
     let view = app.wait_until_finished(&id, Duration::from_secs(90)).await;
     assert_eq!(view["status"], json!("failed"), "{view}");

@@ -1,10 +1,11 @@
 //! The harness's fault proxy in front of a real Anvil node: without faults it is transparent;
-//! with faults it answers 429 with `Retry-After`, refuses batches (but not single calls) and
-//! hangs; its faults change at runtime; a dead endpoint refuses connections.
+//! with faults it answers 429 with `Retry-After`, refuses batches (but not single calls),
+//! hangs and corrupts answers; its faults change at runtime; a dead endpoint refuses
+//! connections.
 
 use std::time::Duration;
 
-use blockfill_orchestrator::faults::{BATCH_REJECTION, FaultProfile};
+use blockfill_orchestrator::faults::{BATCH_REJECTION, FaultProfile, TRUNCATED_ANSWER};
 use blockfill_tests::{
     anvil::Anvil,
     proxy::{FaultProxy, dead_endpoint},
@@ -64,7 +65,11 @@ async fn fault_proxy_without_faults_passes_calls_through() {
     let counts = proxy.injector.injected();
     assert_eq!(counts.requests, 2);
     assert_eq!(
-        counts.errors + counts.rate_limited + counts.batches_rejected + counts.hung,
+        counts.errors
+            + counts.rate_limited
+            + counts.batches_rejected
+            + counts.hung
+            + counts.malformed,
         0
     );
 }
@@ -149,6 +154,58 @@ async fn fault_proxy_hangs_until_the_client_gives_up() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(proxy.injector.injected().hung, 1);
+}
+
+#[tokio::test]
+async fn fault_proxy_corrupts_block_answers_with_malform_rate() {
+    let anvil = anvil().await;
+    let proxy = FaultProxy::start(
+        &anvil.url,
+        FaultProfile {
+            malform_rate: 1.0,
+            ..FaultProfile::default()
+        },
+    )
+    .await
+    .unwrap();
+    let get_block = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["0x2", false]});
+
+    let (status, _, direct) = post(&anvil.url, &get_block).await;
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    let direct: Value = serde_json::from_str(&direct).unwrap();
+    assert_eq!(direct["result"]["number"], "0x2", "{direct}");
+
+    const CALLS: u64 = 8;
+    for _ in 0..CALLS {
+        let (status, headers, body) = post(&proxy.url, &get_block).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            headers[reqwest::header::CONTENT_LENGTH],
+            body.len().to_string()
+        );
+        if body == TRUNCATED_ANSWER {
+            assert!(serde_json::from_str::<Value>(&body).is_err());
+            continue;
+        }
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_ne!(answer, direct, "the answer passed unchanged");
+        assert_eq!(answer["id"], direct["id"]);
+        let (block, real) = (&answer["result"], &direct["result"]);
+        let wrong_number = block["number"] == "0x3";
+        let missing_hash = block.get("hash").is_none();
+        let broken_parent = block["parentHash"] != real["parentHash"]
+            && block["parentHash"].as_str().map(str::len) == Some(66);
+        assert_eq!(
+            [wrong_number, missing_hash, broken_parent]
+                .iter()
+                .filter(|&&kind| kind)
+                .count(),
+            1,
+            "not exactly one kind of damage: {body}"
+        );
+    }
+    let counts = proxy.injector.injected();
+    assert_eq!((counts.requests, counts.malformed), (CALLS, CALLS));
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub rpc: RpcArgs,
     /// Batches processed at once by this process.
-    #[arg(long, env = "BLOCKFILL_WORKER_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "BLOCKFILL_WORKER_CONCURRENCY", default_value_t = blockfill_activities::settings::DEFAULT_WORKER_CONCURRENCY)]
     pub concurrency: usize,
     /// Live-sync batches processed at once: capacity reserved for the live lane, so a full
     /// backfill never delays new blocks.

@@ -363,24 +363,59 @@ impl ChainSource for EvmRpcSource {
                 .collect();
             async move { self.batch::<RpcBlock>(&calls, range).await }
         });
-        let logs_request = async {
-            self.batch::<Vec<RpcLog>>(
-                &[(
-                    "eth_getLogs",
-                    json!([{"fromBlock": quantity(range.from), "toBlock": quantity(range.to)}]),
-                )],
-                range,
-            )
-            .await
-        };
-        let (blocks, logs) =
-            tokio::join!(futures::future::try_join_all(block_requests), logs_request);
+        // The logs, and the block below the range (its hash must be the first block's parent:
+        // without it a corrupted parent hash at a batch edge would pass for a reorg).
+        let mut side_calls = vec![(
+            "eth_getLogs",
+            json!([{"fromBlock": quantity(range.from), "toBlock": quantity(range.to)}]),
+        )];
+        if range.from > 0 {
+            side_calls.push((
+                "eth_getBlockByNumber",
+                json!([quantity(range.from - 1), false]),
+            ));
+        }
+        let side_request = self.batch::<Value>(&side_calls, range);
+        let (blocks, side) =
+            tokio::join!(futures::future::try_join_all(block_requests), side_request);
         let blocks: Vec<RpcBlock> = blocks?.into_iter().flatten().collect();
-        let logs: Vec<RpcLog> = logs?.into_iter().flatten().collect();
-        BlockBundle::from_rpc(range, blocks, logs).map_err(|message| SourceError::Malformed {
+        let malformed = |message: String| SourceError::Malformed {
             endpoint: self.endpoint.clone(),
             range,
             message,
-        })
+        };
+        let mut side = side?.into_iter();
+        let logs: Vec<RpcLog> = side
+            .next()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| malformed(format!("eth_getLogs answer does not parse: {e}")))?
+            .unwrap_or_default();
+        // An anchor that does not parse or is another block cannot vouch for anything (and a
+        // bad block below must not fail the range above it): the check is skipped, and the
+        // write still checks the stored neighbour.
+        let below = range.from.saturating_sub(1);
+        let anchor = side
+            .next()
+            .and_then(|v| serde_json::from_value::<BlockAnchor>(v).ok())
+            .filter(|a| a.number.to::<u64>() == below);
+        let bundle = BlockBundle::from_rpc(range, blocks, logs).map_err(malformed)?;
+        if let (Some(anchor), Some(first)) = (anchor, bundle.blocks.first()) {
+            let anchor_hash = format!("{:#x}", anchor.hash);
+            if first.parent_hash != anchor_hash {
+                return Err(malformed(format!(
+                    "block {} has parent hash {} but block {below} has hash {anchor_hash}",
+                    first.number, first.parent_hash
+                )));
+            }
+        }
+        Ok(bundle)
     }
+}
+
+/// The block below a range, as much of it as the parent check needs.
+#[derive(Deserialize)]
+struct BlockAnchor {
+    number: alloy_primitives::U64,
+    hash: alloy_primitives::B256,
 }

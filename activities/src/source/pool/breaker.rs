@@ -48,8 +48,8 @@ impl Default for BreakerSettings {
     fn default() -> Self {
         Self {
             failure_threshold: 5,
-            open_for: Duration::from_secs(2),
-            max_open_for: Duration::from_secs(30),
+            open_for: Duration::from_secs(1),
+            max_open_for: Duration::from_secs(5),
         }
     }
 }

@@ -113,7 +113,11 @@ pub struct PoolSettings {
     pub breaker: BreakerSettings,
     /// Tries of one request across endpoints before its last error is returned.
     pub max_attempts: u32,
-    /// Longest one request waits for an endpoint to become usable (breakers, `Retry-After`).
+    /// ... and at most this many per endpoint of the pool (retrying a lone endpoint further is
+    /// the batch's business: its attempt budget and backoff).
+    pub tries_per_endpoint: u32,
+    /// Longest one request waits for an endpoint to become usable (an open breaker about to let
+    /// a probe through, a `Retry-After`); when none will be usable by then, it fails at once.
     pub max_wait: Duration,
     /// First delay before the same endpoint is tried again (doubles, full jitter).
     pub retry_base: Duration,
@@ -131,6 +135,7 @@ impl Default for PoolSettings {
             concurrency: ConcurrencySettings::default(),
             breaker: BreakerSettings::default(),
             max_attempts: 6,
+            tries_per_endpoint: 2,
             max_wait: Duration::from_secs(15),
             retry_base: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
@@ -239,17 +244,15 @@ impl Endpoint {
     }
 }
 
-/// When an endpoint can next take a request.
-fn usable_at(health: &Health, now: Instant) -> Instant {
+/// When an endpoint can next take a request; `None` while its half-open breaker's single probe
+/// is out (nothing to wait for: the probe's outcome decides).
+fn usable_at(health: &Health, now: Instant) -> Option<Instant> {
     let breaker = match health.breaker.state(now) {
         BreakerState::Open => health.breaker.reopens_at().unwrap_or(now),
-        // A probe is out: look again shortly.
-        BreakerState::HalfOpen if !health.breaker.would_allow(now) => {
-            now + Duration::from_millis(100)
-        }
+        BreakerState::HalfOpen if !health.breaker.would_allow(now) => return None,
         _ => now,
     };
-    health.cooldown_until.map_or(breaker, |c| c.max(breaker))
+    Some(health.cooldown_until.map_or(breaker, |c| c.max(breaker)))
 }
 
 enum Choice {
@@ -428,6 +431,9 @@ impl EndpointPool {
                     health.failure_ewma,
                 )
             };
+            let Some(at) = at else {
+                continue;
+            };
             if at > now {
                 soonest = Some(soonest.map_or(at, |s| s.min(at)));
                 continue;
@@ -581,7 +587,12 @@ impl EndpointPool {
         let mut tries = vec![0u32; self.endpoints.len()];
         let mut last_error: Option<SourceError> = None;
         let mut attempt = 0;
-        while attempt < self.settings.max_attempts.max(1) {
+        let max_attempts = self
+            .settings
+            .max_attempts
+            .min(self.settings.tries_per_endpoint.max(1) * self.endpoints.len() as u32)
+            .max(1);
+        while attempt < max_attempts {
             let now = Instant::now();
             let index = match self.choose(priority, &excluded, now) {
                 Choice::Ready(index) => index,

@@ -294,6 +294,7 @@ async fn retries_of_one_endpoint_back_off_exponentially_within_the_jitter_ceilin
         &[&flaky],
         PoolSettings {
             retry_base: Duration::from_millis(100),
+            tries_per_endpoint: 4,
             breaker: BreakerSettings {
                 failure_threshold: 5,
                 ..BreakerSettings::default()
@@ -396,4 +397,31 @@ async fn live_requests_get_through_while_backfill_holds_every_permit_it_may() {
     for task in held {
         task.await.expect("joined").expect("backfill served");
     }
+}
+
+#[tokio::test]
+async fn the_token_bucket_holds_an_endpoint_to_its_requests_per_second() {
+    let fast = Scripted::new("http://fast", Duration::ZERO, &[], Step::Serve);
+    let clients = vec![(
+        Arc::clone(&fast) as Arc<dyn EndpointClient>,
+        EndpointConfig {
+            url: fast.url.clone(),
+            rps: Some(50),
+            max_concurrency: None,
+        },
+    )];
+    let pool = EndpointPool::with_clients("test", clients, settings()).expect("pool");
+    let started = std::time::Instant::now();
+    // 40 fetches of 2 requests each: 80 tokens from a bucket of 50 refilled at 50/s.
+    for i in 0..40 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(550),
+        "80 requests at 50/s with a burst of 50 take at least 0.6 s, took {elapsed:?}"
+    );
+    let snapshot = state_of(&pool, "http://fast");
+    assert_eq!(snapshot.rps_limit, Some(50));
+    assert_eq!(snapshot.requests, 80);
 }
