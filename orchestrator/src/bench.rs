@@ -225,7 +225,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
 
     // Phase 4: the same fleet against a far endpoint.
     let far_endpoint = if args.rtt_blocks > 0 {
-        Some(far_endpoint_phase(&orchestrator, &shutdown, &args).await?)
+        let (rate, ideal) = far_endpoint_phase(&orchestrator, &shutdown, &args).await?;
+        println!(
+            "far / local end to end: {:>8.2} (the local rate is the ceiling these 2 cores set)",
+            rate / e2e_rate
+        );
+        Some((rate, ideal))
     } else {
         None
     };
