@@ -147,6 +147,14 @@ async fn unwind(
         .bind(chain.as_str())
         .execute(&mut *tx)
         .await?;
+    // Batches may have committed above the tip read before the lock; they are unwound too, so
+    // the range to re-index ends at the tip under the lock.
+    let (locked_top,): (Option<i64>,) =
+        sqlx::query_as("SELECT MAX(number) FROM blocks WHERE chain = $1")
+            .bind(chain.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+    let unwound_top = locked_top.unwrap_or(stored_top).max(stored_top);
     let old_hashes: Vec<(i64, String)> = sqlx::query_as(
         "SELECT number, hash FROM blocks WHERE chain = $1 AND number > $2 AND number <= $3 \
          ORDER BY number",
@@ -210,7 +218,7 @@ async fn unwind(
         depth,
         reindex: Some(BlockRange {
             from: (above + 1) as u64,
-            to: stored_top as u64,
+            to: unwound_top as u64,
         }),
     })
 }
