@@ -399,14 +399,21 @@ impl ChainSource for EvmRpcSource {
             .next()
             .and_then(|v| serde_json::from_value::<BlockAnchor>(v).ok())
             .filter(|a| a.number.to::<u64>() == below);
-        let bundle = BlockBundle::from_rpc(range, blocks, logs).map_err(malformed)?;
-        if let (Some(anchor), Some(first)) = (anchor, bundle.blocks.first()) {
-            let anchor_hash = format!("{:#x}", anchor.hash);
-            if first.parent_hash != anchor_hash {
-                return Err(malformed(format!(
-                    "block {} has parent hash {} but block {below} has hash {anchor_hash}",
-                    first.number, first.parent_hash
-                )));
+        let mut bundle = BlockBundle::from_rpc(range, blocks, logs).map_err(malformed)?;
+        if let Some(first) = bundle.blocks.first() {
+            let expected = match (range.from, anchor) {
+                (0, _) => Some(format!("{:#x}", alloy_primitives::B256::ZERO)),
+                (_, Some(anchor)) => Some(format!("{:#x}", anchor.hash)),
+                (_, None) => None,
+            };
+            if let Some(expected) = expected {
+                if first.parent_hash != expected {
+                    return Err(malformed(format!(
+                        "block {} has parent hash {} but block {below} has hash {expected}",
+                        first.number, first.parent_hash
+                    )));
+                }
+                bundle.first_parent_verified = true;
             }
         }
         Ok(bundle)

@@ -86,6 +86,9 @@ pub struct BlockBundle {
     pub transactions: Vec<TransactionRow>,
     /// All logs of the range.
     pub logs: Vec<LogRow>,
+    /// Whether the source checked the first block's parent hash against the block below the
+    /// range (or, for block 0, against the zero hash). When not, the pool asks another endpoint.
+    pub first_parent_verified: bool,
 }
 
 fn hex<T: std::fmt::LowerHex>(value: &T) -> String {

@@ -582,8 +582,27 @@ impl EndpointPool {
         F: Fn(Arc<dyn EndpointClient>) -> Fut,
         Fut: Future<Output = Result<T, SourceError>>,
     {
+        self.run_excluding(priority, None, cost, op).await
+    }
+
+    /// [`EndpointPool::run`] that never asks the endpoint at `skip`.
+    async fn run_excluding<T, F, Fut>(
+        &self,
+        priority: RequestPriority,
+        skip: Option<&str>,
+        cost: impl Fn(&dyn EndpointClient) -> u64,
+        op: F,
+    ) -> Result<T, SourceError>
+    where
+        F: Fn(Arc<dyn EndpointClient>) -> Fut,
+        Fut: Future<Output = Result<T, SourceError>>,
+    {
         let deadline = Instant::now() + self.settings.max_wait;
-        let mut excluded = vec![false; self.endpoints.len()];
+        let mut excluded: Vec<bool> = self
+            .endpoints
+            .iter()
+            .map(|e| Some(e.client.url()) == skip)
+            .collect();
         let mut tries = vec![0u32; self.endpoints.len()];
         let mut last_error: Option<SourceError> = None;
         let mut attempt = 0;
@@ -723,9 +742,57 @@ impl EndpointPool {
         self.run(
             priority,
             |client| client.requests_for(range),
-            |client| async move { client.fetch_range(range).await },
+            |client| async move {
+                let bundle = client.fetch_range(range).await?;
+                self.cross_check_parent(client.url(), range, bundle, priority)
+                    .await
+            },
         )
         .await
+    }
+
+    /// A bundle whose source could not check the first block's parent (the block below the range
+    /// did not come back usable) is checked against the hash another endpoint gives for that
+    /// block. A disagreement is a malformed answer of the first endpoint; no other endpoint, or
+    /// none with a usable answer (a block below that is bad everywhere), leaves it to the write's
+    /// check of the stored neighbour.
+    async fn cross_check_parent(
+        &self,
+        url: &str,
+        range: BlockRange,
+        bundle: BlockBundle,
+        priority: RequestPriority,
+    ) -> Result<BlockBundle, SourceError> {
+        if bundle.first_parent_verified || range.from == 0 || self.endpoints.len() < 2 {
+            return Ok(bundle);
+        }
+        let below = BlockRange {
+            from: range.from - 1,
+            to: range.from - 1,
+        };
+        let hashes = self
+            .run_excluding(
+                priority,
+                Some(url),
+                |_| 1,
+                |client| async move { client.block_hashes(below).await },
+            )
+            .await;
+        match (hashes.as_deref(), bundle.blocks.first()) {
+            (Ok([(number, hash)]), Some(first))
+                if *number == below.from && *hash != first.parent_hash =>
+            {
+                Err(SourceError::Malformed {
+                    endpoint: url.to_owned(),
+                    range,
+                    message: format!(
+                        "block {} has parent hash {} but another endpoint has block {number} with hash {hash}",
+                        first.number, first.parent_hash
+                    ),
+                })
+            }
+            _ => Ok(bundle),
+        }
     }
 }
 
