@@ -2,7 +2,11 @@
 //! election. Only while this orchestrator leads does it run the scheduler's worker, the head
 //! tracker and the reconciler; everything stops with one cancellation token.
 
-use std::{net::SocketAddr, sync::OnceLock, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use blockfill_activities::{
@@ -252,6 +256,16 @@ fn lead(
         }
     });
 
-    components.spawn(track_heads(ctx.clone(), sources, head_poll_interval));
+    let new_head = Arc::new(tokio::sync::Notify::new());
+    components.spawn(crate::new_heads::follow_new_heads(
+        ctx.clone(),
+        Arc::clone(&new_head),
+    ));
+    components.spawn(track_heads(
+        ctx.clone(),
+        sources,
+        head_poll_interval,
+        new_head,
+    ));
     components
 }

@@ -1,21 +1,28 @@
 //! The head tracker: polls every chain's head, records it (so the status answer can tell live lag
-//! apart from historical gaps), and hands the new blocks to the live lane.
+//! apart from historical gaps), and hands the new blocks to the live lane. A new-head
+//! subscription ([`crate::new_heads`]) wakes it early.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use blockfill_activities::{ChainName, SourceRegistry, entity::chains};
 use sea_orm::{EntityTrait, sqlx};
 
 use crate::{live::advance_live, scheduler::SchedulerContext};
 
-/// Polls heads every `interval` until `ctx.shutdown`.
-pub async fn track_heads(ctx: SchedulerContext, sources: SourceRegistry, interval: Duration) {
+/// Polls heads every `interval`, and whenever `wake` is notified, until `ctx.shutdown`.
+pub async fn track_heads(
+    ctx: SchedulerContext,
+    sources: SourceRegistry,
+    interval: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
             _ = ticker.tick() => {}
+            _ = wake.notified() => {}
         }
         let rows = match chains::Entity::find().all(&ctx.db).await {
             Ok(rows) => rows,

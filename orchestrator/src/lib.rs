@@ -6,6 +6,7 @@
 //! - [`app`]: wiring of `serve` ([`app::Orchestrator`]), database preparation, metrics.
 //! - [`scheduler`]: the continue-as-new scheduler job that plans bounded windows of batches.
 //! - [`head`]: the head tracker.
+//! - [`new_heads`]: `eth_subscribe` new-head subscriptions that wake the head tracker early.
 //! - [`seams`]: the seam check that finds reorgs no write noticed.
 //! - [`live`]: the live lane planner (new heads to their own queue, ahead of backfill).
 //! - [`leader`]: leader election (one scheduling orchestrator per database).
@@ -26,6 +27,7 @@ pub mod fleet;
 pub mod head;
 pub mod leader;
 pub mod live;
+pub mod new_heads;
 pub mod scheduler;
 pub mod seams;
 pub mod settings;

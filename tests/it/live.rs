@@ -236,3 +236,49 @@ async fn a_tip_reorg_is_caught_by_the_next_live_write_and_repaired() {
     assert_verified(&app, &anvil, "fork", BlockRange::new(from, to).unwrap()).await;
     app.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_head_subscription_indexes_new_blocks_long_before_the_next_poll() {
+    let anvil = Anvil::start().await.unwrap();
+    anvil
+        .build_chain(ChainSpec {
+            blocks: 100,
+            tx_every: 10,
+            txs_per_block: 1,
+        })
+        .await
+        .unwrap();
+    let mut scheduler = live_scheduler();
+    // Polling alone would take a minute to see a new head.
+    scheduler.head_poll_interval = Duration::from_secs(60);
+    let mut app = spawn_app(scheduler).await;
+    app.register(json!({"name": "pushed", "rpc_urls": [anvil.url], "batch_size": 10}))
+        .await;
+    app.spawn_inprocess_worker(2);
+    // The first poll (at start) sets the live cursor; give the subscription time to connect.
+    let first = wait_live_synced(&app, "pushed").await;
+    let start = first["live"]["head"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for _ in 0..3 {
+        anvil.mine_with_transaction().await.unwrap();
+    }
+    let mined_at = Instant::now();
+    let target = start + 3 - 1; // the live target stays one below the head
+    let status = loop {
+        let status = status(&app, "pushed").await;
+        if status["live"]["last_live_block"].as_u64() >= Some(target) {
+            break status;
+        }
+        assert!(
+            mined_at.elapsed() < Duration::from_secs(10),
+            "new heads waited for the next poll: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "3 new blocks indexed {:.2}s after they were mined (poll interval 60s)",
+        mined_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(status["live"]["head"], json!(start + 3), "{status}");
+    app.teardown().await;
+}
