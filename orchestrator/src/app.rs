@@ -250,7 +250,11 @@ fn lead(
                 _ = seams_ctx.shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            if let Err(e) = seams::check_seams(&seams_ctx, &seam_sources).await {
+            let checked = tokio::select! {
+                _ = seams_ctx.shutdown.cancelled() => return,
+                checked = seams::check_seams(&seams_ctx, &seam_sources) => checked,
+            };
+            if let Err(e) = checked {
                 tracing::warn!(target: "blockfill::seams", error = %e, "seam check failed");
             }
         }

@@ -31,36 +31,45 @@ pub async fn track_heads(
                 continue;
             }
         };
-        for row in rows {
-            let Ok(name) = ChainName::parse(&row.name) else {
-                continue;
-            };
-            let head = match sources.get(&name).await {
-                Ok(source) => source.head().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let head = match head {
-                Ok(head) => head,
-                Err(e) => {
-                    tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot read head");
-                    continue;
-                }
-            };
-            let recorded = sqlx::query(
-                "UPDATE chains SET head_block = $2, head_updated_at = now() WHERE name = $1",
-            )
+        // Chains are polled side by side: one whose endpoints are all down must not hold up the
+        // live lane of the others.
+        let polls =
+            futures::future::join_all(rows.iter().map(|row| poll_chain(&ctx, &sources, row)));
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = polls => {}
+        }
+    }
+}
+
+/// Reads one chain's head, records it and hands the new blocks to the live lane.
+async fn poll_chain(ctx: &SchedulerContext, sources: &SourceRegistry, row: &chains::Model) {
+    let Ok(name) = ChainName::parse(&row.name) else {
+        return;
+    };
+    let head = match sources.get(&name).await {
+        Ok(source) => source.head().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let head = match head {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot read head");
+            return;
+        }
+    };
+    let recorded =
+        sqlx::query("UPDATE chains SET head_block = $2, head_updated_at = now() WHERE name = $1")
             .bind(&row.name)
             .bind(head as i64)
             .execute(&ctx.pool)
             .await;
-            if let Err(e) = recorded {
-                tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot record head");
-                continue;
-            }
-            metrics::gauge!("blockfill_chain_head", "chain" => row.name.clone()).set(head as f64);
-            if let Err(e) = advance_live(&ctx, &row, head).await {
-                tracing::warn!(target: "blockfill::live", chain = %row.name, error = %e, "cannot advance live sync");
-            }
-        }
+    if let Err(e) = recorded {
+        tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot record head");
+        return;
+    }
+    metrics::gauge!("blockfill_chain_head", "chain" => row.name.clone()).set(head as f64);
+    if let Err(e) = advance_live(ctx, row, head).await {
+        tracing::warn!(target: "blockfill::live", chain = %row.name, error = %e, "cannot advance live sync");
     }
 }

@@ -99,11 +99,17 @@ impl SourceRegistry {
                 _ = ticker.tick() => {}
             }
             let pools: Vec<Arc<EndpointPool>> = self.cache.read().await.values().cloned().collect();
-            futures::future::join_all(pools.iter().map(|p| p.probe_idle(interval))).await;
-            for endpoint_pool in &pools {
-                if let Err(e) = publish(&pool, &reporter, endpoint_pool).await {
-                    tracing::debug!(target: "blockfill::rpc", chain = endpoint_pool.chain(), error = %e, "cannot publish endpoint health");
+            let round = async {
+                futures::future::join_all(pools.iter().map(|p| p.probe_idle(interval))).await;
+                for endpoint_pool in &pools {
+                    if let Err(e) = publish(&pool, &reporter, endpoint_pool).await {
+                        tracing::debug!(target: "blockfill::rpc", chain = endpoint_pool.chain(), error = %e, "cannot publish endpoint health");
+                    }
                 }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = round => {}
             }
         }
     }

@@ -191,11 +191,11 @@ pub struct EndpointSnapshot {
     pub reserved_for_live: u32,
     /// Times the limit was halved.
     pub concurrency_decreases: u64,
-    /// HTTP requests sent.
+    /// HTTP requests sent (a range fetch is several: its JSON-RPC batches and the logs).
     pub requests: u64,
-    /// Requests answered well.
+    /// Calls (a range fetch, a head read, a probe) answered well.
     pub successes: u64,
-    /// Failures by kind (`transport`, `timeout`, `http`, `rate_limited`, `rpc`, `malformed`,
+    /// Failed calls by kind (`transport`, `timeout`, `http`, `rate_limited`, `rpc`, `malformed`,
     /// `not_yet_available`).
     pub errors: BTreeMap<String, u64>,
     /// Latencies of the last minute or two.

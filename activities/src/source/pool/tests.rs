@@ -23,6 +23,9 @@ enum Step {
     RateLimit(u64),
     Malform,
     TimeOut,
+    /// Serves the range with a wrong parent hash on its first block, unchecked (as when the
+    /// block below came back unusable).
+    UncheckedBadParent,
 }
 
 /// An endpoint that serves the devnet after `latency`, or fails as its script says.
@@ -54,7 +57,7 @@ impl Scripted {
         self.calls.load(Ordering::SeqCst)
     }
 
-    async fn step(&self, range: BlockRange) -> Result<(), SourceError> {
+    async fn step(&self, range: BlockRange) -> Result<Step, SourceError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let step = self
             .script
@@ -65,7 +68,7 @@ impl Scripted {
         tokio::time::sleep(self.latency).await;
         let endpoint = self.url.clone();
         match step {
-            Step::Serve => Ok(()),
+            Step::Serve | Step::UncheckedBadParent => Ok(step),
             Step::Refuse => Err(SourceError::Transport {
                 endpoint,
                 message: "connection refused".into(),
@@ -100,8 +103,15 @@ impl ChainSource for Scripted {
     }
 
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
-        self.step(range).await?;
-        self.chain.fetch_range(range).await
+        let step = self.step(range).await?;
+        let mut bundle = self.chain.fetch_range(range).await?;
+        if step == Step::UncheckedBadParent
+            && let Some(first) = bundle.blocks.first_mut()
+        {
+            first.parent_hash = format!("0x{}", "e".repeat(64));
+            bundle.first_parent_verified = false;
+        }
+        Ok(bundle)
     }
 }
 
@@ -424,4 +434,28 @@ async fn the_token_bucket_holds_an_endpoint_to_its_requests_per_second() {
     let snapshot = state_of(&pool, "http://fast");
     assert_eq!(snapshot.rps_limit, Some(50));
     assert_eq!(snapshot.requests, 80);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unchecked_first_parent_is_checked_against_another_endpoint() {
+    let liar = Scripted::new("http://liar", Duration::ZERO, &[], Step::UncheckedBadParent);
+    let honest = Scripted::new("http://honest", Duration::from_millis(5), &[], Step::Serve);
+    let both = pool(&[&liar, &honest], settings());
+    for i in 1..20 {
+        let bundle = both.fetch_range(range(i * 10)).await.expect("served");
+        let below = format!("{:#x}", honest.chain.block_hash(i * 10 - 1));
+        assert_eq!(bundle.blocks[0].parent_hash, below, "range {}", i * 10);
+    }
+    let snapshot = state_of(&both, "http://liar");
+    assert!(
+        snapshot.errors.get("malformed").copied().unwrap_or(0) >= 1,
+        "{snapshot:?}"
+    );
+    // Alone, nobody can contradict it: the write's neighbour check is what is left.
+    let alone = pool(&[&liar], settings());
+    let bundle = alone
+        .fetch_range(range(10))
+        .await
+        .expect("served unchecked");
+    assert!(!bundle.first_parent_verified);
 }
