@@ -724,6 +724,10 @@ impl EndpointPool {
             })
             .collect();
         let probes = due.into_iter().map(|endpoint| async move {
+            // Probes spend the endpoint's rate budget like any request.
+            if let Some(rate) = &endpoint.rate {
+                let _ = rate.until_ready().await;
+            }
             endpoint.health().stats.on_request(Instant::now(), 1);
             let started = Instant::now();
             match endpoint.client.head().await {
