@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use super::{BlockBundle, ChainSource, RpcBlock, RpcLog, SourceError};
+use super::{BlockBundle, ChainSource, RpcBlock, RpcLog, SourceError, redact_url};
 use crate::types::BlockRange;
 
 /// How the JSON-RPC client behaves.
@@ -37,6 +37,8 @@ impl Default for RpcSettings {
 #[derive(Debug)]
 pub struct EvmRpcSource {
     endpoint: String,
+    /// The endpoint as errors and logs name it ([`redact_url`]).
+    label: String,
     client: reqwest::Client,
     settings: RpcSettings,
     next_id: AtomicU64,
@@ -87,11 +89,12 @@ impl EvmRpcSource {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| SourceError::Transport {
-                endpoint: endpoint.to_owned(),
+                endpoint: redact_url(endpoint),
                 message: e.to_string(),
             })?;
         Ok(Self {
             endpoint: endpoint.to_owned(),
+            label: redact_url(endpoint),
             client,
             settings,
             next_id: AtomicU64::new(1),
@@ -106,7 +109,7 @@ impl EvmRpcSource {
 
     fn transport(&self, message: impl ToString) -> SourceError {
         SourceError::Transport {
-            endpoint: self.endpoint.clone(),
+            endpoint: self.label.clone(),
             message: message.to_string(),
         }
     }
@@ -127,13 +130,13 @@ impl EvmRpcSource {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok());
             return Err(SourceError::RateLimited {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.label.clone(),
                 retry_after_secs,
             });
         }
         if !status.is_success() {
             return Err(SourceError::Http {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.label.clone(),
                 status: status.as_u16(),
             });
         }
@@ -145,11 +148,12 @@ impl EvmRpcSource {
     fn request_error(&self, e: reqwest::Error) -> SourceError {
         if e.is_timeout() {
             SourceError::Timeout {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.label.clone(),
                 timeout: self.settings.timeout,
             }
         } else {
-            self.transport(e)
+            // reqwest quotes the whole URL (API key included); the label names the endpoint.
+            self.transport(e.without_url())
         }
     }
 
@@ -178,7 +182,7 @@ impl EvmRpcSource {
             match self.http_batch(calls, range).await {
                 Err(BatchError::Rejected(detail)) => {
                     if self.batching.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(target: "blockfill::rpc", endpoint = %self.endpoint, detail, "endpoint rejects JSON-RPC batches; sending single requests from now on");
+                        tracing::warn!(target: "blockfill::rpc", endpoint = %self.label, detail, "endpoint rejects JSON-RPC batches; sending single requests from now on");
                     }
                 }
                 Err(BatchError::Source(e)) => return Err(e),
@@ -239,7 +243,7 @@ impl EvmRpcSource {
         let sent_batch = body.is_array();
         let answer = self.post(&body).await?;
         let malformed = |message: String| SourceError::Malformed {
-            endpoint: self.endpoint.clone(),
+            endpoint: self.label.clone(),
             range,
             message,
         };
@@ -292,7 +296,7 @@ impl EvmRpcSource {
                         .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
                         .unwrap_or(range.from);
                     return Err(SourceError::NotYetAvailable {
-                        endpoint: self.endpoint.clone(),
+                        endpoint: self.label.clone(),
                         block,
                     }
                     .into());
@@ -310,11 +314,11 @@ impl EvmRpcSource {
     fn rpc_error(&self, method: &str, error: Option<ErrorObject>) -> SourceError {
         match error {
             Some(e) if e.code == RATE_LIMIT_CODE => SourceError::RateLimited {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.label.clone(),
                 retry_after_secs: None,
             },
             Some(e) => SourceError::Rpc {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.label.clone(),
                 method: method.to_owned(),
                 code: e.code,
                 message: e.message,
@@ -352,7 +356,7 @@ impl ChainSource for EvmRpcSource {
         Ok(head.to::<u64>())
     }
 
-    #[tracing::instrument(name = "fetch_range", skip(self), fields(endpoint = %self.endpoint, range = %range))]
+    #[tracing::instrument(name = "fetch_range", skip(self), fields(endpoint = %self.label, range = %range))]
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
         let chunk = self.settings.batch_size.max(1) as u64;
         let block_calls = range.blocks().collect::<Vec<_>>();
@@ -380,7 +384,7 @@ impl ChainSource for EvmRpcSource {
             tokio::join!(futures::future::try_join_all(block_requests), side_request);
         let blocks: Vec<RpcBlock> = blocks?.into_iter().flatten().collect();
         let malformed = |message: String| SourceError::Malformed {
-            endpoint: self.endpoint.clone(),
+            endpoint: self.label.clone(),
             range,
             message,
         };

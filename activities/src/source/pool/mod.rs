@@ -46,7 +46,7 @@ use self::{
 };
 pub use concurrency::RequestPriority;
 
-use super::{BlockBundle, ChainSource, EvmRpcSource, RpcSettings, SourceError};
+use super::{BlockBundle, ChainSource, EvmRpcSource, RpcSettings, SourceError, redact_url};
 use crate::types::BlockRange;
 
 /// One endpoint's HTTP client as the pool drives it ([`EvmRpcSource`] in production; tests use
@@ -232,6 +232,8 @@ struct Health {
 
 struct Endpoint {
     client: Arc<dyn EndpointClient>,
+    /// The URL as logs, metrics and errors show it ([`redact_url`]).
+    label: String,
     rps: Option<NonZeroU32>,
     rate: Option<DefaultDirectRateLimiter>,
     concurrency: AdaptiveConcurrency,
@@ -279,7 +281,7 @@ impl std::fmt::Debug for EndpointPool {
                 &self
                     .endpoints
                     .iter()
-                    .map(|e| e.client.url())
+                    .map(|e| e.label.as_str())
                     .collect::<Vec<_>>(),
             )
             .finish()
@@ -329,6 +331,7 @@ impl EndpointPool {
                     ..settings.concurrency
                 };
                 Endpoint {
+                    label: redact_url(client.url()),
                     client,
                     rps,
                     rate: rps.map(|r| RateLimiter::direct(Quota::per_second(r))),
@@ -459,7 +462,7 @@ impl EndpointPool {
     }
 
     fn record_transition(&self, endpoint: &Endpoint, health: &mut Health, t: Transition) {
-        let url = endpoint.client.url();
+        let url = endpoint.label.as_str();
         let (from, to) = (t.from.as_str(), t.to.as_str());
         match t.to {
             BreakerState::Open => {
@@ -501,22 +504,22 @@ impl EndpointPool {
         if let Some(t) = health.breaker.on_success(now) {
             self.record_transition(endpoint, &mut health, t);
         }
-        metrics::histogram!("blockfill_rpc_latency_seconds", "chain" => self.chain.clone(), "endpoint" => endpoint.client.url().to_owned())
+        metrics::histogram!("blockfill_rpc_latency_seconds", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone())
             .record(seconds);
     }
 
     fn on_failure(&self, endpoint: &Endpoint, error: &SourceError, latency: Duration) {
         let now = Instant::now();
         let kind = error_kind(error);
-        metrics::counter!("blockfill_rpc_errors_total", "chain" => self.chain.clone(), "endpoint" => endpoint.client.url().to_owned(), "kind" => kind)
+        metrics::counter!("blockfill_rpc_errors_total", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone(), "kind" => kind)
             .increment(1);
-        tracing::debug!(target: "blockfill::rpc", chain = %self.chain, endpoint = endpoint.client.url(), kind, %error, "request failed");
+        tracing::debug!(target: "blockfill::rpc", chain = %self.chain, endpoint = %endpoint.label, kind, %error, "request failed");
         if matches!(
             error,
             SourceError::RateLimited { .. } | SourceError::Timeout { .. }
         ) && endpoint.concurrency.on_overload(now)
         {
-            tracing::info!(target: "blockfill::rpc", chain = %self.chain, endpoint = endpoint.client.url(), limit = endpoint.concurrency.snapshot().limit, "endpoint pushed back; concurrency halved");
+            tracing::info!(target: "blockfill::rpc", chain = %self.chain, endpoint = %endpoint.label, limit = endpoint.concurrency.snapshot().limit, "endpoint pushed back; concurrency halved");
         }
         let mut health = endpoint.health();
         health.stats.on_error(now, kind, latency);
@@ -562,8 +565,8 @@ impl EndpointPool {
                 let health = e.health();
                 let state = health.breaker.state(now).as_str();
                 match &health.last_error {
-                    Some(err) => format!("{} breaker {state}, last error: {err}", e.client.url()),
-                    None => format!("{} breaker {state}", e.client.url()),
+                    Some(err) => format!("{} breaker {state}, last error: {err}", e.label),
+                    None => format!("{} breaker {state}", e.label),
                 }
             })
             .collect::<Vec<_>>()
@@ -787,7 +790,7 @@ impl EndpointPool {
                 if *number == below.from && *hash != first.parent_hash =>
             {
                 Err(SourceError::Malformed {
-                    endpoint: url.to_owned(),
+                    endpoint: redact_url(url),
                     range,
                     message: format!(
                         "block {} has parent hash {} but another endpoint has block {number} with hash {hash}",
