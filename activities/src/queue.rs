@@ -792,7 +792,7 @@ impl Default for WorkerOptions {
 
 /// The backoff before in-process retry number `retry` (1-based): `base * 2^(retry-1)`, at most
 /// `max`, scaled by `jitter` (a factor in `[0.75, 1.25)`), and again at most `max`.
-fn backoff_delay(retry: usize, base: Duration, max: Duration, jitter: f64) -> Duration {
+pub(crate) fn backoff_delay(retry: usize, base: Duration, max: Duration, jitter: f64) -> Duration {
     let exponent = i32::try_from(retry.saturating_sub(1))
         .unwrap_or(i32::MAX)
         .min(30);

@@ -78,6 +78,7 @@ impl EndpointClient for EvmRpcSource {
 
 /// One endpoint as configured for a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
     /// `http://` or `https://` URL.
     pub url: String,
@@ -147,9 +148,7 @@ impl Default for PoolSettings {
 /// The delay before retry `retry` (0-based) of the same endpoint: uniform in
 /// `[0, min(max, base * 2^retry)]` ("full jitter"), so many workers do not retry in step.
 pub fn retry_delay(retry: u32, base: Duration, max: Duration, unit_draw: f64) -> Duration {
-    let ceiling = base
-        .saturating_mul(2u32.saturating_pow(retry.min(20)))
-        .min(max);
+    let ceiling = crate::queue::backoff_delay(retry as usize + 1, base, max, 1.0);
     ceiling.mul_f64(unit_draw.clamp(0.0, 1.0))
 }
 
@@ -489,6 +488,22 @@ impl EndpointPool {
         }
     }
 
+    /// Claims the right to send `endpoint` a request now (its breaker's single probe when
+    /// half-open), recording the transition that causes.
+    fn claim(&self, endpoint: &Endpoint, now: Instant) -> bool {
+        let mut health = endpoint.health();
+        match health.breaker.try_acquire(now) {
+            Ok(transition) => {
+                if let Some(t) = transition {
+                    self.record_transition(endpoint, &mut health, t);
+                }
+                health.last_sent = Some(now);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn on_success(&self, endpoint: &Endpoint, latency: Duration) {
         endpoint.concurrency.on_success(latency);
         let now = Instant::now();
@@ -634,18 +649,7 @@ impl EndpointPool {
                 );
                 tokio::time::sleep(delay).await;
             }
-            let claimed = {
-                let mut health = endpoint.health();
-                match health.breaker.try_acquire(Instant::now()) {
-                    Ok(Some(t)) => {
-                        self.record_transition(endpoint, &mut health, t);
-                        true
-                    }
-                    Ok(None) => true,
-                    Err(_) => false,
-                }
-            };
-            if !claimed {
+            if !self.claim(endpoint, Instant::now()) {
                 continue;
             }
             attempt += 1;
@@ -658,11 +662,7 @@ impl EndpointPool {
                 let _ = rate.until_n_ready(n).await;
             }
             let permit = endpoint.concurrency.acquire(priority).await;
-            {
-                let mut health = endpoint.health();
-                health.stats.on_request(Instant::now(), requests);
-                health.last_sent = Some(Instant::now());
-            }
+            endpoint.health().stats.on_request(Instant::now(), requests);
             let started = Instant::now();
             let result = op(Arc::clone(&endpoint.client)).await;
             let latency = started.elapsed();
@@ -700,31 +700,18 @@ impl EndpointPool {
     /// one is found back when no traffic would probe it.
     pub async fn probe_idle(&self, idle: Duration) {
         let now = Instant::now();
+        let quiet = |endpoint: &&Endpoint| {
+            let health = endpoint.health();
+            health
+                .last_sent
+                .is_none_or(|at| now.saturating_duration_since(at) >= idle)
+                && health.cooldown_until.is_none_or(|c| c <= now)
+        };
         let due: Vec<&Endpoint> = self
             .endpoints
             .iter()
-            .filter(|endpoint| {
-                let mut health = endpoint.health();
-                let quiet = health
-                    .last_sent
-                    .is_none_or(|at| now.saturating_duration_since(at) >= idle);
-                let cooling = health.cooldown_until.is_some_and(|c| c > now);
-                if !quiet || cooling {
-                    return false;
-                }
-                match health.breaker.try_acquire(now) {
-                    Ok(Some(t)) => {
-                        self.record_transition(endpoint, &mut health, t);
-                        health.last_sent = Some(now);
-                        true
-                    }
-                    Ok(None) => {
-                        health.last_sent = Some(now);
-                        true
-                    }
-                    Err(_) => false,
-                }
-            })
+            .filter(quiet)
+            .filter(|endpoint| self.claim(endpoint, now))
             .collect();
         let probes = due.into_iter().map(|endpoint| async move {
             // Probes spend the endpoint's rate budget like any request.
