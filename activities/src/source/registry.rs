@@ -11,8 +11,11 @@ use sea_orm::{
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use super::{ChainSource, EndpointPool, EndpointSnapshot, PoolSettings, RequestPriority};
+use super::{ChainSource, EndpointPool, PoolSettings, RequestPriority};
 use crate::{activity::ActivityError, entity::chains, types::ChainName};
+
+/// How often a process drops endpoint reports nobody refreshed for an hour.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Endpoint pools by chain name, built from the `chains` table on first use.
 #[derive(Clone)]
@@ -72,15 +75,6 @@ impl SourceRegistry {
         Ok(Arc::new(pool.with_priority(priority)))
     }
 
-    /// Every built pool's endpoints, by chain.
-    pub async fn snapshots(&self) -> Vec<(String, Vec<EndpointSnapshot>)> {
-        let pools: Vec<Arc<EndpointPool>> = self.cache.read().await.values().cloned().collect();
-        pools
-            .iter()
-            .map(|p| (p.chain().to_owned(), p.snapshot()))
-            .collect()
-    }
-
     /// Until `shutdown`: every `interval`, health-checks the idle endpoints of every built pool
     /// and publishes every endpoint's state as `reporter` to `endpoint_health` (best effort: a
     /// database outage only delays the report).
@@ -93,10 +87,17 @@ impl SourceRegistry {
     ) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
+            }
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                pruned_at = Some(tokio::time::Instant::now());
+                if let Err(e) = prune(&pool).await {
+                    tracing::debug!(target: "blockfill::rpc", error = %e, "cannot prune endpoint health");
+                }
             }
             let pools: Vec<Arc<EndpointPool>> = self.cache.read().await.values().cloned().collect();
             let round = async {
@@ -115,7 +116,7 @@ impl SourceRegistry {
     }
 }
 
-/// Upserts one process's view of `endpoints` and drops reports nobody refreshed for an hour.
+/// Upserts one process's view of `endpoints`.
 async fn publish(
     pool: &PgPool,
     reporter: &str,
@@ -139,6 +140,11 @@ async fn publish(
     .bind(&bodies)
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// Drops the reports nobody refreshed for an hour (processes that are gone).
+async fn prune(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM endpoint_health WHERE updated_at < now() - interval '1 hour'")
         .execute(pool)
         .await?;
