@@ -46,15 +46,7 @@ struct RegisterChain {
 #[serde(untagged)]
 enum EndpointSpec {
     Url(String),
-    Configured(ConfiguredEndpoint),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfiguredEndpoint {
-    url: String,
-    rps: Option<u32>,
-    max_concurrency: Option<u32>,
+    Configured(EndpointConfig),
 }
 
 impl EndpointSpec {
@@ -88,12 +80,7 @@ impl EndpointSpec {
                         "rpc_urls: max_concurrency of {url:?} must be at least 2"
                     )));
                 }
-                Ok(serde_json::to_value(EndpointConfig {
-                    url: c.url.clone(),
-                    rps: c.rps,
-                    max_concurrency: c.max_concurrency,
-                })
-                .unwrap_or_else(|_| serde_json::json!(url)))
+                Ok(serde_json::to_value(c).unwrap_or_else(|_| serde_json::json!(url)))
             }
         }
     }
