@@ -114,23 +114,22 @@ async fn subscribe_chain(
     let mut backoff = Duration::from_secs(1);
     loop {
         for ws in urls.iter().filter_map(|u| websocket_url(u)) {
-            match subscribe_once(&chain, &ws, &wake, &shutdown).await {
-                Ok(heads) if shutdown.is_cancelled() => {
-                    tracing::debug!(target: "blockfill::head", chain, heads, "new-head subscription stopped");
-                    return;
-                }
-                Ok(heads) => {
+            let mut heads = 0;
+            let ended = subscribe_once(&chain, &ws, &wake, &shutdown, &mut heads).await;
+            if shutdown.is_cancelled() {
+                tracing::debug!(target: "blockfill::head", chain, heads, "new-head subscription stopped");
+                return;
+            }
+            match ended {
+                Ok(()) => {
                     tracing::info!(target: "blockfill::head", chain, endpoint = ws, heads, "new-head subscription ended; polling meanwhile");
-                    if heads > 0 {
-                        backoff = Duration::from_secs(1);
-                    }
                 }
-                Err((heads, e)) => {
+                Err(e) => {
                     tracing::debug!(target: "blockfill::head", chain, endpoint = ws, heads, error = %e, "no new-head subscription; polling");
-                    if heads > 0 {
-                        backoff = Duration::from_secs(1);
-                    }
                 }
+            }
+            if heads > 0 {
+                backoff = Duration::from_secs(1);
             }
             metrics::gauge!("blockfill_new_heads_subscribed", "chain" => chain.clone()).set(0.0);
         }
@@ -142,29 +141,26 @@ async fn subscribe_chain(
     }
 }
 
-/// One subscription until it fails or `shutdown`; returns how many heads it announced.
+/// One subscription until it fails or `shutdown`, counting the heads it announces in `heads`.
 async fn subscribe_once(
     chain: &str,
     ws: &str,
     wake: &Notify,
     shutdown: &CancellationToken,
-) -> Result<u64, (u64, SubscribeError)> {
-    let fail = |heads: u64| move |e: SubscribeError| (heads, e);
+    heads: &mut u64,
+) -> Result<(), SubscribeError> {
     let (mut stream, _) =
         tokio::time::timeout(SUBSCRIBE_TIMEOUT, tokio_tungstenite::connect_async(ws))
             .await
-            .map_err(|_| (0, SubscribeError::Timeout))?
-            .map_err(|e| (0, SubscribeError::from(e)))?;
+            .map_err(|_| SubscribeError::Timeout)??;
     let request =
         json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
     stream
         .send(Message::Text(request.to_string().into()))
-        .await
-        .map_err(|e| (0, SubscribeError::from(e)))?;
-    let mut heads = 0u64;
+        .await?;
     loop {
         let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(heads),
+            _ = shutdown.cancelled() => return Ok(()),
             message = stream.next() => message,
         };
         match message {
@@ -173,10 +169,10 @@ async fn subscribe_once(
                     continue;
                 };
                 if let Some(error) = answer.get("error") {
-                    return Err(fail(heads)(SubscribeError::Refused(error.to_string())));
+                    return Err(SubscribeError::Refused(error.to_string()));
                 }
                 if answer.get("method").and_then(Value::as_str) == Some("eth_subscription") {
-                    heads += 1;
+                    *heads += 1;
                     wake.notify_one();
                     metrics::counter!("blockfill_new_heads_total", "chain" => chain.to_owned())
                         .increment(1);
@@ -186,17 +182,10 @@ async fn subscribe_once(
                         .set(1.0);
                 }
             }
-            Some(Ok(Message::Ping(payload))) => {
-                stream
-                    .send(Message::Pong(payload))
-                    .await
-                    .map_err(|e| fail(heads)(SubscribeError::from(e)))?;
-            }
-            Some(Ok(Message::Close(_))) | None => {
-                return Err(fail(heads)(SubscribeError::Closed));
-            }
+            Some(Ok(Message::Ping(payload))) => stream.send(Message::Pong(payload)).await?,
+            Some(Ok(Message::Close(_))) | None => return Err(SubscribeError::Closed),
             Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(fail(heads)(SubscribeError::from(e))),
+            Some(Err(e)) => return Err(e.into()),
         }
     }
 }
