@@ -11,7 +11,7 @@ use blockfill_activities::{
 use sea_orm::sqlx;
 use uuid::Uuid;
 
-use crate::scheduler::{SchedulerContext, SchedulerError};
+use crate::scheduler::{SchedulerContext, SchedulerError, plan_batches};
 
 /// Most blocks the live lane catches up at once; further behind, it jumps to the tip.
 pub const LIVE_MAX_CATCH_UP: u64 = 1_000;
@@ -49,28 +49,8 @@ pub async fn advance_live(
     let backfill_id = live_backfill(ctx, chain, from).await?;
     let candidates: Vec<BlockRange> =
         aligned_batches(range, chain.batch_size.max(1) as u64).collect();
-    let ids: Vec<String> = candidates
-        .iter()
-        .map(|r| BatchId::new(&name, *r).to_string())
-        .collect();
     let mut tx = ctx.pool.begin().await?;
-    let planned: Vec<(i64, i64, i32)> = sqlx::query_as(
-        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, lane) \
-         SELECT id, $2, f, t, $3, 'planned', 'live' FROM UNNEST($1::text[], $4::int8[], $5::int8[]) AS b(id, f, t) \
-         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
-           lane = 'live', attempts = 0, deliveries = 0, last_error = NULL, worker = NULL, \
-           planned_at = now(), queued_at = NULL, started_at = NULL, finished_at = NULL, \
-           parent_id = NULL, queue_round = batches.queue_round + 1 \
-         WHERE batches.status IN ('done', 'failed', 'split', 'quarantined') \
-         RETURNING from_block, to_block, queue_round",
-    )
-    .bind(&ids)
-    .bind(name.as_str())
-    .bind(backfill_id)
-    .bind(candidates.iter().map(|r| r.from as i64).collect::<Vec<_>>())
-    .bind(candidates.iter().map(|r| r.to as i64).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
-    .await?;
+    let planned = plan_batches(&mut tx, &name, backfill_id, "live", &candidates, true).await?;
     sqlx::query("UPDATE chains SET live_cursor = $2 WHERE name = $1")
         .bind(name.as_str())
         .bind(target as i64)
@@ -84,11 +64,7 @@ pub async fn advance_live(
     tx.commit().await?;
     let jobs: Vec<(BatchJob, i32)> = planned
         .into_iter()
-        .map(|(f, t, round)| {
-            let range = BlockRange {
-                from: f as u64,
-                to: t as u64,
-            };
+        .map(|(range, round)| {
             (
                 BatchJob {
                     batch_id: BatchId::new(&name, range).to_string(),

@@ -410,40 +410,15 @@ async fn plan_step(
     } else {
         window.to + 1
     };
-    let ids: Vec<String> = candidates
-        .iter()
-        .map(|r| BatchId::new(&plan.chain, *r).to_string())
-        .collect();
-    let planned: Vec<(i64, i64, i32)> = sqlx::query_as(
-        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status) \
-         SELECT id, $2, f, t, $3, 'planned' FROM UNNEST($1::text[], $4::int8[], $5::int8[]) AS b(id, f, t) \
-         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
-           attempts = 0, deliveries = 0, last_error = NULL, worker = NULL, planned_at = now(), \
-           queued_at = NULL, started_at = NULL, finished_at = NULL, parent_id = NULL, \
-           queue_round = batches.queue_round + 1 \
-         WHERE batches.backfill_id <> EXCLUDED.backfill_id \
-           AND batches.status IN ('done', 'failed', 'split', 'quarantined') \
-         RETURNING from_block, to_block, queue_round",
+    let planned = plan_batches(
+        &mut tx,
+        &plan.chain,
+        job.backfill_id,
+        "backfill",
+        &candidates,
+        false,
     )
-    .bind(&ids)
-    .bind(plan.chain.as_str())
-    .bind(job.backfill_id)
-    .bind(candidates.iter().map(|r| r.from as i64).collect::<Vec<_>>())
-    .bind(candidates.iter().map(|r| r.to as i64).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
     .await?;
-    let planned: Vec<(BlockRange, i32)> = planned
-        .into_iter()
-        .map(|(f, t, round)| {
-            (
-                BlockRange {
-                    from: f as u64,
-                    to: t as u64,
-                },
-                round,
-            )
-        })
-        .collect();
     let blocks: u64 = planned.iter().map(|(r, _)| r.len()).sum();
     sqlx::query(
         "UPDATE scheduler_checkpoints SET cursor_block = $3, planned_batches = planned_batches + $4, \
@@ -469,6 +444,56 @@ async fn plan_step(
     tx.commit().await?;
     tracing::debug!(target: "blockfill::scheduler", cursor, next_cursor, planned = planned.len(), "planned a step");
     Ok(Step::Planned(planned))
+}
+
+/// Inserts `ranges` of `chain` as planned batches of `backfill_id` in `lane` and returns those
+/// that are new work, with their queue round. A batch already planned, queued or running is left
+/// alone; a finished one (done, failed, split, quarantined) is planned again in a new round when
+/// it belonged to another backfill, or to this one if `replan_own_finished`.
+pub(crate) async fn plan_batches(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    chain: &ChainName,
+    backfill_id: Uuid,
+    lane: &str,
+    ranges: &[BlockRange],
+    replan_own_finished: bool,
+) -> Result<Vec<(BlockRange, i32)>, sqlx::Error> {
+    let ids: Vec<String> = ranges
+        .iter()
+        .map(|r| BatchId::new(chain, *r).to_string())
+        .collect();
+    let planned: Vec<(i64, i64, i32)> = sqlx::query_as(
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, lane) \
+         SELECT id, $2, f, t, $3, 'planned', $6 FROM UNNEST($1::text[], $4::int8[], $5::int8[]) AS b(id, f, t) \
+         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
+           lane = EXCLUDED.lane, attempts = 0, deliveries = 0, last_error = NULL, worker = NULL, \
+           planned_at = now(), queued_at = NULL, started_at = NULL, finished_at = NULL, \
+           parent_id = NULL, queue_round = batches.queue_round + 1 \
+         WHERE ($7 OR batches.backfill_id <> EXCLUDED.backfill_id) \
+           AND batches.status IN ('done', 'failed', 'split', 'quarantined') \
+         RETURNING from_block, to_block, queue_round",
+    )
+    .bind(&ids)
+    .bind(chain.as_str())
+    .bind(backfill_id)
+    .bind(ranges.iter().map(|r| r.from as i64).collect::<Vec<_>>())
+    .bind(ranges.iter().map(|r| r.to as i64).collect::<Vec<_>>())
+    .bind(lane)
+    .bind(replan_own_finished)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(planned
+        .into_iter()
+        .map(|(f, t, round)| {
+            (
+                BlockRange {
+                    from: f as u64,
+                    to: t as u64,
+                },
+                round,
+            )
+        })
+        .collect())
 }
 
 /// Pushes batches to the queue, then marks them queued.
