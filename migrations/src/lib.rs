@@ -9,6 +9,8 @@
 //! - `m20261122_000003_reorgs`: the record of detected reorgs.
 //! - `m20261122_000004_live_lane`: live cursor per chain, batch lanes.
 //! - `m20261201_000005_endpoint_health`: each process's view of every RPC endpoint.
+//! - `m20261202_000006_safety`: chain identity and reorg depth limit, live-sync halt, leader
+//!   term, queue bounds, backfill rescans.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -17,6 +19,7 @@ mod m20261122_000002_failure_handling;
 mod m20261122_000003_reorgs;
 mod m20261122_000004_live_lane;
 mod m20261201_000005_endpoint_health;
+mod m20261202_000006_safety;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -31,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_reorgs::Migration),
             Box::new(m20261122_000004_live_lane::Migration),
             Box::new(m20261201_000005_endpoint_health::Migration),
+            Box::new(m20261202_000006_safety::Migration),
         ]
     }
 }

@@ -39,6 +39,16 @@ pub struct Model {
     pub live_cursor: Option<i64>,
     /// The `live` backfill that owns live batches.
     pub live_backfill_id: Option<Uuid>,
+    /// Hash of block 0 read at registration: every endpoint must serve the same genesis.
+    pub genesis_hash: Option<String>,
+    /// Deepest reorg repaired automatically; a deeper one halts live sync for an operator.
+    pub max_reorg_depth: i64,
+    /// Whether live sync is halted (a reorg deeper than `max_reorg_depth`).
+    pub live_halted: bool,
+    /// Why live sync is halted.
+    pub live_halted_reason: Option<String>,
+    /// When live sync was halted.
+    pub live_halted_at: Option<DateTimeWithTimeZone>,
 }
 
 /// No relations are navigated through sea-orm.

@@ -39,6 +39,8 @@ struct RegisterChain {
     max_workers: Option<u32>,
     /// Follow the head with the live lane (default true).
     live_sync: Option<bool>,
+    /// Deepest reorg repaired automatically (default by chain id); a deeper one halts live sync.
+    max_reorg_depth: Option<u64>,
 }
 
 /// One entry of `rpc_urls`: a URL, or a URL with its own limits.
@@ -157,6 +159,14 @@ pub struct ChainView {
     pub head: Option<i64>,
     /// Whether the live lane follows the head.
     pub live_sync: bool,
+    /// Hash of block 0 every endpoint must serve.
+    pub genesis_hash: Option<String>,
+    /// Deepest reorg repaired automatically.
+    pub max_reorg_depth: i64,
+    /// Whether live sync is halted for an operator (a reorg deeper than `max_reorg_depth`).
+    pub live_halted: bool,
+    /// Why.
+    pub live_halted_reason: Option<String>,
     /// Registration time.
     pub created_at: DateTime<Utc>,
 }
@@ -175,6 +185,10 @@ impl From<chains::Model> for ChainView {
             max_workers: row.max_workers,
             head: row.head_block,
             live_sync: row.live_sync,
+            genesis_hash: row.genesis_hash,
+            max_reorg_depth: row.max_reorg_depth,
+            live_halted: row.live_halted,
+            live_halted_reason: row.live_halted_reason,
             created_at: row.created_at.with_timezone(&Utc),
         }
     }
@@ -188,6 +202,21 @@ fn default_confirmations(chain_id: u64) -> u64 {
         137 => 64,                     // Polygon PoS
         56 => 15,                      // BNB Smart Chain
         _ => 0,                        // local and unknown chains
+    }
+}
+
+/// Highest `max_reorg_depth` accepted.
+pub(crate) const MAX_REORG_DEPTH_LIMIT: u64 = 100_000;
+
+/// Default deepest reorg repaired automatically, by chain id: beyond it, finality (or common
+/// sense) says the node is wrong, not the index.
+pub(crate) fn default_max_reorg_depth(chain_id: u64) -> u64 {
+    match chain_id {
+        1 | 11_155_111 | 17_000 => 64, // Ethereum: finalised after two epochs
+        10 | 8453 | 42_161 => 64,      // rollups: reorgs follow L1's
+        137 => 256,                    // Polygon PoS
+        56 => 64,                      // BNB Smart Chain
+        _ => 128,                      // local and unknown chains
     }
 }
 
@@ -241,8 +270,19 @@ async fn register(
             "chain {name} is already registered"
         )));
     }
+    if body
+        .max_reorg_depth
+        .is_some_and(|d| !(1..=MAX_REORG_DEPTH_LIMIT).contains(&d))
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "max_reorg_depth must be between 1 and {MAX_REORG_DEPTH_LIMIT}"
+        )));
+    }
     let urls: Vec<&str> = body.rpc_urls.iter().map(EndpointSpec::url).collect();
     let (chain_id, head) = probe_endpoints(&urls).await?;
+    let max_reorg_depth = body
+        .max_reorg_depth
+        .unwrap_or_else(|| default_max_reorg_depth(chain_id));
     let row = chains::ActiveModel {
         name: Set(name.to_string()),
         chain_id: Set(Some(chain_id as i64)),
@@ -261,6 +301,11 @@ async fn register(
         live_sync: Set(body.live_sync.unwrap_or(true)),
         live_cursor: Set(None),
         live_backfill_id: Set(None),
+        genesis_hash: Set(None),
+        max_reorg_depth: Set(max_reorg_depth as i64),
+        live_halted: Set(false),
+        live_halted_reason: Set(None),
+        live_halted_at: Set(None),
     }
     .insert(&ctx.scheduler.db)
     .await?;
