@@ -101,7 +101,10 @@ impl Orchestrator {
 
         let campaign_ctx = context.clone();
         let campaign_role = role.clone();
-        let database_url = args.stores.database_url.clone();
+        let database_url = args
+            .lock_database_url
+            .clone()
+            .unwrap_or_else(|| args.stores.database_url.clone());
         let head_poll_interval = args.scheduler.head_poll_interval;
         let seam_check_interval = args.scheduler.seam_check_interval;
         let campaign_shutdown = shutdown.clone();

@@ -165,6 +165,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
             stores: stores.clone(),
             scheduler,
             api_addr: "127.0.0.1:0".parse()?,
+            lock_database_url: None,
         },
         shutdown.clone(),
     )

@@ -145,6 +145,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
             stores: args.stores.clone(),
             scheduler: SchedulerArgs::default(),
             api_addr: args.api_addr,
+            lock_database_url: None,
         },
         shutdown.clone(),
     )

@@ -14,6 +14,10 @@ pub struct SchedulerArgs {
     /// Most batch jobs waiting or running in Redis at once (the queue bound).
     #[arg(long, env = "BLOCKFILL_MAX_QUEUED_BATCHES", default_value_t = 256)]
     pub max_queued_batches: u64,
+    /// Most live-sync batch jobs waiting or running in Redis at once; further live work waits as
+    /// planned rows in PostgreSQL and is fed as room frees.
+    #[arg(long, env = "BLOCKFILL_MAX_QUEUED_LIVE_BATCHES", default_value_t = 256)]
+    pub max_queued_live_batches: u64,
     /// How long one generation may wait for room in the queue before continuing as new.
     #[arg(long, env = "BLOCKFILL_GENERATION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub generation_timeout: Duration,
@@ -34,6 +38,7 @@ impl Default for SchedulerArgs {
         Self {
             generation_batches: 500,
             max_queued_batches: 256,
+            max_queued_live_batches: 256,
             generation_timeout: Duration::from_secs(30),
             head_poll_interval: Duration::from_millis(500),
             seam_check_interval: Duration::from_secs(10),
@@ -54,4 +59,8 @@ pub struct ServeArgs {
     /// Address of the admin API and dashboard.
     #[arg(long, env = "BLOCKFILL_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: SocketAddr,
+    /// PostgreSQL URL of the leader lock's own connection (default: `DATABASE_URL`). Point it
+    /// past a transaction-mode pooler (PgBouncer), which cannot hold session advisory locks.
+    #[arg(long, env = "BLOCKFILL_LOCK_DATABASE_URL")]
+    pub lock_database_url: Option<String>,
 }

@@ -77,6 +77,7 @@ pub fn test_scheduler() -> SchedulerArgs {
     SchedulerArgs {
         generation_batches: 50,
         max_queued_batches: 64,
+        max_queued_live_batches: 64,
         generation_timeout: Duration::from_secs(5),
         head_poll_interval: Duration::from_millis(500),
         seam_check_interval: Duration::from_secs(1),
@@ -102,19 +103,27 @@ pub struct TestApp {
 
 /// Starts an in-process orchestrator on fresh stores.
 pub async fn spawn_app(scheduler: SchedulerArgs) -> TestApp {
+    spawn_app_with(scheduler, |_| {}).await
+}
+
+/// Starts an in-process orchestrator on fresh stores, after `adjust` changed its settings.
+pub async fn spawn_app_with(
+    scheduler: SchedulerArgs,
+    adjust: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
     init_test_logging();
     let stores = fresh_stores();
     let shutdown = CancellationToken::new();
-    let orchestrator = Orchestrator::start(
-        ServeArgs {
-            stores: stores.clone(),
-            scheduler,
-            api_addr: "127.0.0.1:0".parse().expect("addr"),
-        },
-        shutdown.clone(),
-    )
-    .await
-    .expect("orchestrator starts");
+    let mut args = ServeArgs {
+        stores: stores.clone(),
+        scheduler,
+        api_addr: "127.0.0.1:0".parse().expect("addr"),
+        lock_database_url: None,
+    };
+    adjust(&mut args);
+    let orchestrator = Orchestrator::start(args, shutdown.clone())
+        .await
+        .expect("orchestrator starts");
     let db = orchestrator.context.db.clone();
     TestApp {
         stores,
@@ -139,6 +148,14 @@ pub fn init_test_logging() {
 }
 
 impl TestApp {
+    /// The in-process orchestrator's scheduler context (database, queues, settings).
+    pub fn context(&self) -> blockfill_orchestrator::scheduler::SchedulerContext {
+        self.orchestrator
+            .as_ref()
+            .map(|(o, _)| o.context.clone())
+            .expect("the orchestrator runs")
+    }
+
     /// `GET path`, answering status and JSON body.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let response = self
