@@ -14,8 +14,7 @@ use sea_orm::sqlx::{self, PgPool};
 
 use crate::{
     BatchId,
-    ranges::aligned_batches,
-    reorg::{ReorgError, repair_reorg},
+    reorg::{ReorgError, RepairRequest, repair_reorg},
     source::{ChainSource, RequestPriority, SourceError, SourceRegistry},
     types::{BatchJob, BlockRange},
     write::{WriteError, WriteOutcome, write_batch},
@@ -220,37 +219,30 @@ pub async fn run_batch(
     }
 }
 
-/// Unwinds a reorg found at `block` while writing `job`, then re-indexes from the common ancestor
-/// up to the old stored tip (or the job's end, if higher), and marks the job's batch done.
+/// Repairs a reorg found at `block` while writing `job`: the unwind commits together with a
+/// backfill that re-indexes the unwound range (up to the job's end, if higher), so nothing is lost
+/// if this worker dies now; then the job writes its own range and its batch is done.
 async fn repair_and_reindex(
     pool: &PgPool,
     source: &dyn ChainSource,
     job: &BatchJob,
     block: u64,
 ) -> Result<WriteOutcome, ActivityError> {
-    let repair = repair_reorg(pool, source, &job.chain, block, "write").await?;
-    let from = repair
-        .common_ancestor
-        .map_or(job.range.from.min(block), |a| a + 1);
-    let to = repair
-        .reindex
-        .map_or(job.range.to, |r| r.to.max(job.range.to));
-    let mut total = WriteOutcome::default();
-    for chunk in aligned_batches(BlockRange { from, to }, job.range.len().max(1)) {
-        let bundle = source.fetch_range(chunk).await?;
-        let outcome = write_batch(pool, &job.chain, chunk, None, &bundle).await?;
-        total.blocks_inserted += outcome.blocks_inserted;
-        total.transactions_inserted += outcome.transactions_inserted;
-        total.logs_inserted += outcome.logs_inserted;
-    }
-    sqlx::query(
-        "UPDATE batches SET status = 'done', finished_at = now(), last_error = NULL WHERE id = $1",
+    let repair = repair_reorg(
+        pool,
+        source,
+        RepairRequest {
+            chain: &job.chain,
+            suspect: block,
+            detected_by: "write",
+            reindex_to: Some(job.range.to),
+            term: None,
+        },
     )
-    .bind(&job.batch_id)
-    .execute(pool)
-    .await
-    .map_err(|e| ActivityError::Database(e.to_string()))?;
-    Ok(total)
+    .await?;
+    tracing::info!(target: "blockfill::activities", depth = repair.depth, reindex = ?repair.reindex, "reorg unwound; its re-index is planned");
+    let bundle = source.fetch_range(job.range).await?;
+    Ok(write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await?)
 }
 
 async fn record_failure(
@@ -392,8 +384,8 @@ async fn quarantine(
     tx.commit().await
 }
 
-/// Marks the batch split and plans its two halves (taking over finished batches of the same
-/// ranges). Returns the children that must be queued, with their queue rounds.
+/// Marks the batch split and plans its two halves in its lane (taking over finished batches of the
+/// same ranges). Returns the children that must be queued, with their queue rounds.
 async fn split(
     pool: &PgPool,
     job: &BatchJob,
@@ -411,27 +403,26 @@ async fn split(
         },
     ];
     let mut tx = pool.begin().await?;
-    let updated = sqlx::query(
+    let lane: Option<(String,)> = sqlx::query_as(
         "UPDATE batches SET status = 'split', last_error = $2, finished_at = now() \
-         WHERE id = $1 AND status IN ('planned', 'queued', 'running')",
+         WHERE id = $1 AND status IN ('planned', 'queued', 'running') RETURNING lane",
     )
     .bind(&job.batch_id)
     .bind(message)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated == 0 {
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((lane,)) = lane else {
         return Ok(Vec::new());
-    }
+    };
     let ids: Vec<String> = halves
         .iter()
         .map(|r| BatchId::new(&job.chain, *r).to_string())
         .collect();
     let planned: Vec<(String, i64, i64, i32)> = sqlx::query_as(
-        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, parent_id) \
-         SELECT id, $2, f, t, $3, 'planned', $4 FROM UNNEST($1::text[], $5::int8[], $6::int8[]) AS b(id, f, t) \
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, parent_id, lane) \
+         SELECT id, $2, f, t, $3, 'planned', $4, $7 FROM UNNEST($1::text[], $5::int8[], $6::int8[]) AS b(id, f, t) \
          ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
-           parent_id = EXCLUDED.parent_id, attempts = 0, deliveries = 0, last_error = NULL, \
+           parent_id = EXCLUDED.parent_id, lane = EXCLUDED.lane, attempts = 0, deliveries = 0, last_error = NULL, \
            worker = NULL, queue_round = batches.queue_round + 1, planned_at = now(), \
            queued_at = NULL, started_at = NULL, finished_at = NULL \
          WHERE batches.status IN ('done', 'failed', 'split', 'quarantined') \
@@ -443,6 +434,7 @@ async fn split(
     .bind(&job.batch_id)
     .bind(halves.iter().map(|r| r.from as i64).collect::<Vec<_>>())
     .bind(halves.iter().map(|r| r.to as i64).collect::<Vec<_>>())
+    .bind(&lane)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -463,41 +455,4 @@ async fn split(
             )
         })
         .collect())
-}
-
-/// Pushes planned batches to `queue` and marks them queued. Shared by the scheduler, the
-/// reconciler and workers that split a batch.
-pub async fn enqueue_batches(
-    pool: &PgPool,
-    queue: &crate::queue::JobQueue<BatchJob>,
-    jobs: Vec<(BatchJob, i32)>,
-) -> Result<(), EnqueueError> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = jobs.iter().map(|(j, _)| j.batch_id.clone()).collect();
-    let tasks: Vec<(String, BatchJob)> = jobs
-        .into_iter()
-        .map(|(job, round)| (job.task_id(round), job))
-        .collect();
-    queue.push_many(tasks).await?;
-    sqlx::query(
-        "UPDATE batches SET status = 'queued', queued_at = now() WHERE id = ANY($1) AND status = 'planned'",
-    )
-    .bind(&ids)
-    .execute(pool)
-    .await?;
-    metrics::counter!("blockfill_batches_queued_total").increment(ids.len() as u64);
-    Ok(())
-}
-
-/// Why batches could not be queued.
-#[derive(Debug, thiserror::Error)]
-pub enum EnqueueError {
-    /// Redis refused.
-    #[error(transparent)]
-    Queue(#[from] crate::queue::QueueError),
-    /// PostgreSQL refused.
-    #[error("marking batches queued failed: {0}")]
-    Database(#[from] sqlx::Error),
 }

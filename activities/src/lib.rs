@@ -9,6 +9,8 @@
 //!   refused when it does not link to the stored neighbours (a reorg).
 //! - [`reorg`]: finding the common ancestor, unwinding above it, recording the reorg.
 //! - [`activity`]: a batch job end to end (delivery count, fetch, write, attempt budget).
+//! - [`plan`]: planning batch rows, and the gate that keeps every queue under its bound.
+//! - [`fence`]: leader terms, and refusing a deposed leader's writes.
 //! - [`queue`]: the apalis + apalis-redis job queue and worker runner shared by both binaries.
 //! - [`entity`]: sea-orm entities of the control tables.
 //! - [`settings`]: where PostgreSQL and Redis are (flags and environment variables).
@@ -18,6 +20,8 @@
 pub mod activity;
 pub mod db;
 pub mod entity;
+pub mod fence;
+pub mod plan;
 pub mod queue;
 pub mod ranges;
 pub mod reorg;
@@ -27,9 +31,8 @@ pub mod telemetry;
 pub mod types;
 pub mod write;
 
-pub use activity::{
-    BatchFailure, BatchOutcome, BatchPolicy, Resolution, enqueue_batches, run_batch,
-};
+pub use activity::{BatchFailure, BatchOutcome, BatchPolicy, Resolution, run_batch};
+pub use plan::{EnqueueError, Lane, enqueue_batches};
 pub use source::{
     BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource, SourceRegistry,
 };

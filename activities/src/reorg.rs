@@ -1,23 +1,34 @@
 //! Reorg repair: when stored blocks and the node disagree, find the highest block on which they
-//! still agree (the common ancestor), unwind everything stored above it (blocks, transactions,
-//! logs, coverage) in one transaction, and record the reorg. The caller re-indexes the range.
+//! still agree (the common ancestor), then in **one transaction** unwind everything stored above
+//! it (blocks, transactions, logs, coverage), record the reorg, and plan the batches of a backfill
+//! that re-indexes the unwound range: a crash at any point leaves either nothing done or planned
+//! work, never a gap.
+//!
+//! A reorg deeper than the chain's `max_reorg_depth` (or one with no common ancestor within it)
+//! is not unwound: live sync of the chain halts with the reason, for an operator to look at (a
+//! misconfigured endpoint is far likelier than a deep reorg), and repairs are refused until the
+//! operator resumes it.
 
 use std::collections::HashMap;
 
 use sea_orm::sqlx::{self, PgPool};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::{
+    fence::{self, FenceError, LeaderTerm},
+    plan::{Lane, plan_batches},
+    ranges::aligned_batches,
     source::{ChainSource, SourceError},
     types::{BlockRange, ChainName},
 };
 
-/// Deepest reorg repaired automatically.
-pub const MAX_REORG_DEPTH: u64 = 10_000;
 /// Blocks compared per request while looking for the common ancestor.
 const SEARCH_WINDOW: u64 = 32;
 /// Hashes kept in a reorg's record.
 const RECORDED_HASHES: i64 = 64;
+/// Most blocks a repair re-indexes beyond the unwound range (up to the safe head).
+const MAX_REINDEX_EXTENSION: u64 = 10_000;
 
 /// Why a reorg could not be repaired.
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +39,52 @@ pub enum ReorgError {
     /// PostgreSQL failed; nothing was unwound.
     #[error("unwinding a reorg failed, nothing was unwound: {0}")]
     Database(#[from] sqlx::Error),
-    /// No common ancestor within reach.
+    /// No common ancestor within the chain's reorg depth limit: live sync is halted.
     #[error(
-        "chain {chain} disagrees with the node for more than {MAX_REORG_DEPTH} blocks below \
-         block {suspect}; run `blockfill verify` and a range backfill"
+        "chain {chain} disagrees with the node for more than max_reorg_depth {max_depth} blocks \
+         below its stored tip {stored_top} (first disagreement at block {suspect}); nothing was \
+         unwound and live sync is halted"
     )]
     TooDeep {
         /// The chain.
         chain: ChainName,
         /// Where the disagreement was seen.
         suspect: u64,
+        /// The highest stored block.
+        stored_top: u64,
+        /// The chain's limit.
+        max_depth: u64,
     },
+    /// Live sync of the chain is halted: no repair until an operator resumes it.
+    #[error("chain {chain}: live sync is halted ({reason}); no reorg is repaired until it resumes")]
+    Halted {
+        /// The chain.
+        chain: ChainName,
+        /// Why it halted.
+        reason: String,
+    },
+    /// The chain is not registered.
+    #[error("chain {0} is not registered")]
+    UnknownChain(ChainName),
+    /// A deposed leader's repair was refused.
+    #[error(transparent)]
+    Fenced(#[from] FenceError),
+}
+
+/// What to repair and how.
+#[derive(Debug, Clone, Copy)]
+pub struct RepairRequest<'a> {
+    /// The chain.
+    pub chain: &'a ChainName,
+    /// A block where the stored and fetched chains disagree.
+    pub suspect: u64,
+    /// Who found it (`write`, `seam`), recorded with the reorg.
+    pub detected_by: &'a str,
+    /// Re-index at least up to this block (the seam check passes the safe head, so blocks the
+    /// live lane could not write meanwhile are covered too); at most 10,000 above the unwound top.
+    pub reindex_to: Option<u64>,
+    /// The leader term the repair runs under, if any (fenced like every scheduler write).
+    pub term: Option<&'a LeaderTerm>,
 }
 
 /// What a repair did.
@@ -48,34 +94,89 @@ pub struct ReorgRepair {
     pub common_ancestor: Option<u64>,
     /// Blocks unwound above the ancestor (stored tip minus ancestor).
     pub depth: u64,
-    /// The range to re-index: from above the ancestor to the old stored tip.
+    /// The range planned for re-indexing: from above the ancestor to the old stored tip (or
+    /// `reindex_to`).
     pub reindex: Option<BlockRange>,
+    /// The backfill that re-indexes it (planned in the unwind's transaction).
+    pub backfill_id: Option<Uuid>,
 }
 
-/// Finds the common ancestor below `suspect` (a block where the stored and fetched chains
-/// disagree), unwinds everything stored above it and records the reorg.
-#[tracing::instrument(name = "repair_reorg", skip(pool, source), fields(chain = %chain))]
+/// The chain's repair settings.
+struct ChainLimits {
+    max_depth: u64,
+    batch_size: u64,
+}
+
+async fn chain_limits(pool: &PgPool, chain: &ChainName) -> Result<ChainLimits, ReorgError> {
+    let row: Option<(i64, bool, Option<String>, i32)> = sqlx::query_as(
+        "SELECT max_reorg_depth, live_halted, live_halted_reason, batch_size FROM chains \
+         WHERE name = $1",
+    )
+    .bind(chain.as_str())
+    .fetch_optional(pool)
+    .await?;
+    let (max_depth, halted, reason, batch_size) =
+        row.ok_or_else(|| ReorgError::UnknownChain(chain.clone()))?;
+    if halted {
+        return Err(ReorgError::Halted {
+            chain: chain.clone(),
+            reason: reason.unwrap_or_default(),
+        });
+    }
+    Ok(ChainLimits {
+        max_depth: max_depth.max(1) as u64,
+        batch_size: batch_size.max(1) as u64,
+    })
+}
+
+/// Halts live sync of `chain` for an operator, with `reason`.
+pub async fn halt_live_sync(
+    pool: &PgPool,
+    chain: &ChainName,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE chains SET live_halted = true, live_halted_reason = $2, live_halted_at = now() \
+         WHERE name = $1 AND NOT live_halted",
+    )
+    .bind(chain.as_str())
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    tracing::error!(target: "blockfill::reorg", chain = %chain, reason, "live sync halted for an operator");
+    metrics::gauge!("blockfill_live_halted", "chain" => chain.to_string()).set(1.0);
+    Ok(())
+}
+
+/// Finds the common ancestor below `request.suspect` (a block where the stored and fetched
+/// chains disagree); within the chain's depth limit, unwinds everything stored above it, records
+/// the reorg and plans its re-index, in one transaction. Beyond the limit, halts live sync.
+#[tracing::instrument(name = "repair_reorg", skip(pool, source, request), fields(chain = %request.chain, suspect = request.suspect))]
 pub async fn repair_reorg(
     pool: &PgPool,
     source: &dyn ChainSource,
-    chain: &ChainName,
-    suspect: u64,
-    detected_by: &str,
+    request: RepairRequest<'_>,
 ) -> Result<ReorgRepair, ReorgError> {
-    let (lowest,): (Option<i64>,) =
-        sqlx::query_as("SELECT MIN(number) FROM blocks WHERE chain = $1")
+    let RepairRequest { chain, suspect, .. } = request;
+    let limits = chain_limits(pool, chain).await?;
+    let (lowest, highest): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT MIN(number), MAX(number) FROM blocks WHERE chain = $1")
             .bind(chain.as_str())
             .fetch_one(pool)
             .await?;
     let floor = lowest.map_or(suspect, |l| l as u64);
+    let stored_top = highest.map_or(suspect, |h| (h as u64).max(suspect));
+    let too_deep = || ReorgError::TooDeep {
+        chain: chain.clone(),
+        suspect,
+        stored_top,
+        max_depth: limits.max_depth,
+    };
     let mut ancestor: Option<u64> = None;
     let mut top = suspect.saturating_sub(1);
     while suspect > floor && top >= floor {
-        if suspect - top > MAX_REORG_DEPTH {
-            return Err(ReorgError::TooDeep {
-                chain: chain.clone(),
-                suspect,
-            });
+        if stored_top.saturating_sub(top) > limits.max_depth {
+            break;
         }
         let low = top.saturating_sub(SEARCH_WINDOW - 1).max(floor);
         let window = BlockRange { from: low, to: top };
@@ -99,17 +200,32 @@ pub async fn repair_reorg(
         }
         top = low - 1;
     }
-    unwind(pool, source, chain, ancestor, detected_by).await
+    // Blocks that would be unwound: above the ancestor, or everything stored when none agrees.
+    let unwound = match ancestor {
+        Some(a) => stored_top.saturating_sub(a),
+        None if highest.is_some() => stored_top + 1 - floor.min(stored_top),
+        None => 0,
+    };
+    if unwound > limits.max_depth {
+        let error = too_deep();
+        halt_live_sync(pool, chain, &error.to_string()).await?;
+        return Err(error);
+    }
+    unwind(pool, source, request, ancestor, floor, limits.batch_size).await
 }
 
 async fn unwind(
     pool: &PgPool,
     source: &dyn ChainSource,
-    chain: &ChainName,
+    request: RepairRequest<'_>,
     ancestor: Option<u64>,
-    detected_by: &str,
+    floor: u64,
+    batch_size: u64,
 ) -> Result<ReorgRepair, ReorgError> {
-    let above = ancestor.map_or(-1, |a| a as i64);
+    let RepairRequest {
+        chain, detected_by, ..
+    } = request;
+    let above = ancestor.map_or(floor as i64 - 1, |a| a as i64);
     let (stored_top,): (Option<i64>,) =
         sqlx::query_as("SELECT MAX(number) FROM blocks WHERE chain = $1")
             .bind(chain.as_str())
@@ -120,6 +236,7 @@ async fn unwind(
             common_ancestor: ancestor,
             depth: 0,
             reindex: None,
+            backfill_id: None,
         });
     };
     // The reorg's depth: up to the highest stored block the node does not have (blocks of the new
@@ -143,6 +260,7 @@ async fn unwind(
         .filter_map(|n| node.get(&(n as u64)).map(|h| (n as u64, h.clone())))
         .collect();
     let mut tx = pool.begin().await?;
+    fence::confirm(request.term, &mut tx).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.coverage'), hashtext($1))")
         .bind(chain.as_str())
         .execute(&mut *tx)
@@ -210,17 +328,63 @@ async fn unwind(
     .bind(detected_by)
     .execute(&mut *tx)
     .await?;
+    let unwound_top = unwound_top as u64;
+    let reindex = BlockRange {
+        from: (above + 1) as u64,
+        to: request.reindex_to.map_or(unwound_top, |to| {
+            to.clamp(unwound_top, unwound_top + MAX_REINDEX_EXTENSION)
+        }),
+    };
+    let backfill_id = plan_reindex(&mut tx, chain, reindex, batch_size).await?;
     tx.commit().await?;
-    tracing::warn!(target: "blockfill::reorg", chain = %chain, common_ancestor = above, depth, detected_by, "reorg: unwound blocks above the common ancestor");
+    tracing::warn!(target: "blockfill::reorg", chain = %chain, common_ancestor = above, depth, detected_by, %backfill_id, reindex = %reindex, "reorg: unwound blocks above the common ancestor and planned their re-index");
     metrics::counter!("blockfill_reorgs_total", "chain" => chain.to_string()).increment(1);
     Ok(ReorgRepair {
         common_ancestor: ancestor,
         depth,
-        reindex: Some(BlockRange {
-            from: (above + 1) as u64,
-            to: unwound_top as u64,
-        }),
+        reindex: Some(reindex),
+        backfill_id: Some(backfill_id),
     })
+}
+
+/// Plans, in the unwind's transaction, a range backfill of `range` with all its batches: its
+/// scheduler checkpoint is past the end (nothing left to plan) and dated in the past, so the
+/// leader's reconciler resumes it at once; until then its batches wait as planned rows.
+async fn plan_reindex(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    chain: &ChainName,
+    range: BlockRange,
+    batch_size: u64,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, started_at) \
+         VALUES ($1, $2, 'range', $3, $4, 'running', now())",
+    )
+    .bind(id)
+    .bind(chain.as_str())
+    .bind(range.from as i64)
+    .bind(range.to as i64)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO scheduler_checkpoints (backfill_id, generation, cursor_block, updated_at) \
+         VALUES ($1, 0, $2, now() - interval '1 hour')",
+    )
+    .bind(id)
+    .bind(range.to as i64 + 1)
+    .execute(&mut **tx)
+    .await?;
+    let batches: Vec<BlockRange> = aligned_batches(range, batch_size).collect();
+    let planned = plan_batches(tx, chain, id, Lane::Backfill, &batches, false).await?;
+    let blocks: u64 = planned.iter().map(|(r, _)| r.len()).sum();
+    sqlx::query("UPDATE backfills SET planned_batches = $2, planned_blocks = $3 WHERE id = $1")
+        .bind(id)
+        .bind(planned.len() as i64)
+        .bind(blocks as i64)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
 }
 
 /// The node's hashes of `[from, to]` (ascending chunks of 1,000); blocks the node does not have
@@ -234,7 +398,7 @@ async fn node_hashes(
     if from > to {
         return Ok(hashes);
     }
-    for chunk in crate::ranges::aligned_batches(BlockRange { from, to }, 1_000) {
+    for chunk in aligned_batches(BlockRange { from, to }, 1_000) {
         match source.block_hashes(chunk).await {
             Ok(found) => hashes.extend(found),
             Err(SourceError::NotYetAvailable { .. }) => break,

@@ -4,13 +4,14 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
 use anyhow::Context as _;
 use blockfill_activities::{
     BatchJob, SchedulerJob, SourceRegistry, db,
+    plan::{Lane, set_queue_bounds},
     queue::{self, JobQueue, WorkerOptions},
     settings::StoreArgs,
     types::lanes,
@@ -65,6 +66,7 @@ pub struct Orchestrator {
     pub context: SchedulerContext,
     /// This orchestrator's identity and role.
     pub role: Role,
+    leading: Arc<Mutex<Option<SchedulerContext>>>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
@@ -96,7 +98,9 @@ impl Orchestrator {
             settings: args.scheduler.clone(),
             shutdown: shutdown.clone(),
             instance: role.instance.clone(),
+            term: None,
         };
+        let leading: Arc<Mutex<Option<SchedulerContext>>> = Arc::default();
         let mut tasks = JoinSet::new();
 
         let campaign_ctx = context.clone();
@@ -108,6 +112,7 @@ impl Orchestrator {
         let head_poll_interval = args.scheduler.head_poll_interval;
         let seam_check_interval = args.scheduler.seam_check_interval;
         let campaign_shutdown = shutdown.clone();
+        let campaign_leading = Arc::clone(&leading);
         tasks.spawn(async move {
             while let Some(term) = leader::acquire(
                 &database_url,
@@ -119,10 +124,13 @@ impl Orchestrator {
             {
                 let term_ctx = SchedulerContext {
                     shutdown: term.token.clone(),
+                    term: Some(term.term.clone()),
                     ..campaign_ctx.clone()
                 };
+                set_leading(&campaign_leading, Some(term_ctx.clone()));
                 let mut components = lead(term_ctx, head_poll_interval, seam_check_interval);
                 leader::hold(term, &campaign_ctx.pool, &campaign_role).await;
+                set_leading(&campaign_leading, None);
                 while components.join_next().await.is_some() {}
             }
             Ok(())
@@ -151,9 +159,18 @@ impl Orchestrator {
             api_addr,
             context,
             role,
+            leading,
             tasks,
             shutdown,
         })
+    }
+
+    /// The scheduler context of the current leader term, while this orchestrator leads.
+    pub fn leader_context(&self) -> Option<SchedulerContext> {
+        self.leading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits until every component stopped (after the shutdown token is cancelled), or until one
@@ -174,6 +191,12 @@ impl Orchestrator {
     }
 }
 
+fn set_leading(leading: &Mutex<Option<SchedulerContext>>, ctx: Option<SchedulerContext>) {
+    *leading
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = ctx;
+}
+
 /// Starts what only the leader runs, for one term (`ctx.shutdown` is the term's token):
 /// resuming every unfinished backfill, the scheduler's worker, the reconciler, the head tracker.
 fn lead(
@@ -185,6 +208,13 @@ fn lead(
 
     let worker_ctx = ctx.clone();
     components.spawn(async move {
+        let bounds = [
+            (Lane::Backfill, worker_ctx.settings.max_queued_batches),
+            (Lane::Live, worker_ctx.settings.max_queued_live_batches),
+        ];
+        if let Err(e) = set_queue_bounds(&worker_ctx.pool, &bounds).await {
+            tracing::warn!(target: "blockfill::scheduler", error = %e, "cannot record the queue bounds; pushers use the defaults");
+        }
         if let Err(e) = scheduler::resume_backfills(&worker_ctx, Duration::ZERO).await {
             tracing::warn!(target: "blockfill::scheduler", error = %e, "resuming backfills failed; the reconciler will retry");
         }
@@ -231,7 +261,14 @@ fn lead(
                 Ok(n) => tracing::warn!(target: "blockfill::reconciler", refed = n, "re-fed batches missing from Redis"),
                 Err(e) => tracing::warn!(target: "blockfill::reconciler", error = %e, "re-feeding lost batches failed"),
             }
-            if let Err(e) = reconciler.batches.vacuum().await {
+            // Finished jobs of every queue leave Redis.
+            let vacuumed = futures::future::try_join3(
+                reconciler.batches.vacuum(),
+                reconciler.live.vacuum(),
+                reconciler.scheduler.vacuum(),
+            )
+            .await;
+            if let Err(e) = vacuumed {
                 tracing::warn!(target: "blockfill::reconciler", error = %e, "queue vacuum failed");
             }
         }

@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration};
 use blockfill_activities::{ChainName, SourceRegistry, entity::chains};
 use sea_orm::{EntityTrait, sqlx};
 
-use crate::{live::advance_live, scheduler::SchedulerContext};
+use crate::{
+    live::{advance_live, feed_live},
+    scheduler::SchedulerContext,
+};
 
 /// Polls heads every `interval`, and whenever `wake` is notified, until `ctx.shutdown`.
 pub async fn track_heads(
@@ -38,6 +41,10 @@ pub async fn track_heads(
         tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
             _ = polls => {}
+        }
+        // Live work left planned (the live queue was at its bound) is fed as room frees.
+        if let Err(e) = feed_live(&ctx).await {
+            tracing::warn!(target: "blockfill::live", error = %e, "cannot feed planned live batches");
         }
     }
 }
@@ -70,6 +77,9 @@ async fn poll_chain(ctx: &SchedulerContext, sources: &SourceRegistry, row: &chai
     }
     metrics::gauge!("blockfill_chain_head", "chain" => row.name.clone()).set(head as f64);
     if let Err(e) = advance_live(ctx, row, head).await {
+        if e.is_deposed() {
+            ctx.shutdown.cancel();
+        }
         tracing::warn!(target: "blockfill::live", chain = %row.name, error = %e, "cannot advance live sync");
     }
 }

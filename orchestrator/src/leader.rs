@@ -2,6 +2,13 @@
 //! schedules (runs scheduler generations, the reconciler and the head tracker); the others serve
 //! the API read-only and try to take the lock every second. The lock lives on a dedicated
 //! connection, so a leader that dies or loses the database releases it at once.
+//!
+//! Each election starts a new **term** (`leadership.term`), which every scheduler write of the
+//! leader confirms ([`blockfill_activities::fence`]): once a newer term exists, a deposed
+//! leader's writes are refused. The lock connection carries server-side TCP keepalives and a
+//! statement timeout (the server drops a partitioned leader's lock within seconds, not hours),
+//! and the leader confirms its lock over it every second: one that cannot within [`LEASE`]
+//! steps down and stops scheduling.
 
 use std::{
     sync::{
@@ -11,13 +18,29 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::sqlx::{self, Connection, PgConnection, PgPool};
+use std::str::FromStr;
+
+use blockfill_activities::fence::LeaderTerm;
+use sea_orm::sqlx::{
+    self, ConnectOptions, Connection, PgConnection, PgPool, postgres::PgConnectOptions,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The advisory lock key of the scheduler role ("blockfil" in ASCII).
 const SCHEDULER_LOCK: i64 = 0x626c_6f63_6b66_696c;
 /// How often a standby tries the lock and a leader checks it still holds it.
 const CAMPAIGN_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest a leader goes on scheduling without confirming its lock (and longest one connection
+/// attempt or statement on the lock connection may take).
+pub const LEASE: Duration = Duration::from_secs(5);
+/// Server-side settings of the lock connection: a statement never hangs, and a client that
+/// vanished without closing (a partition) is dropped, with its lock, after about 5 + 3 x 2 s.
+const LOCK_CONNECTION_SETTINGS: [(&str, &str); 4] = [
+    ("statement_timeout", "5000"),
+    ("tcp_keepalives_idle", "5"),
+    ("tcp_keepalives_interval", "2"),
+    ("tcp_keepalives_count", "3"),
+];
 
 /// This orchestrator's identity and role, shared with the API.
 #[derive(Debug, Clone)]
@@ -61,6 +84,8 @@ impl Role {
 pub struct Term {
     /// Cancelled when leadership is lost or the process shuts down.
     pub token: CancellationToken,
+    /// The term every scheduler write of this leadership confirms.
+    pub term: LeaderTerm,
     connection: PgConnection,
 }
 
@@ -78,27 +103,39 @@ pub async fn acquire(
         }
         match try_lock(database_url).await {
             Ok(Some(connection)) => {
-                let recorded = sqlx::query(
-                    "INSERT INTO leadership (role, holder, api_addr) VALUES ('scheduler', $1, $2) \
+                // A new term: waits for the writes of the previous term still in flight, and
+                // refuses all of its later ones.
+                let recorded: Result<(i64,), sqlx::Error> = sqlx::query_as(
+                    "INSERT INTO leadership (role, holder, api_addr, term) VALUES ('scheduler', $1, $2, 1) \
                      ON CONFLICT (role) DO UPDATE SET holder = EXCLUDED.holder, \
-                       api_addr = EXCLUDED.api_addr, acquired_at = now(), heartbeat_at = now()",
+                       api_addr = EXCLUDED.api_addr, acquired_at = now(), heartbeat_at = now(), \
+                       term = leadership.term + 1 \
+                     RETURNING term",
                 )
                 .bind(&role.instance)
                 .bind(&role.api_addr)
-                .execute(pool)
+                .fetch_one(pool)
                 .await;
-                if let Err(e) = recorded {
-                    tracing::warn!(target: "blockfill::leader", error = %e, "cannot record leadership; giving the lock back");
-                    drop(connection);
-                } else {
-                    role.leader.store(true, Ordering::Release);
-                    role.campaigned.store(true, Ordering::Release);
-                    tracing::info!(target: "blockfill::leader", instance = %role.instance, "elected scheduler leader");
-                    metrics::gauge!("blockfill_is_leader").set(1.0);
-                    return Some(Term {
-                        token: shutdown.child_token(),
-                        connection,
-                    });
+                match recorded {
+                    Err(e) => {
+                        tracing::warn!(target: "blockfill::leader", error = %e, "cannot record leadership; giving the lock back");
+                        drop(connection);
+                    }
+                    Ok((term,)) => {
+                        role.leader.store(true, Ordering::Release);
+                        role.campaigned.store(true, Ordering::Release);
+                        tracing::info!(target: "blockfill::leader", instance = %role.instance, term, "elected scheduler leader");
+                        metrics::gauge!("blockfill_is_leader").set(1.0);
+                        metrics::gauge!("blockfill_leader_term").set(term as f64);
+                        return Some(Term {
+                            token: shutdown.child_token(),
+                            term: LeaderTerm {
+                                holder: role.instance.clone(),
+                                term,
+                            },
+                            connection,
+                        });
+                    }
                 }
             }
             Ok(None) => {}
@@ -114,7 +151,10 @@ pub async fn acquire(
 }
 
 async fn try_lock(database_url: &str) -> Result<Option<PgConnection>, sqlx::Error> {
-    let mut connection = PgConnection::connect(database_url).await?;
+    let options = PgConnectOptions::from_str(database_url)?.options(LOCK_CONNECTION_SETTINGS);
+    let mut connection = tokio::time::timeout(LEASE, options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
     let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
         .bind(SCHEDULER_LOCK)
         .fetch_one(&mut connection)
@@ -122,28 +162,55 @@ async fn try_lock(database_url: &str) -> Result<Option<PgConnection>, sqlx::Erro
     Ok(locked.then_some(connection))
 }
 
-/// Holds the lock until the connection fails or the term's token is cancelled; then steps down.
+/// Holds the lock until the connection fails, the lock cannot be confirmed within [`LEASE`],
+/// another leader is recorded, or the term's token is cancelled; then steps down.
 pub async fn hold(mut term: Term, pool: &PgPool, role: &Role) {
     loop {
         tokio::select! {
             _ = term.token.cancelled() => break,
             _ = tokio::time::sleep(CAMPAIGN_INTERVAL) => {}
         }
-        let alive = sqlx::query("SELECT 1").execute(&mut term.connection).await;
-        if let Err(e) = alive {
-            tracing::error!(target: "blockfill::leader", error = %e, "lost the scheduler lock's connection; stepping down");
-            break;
-        }
-        let _ = sqlx::query(
-            "UPDATE leadership SET heartbeat_at = now() WHERE role = 'scheduler' AND holder = $1",
+        // Confirmed over the lock's own connection: an answer proves the lock is still held.
+        let confirmed = tokio::time::timeout(
+            LEASE,
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT holder, term FROM leadership WHERE role = 'scheduler'",
+            )
+            .fetch_optional(&mut term.connection),
         )
-        .bind(&role.instance)
-        .execute(pool)
+        .await;
+        match confirmed {
+            Err(_) => {
+                tracing::error!(target: "blockfill::leader", lease = ?LEASE, "cannot confirm the scheduler lock in time; stepping down");
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: "blockfill::leader", error = %e, "lost the scheduler lock's connection; stepping down");
+                break;
+            }
+            Ok(Ok(Some((holder, current))))
+                if holder == term.term.holder && current == term.term.term => {}
+            Ok(Ok(recorded)) => {
+                tracing::error!(target: "blockfill::leader", ?recorded, term = term.term.term, "another leader was elected; stepping down");
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(
+            LEASE,
+            sqlx::query(
+                "UPDATE leadership SET heartbeat_at = now() \
+                 WHERE role = 'scheduler' AND holder = $1 AND term = $2",
+            )
+            .bind(&role.instance)
+            .bind(term.term.term)
+            .execute(pool),
+        )
         .await;
     }
     role.leader.store(false, Ordering::Release);
     metrics::gauge!("blockfill_is_leader").set(0.0);
     term.token.cancel();
-    let _ = term.connection.close().await;
+    // A silent connection must not hold up stepping down.
+    let _ = tokio::time::timeout(Duration::from_secs(1), term.connection.close()).await;
     tracing::info!(target: "blockfill::leader", instance = %role.instance, "no longer the scheduler leader");
 }

@@ -3,15 +3,22 @@
 //! their own queue, which workers serve with reserved capacity, so a full backfill never delays
 //! them. Live batches belong to a per-chain `live` backfill. A live lane far behind (after
 //! downtime) jumps to the tip and leaves the skipped blocks as a historical gap for backfill.
+//!
+//! The live queue is bounded like the backfill queue: live batches are planned as rows first and
+//! pushed through the gate; when the head runs further ahead than the bound (a fleet outage), the
+//! surplus waits planned in PostgreSQL and [`feed_live`] pushes it as room frees. A chain whose
+//! live sync is halted (a reorg deeper than its limit) is left alone until an operator resumes it.
 
 use blockfill_activities::{
-    BatchId, BatchJob, BlockRange, ChainName, enqueue_batches, entity::chains,
+    BlockRange, ChainName,
+    entity::chains,
+    plan::{Lane, feed_planned, plan_batches},
     ranges::aligned_batches,
 };
 use sea_orm::sqlx;
 use uuid::Uuid;
 
-use crate::scheduler::{SchedulerContext, SchedulerError, plan_batches};
+use crate::scheduler::{SchedulerContext, SchedulerError};
 
 /// Most blocks the live lane catches up at once; further behind, it jumps to the tip.
 pub const LIVE_MAX_CATCH_UP: u64 = 1_000;
@@ -31,7 +38,7 @@ pub async fn advance_live(
     let Ok(name) = ChainName::parse(&chain.name) else {
         return Ok(0);
     };
-    if !chain.live_sync {
+    if !chain.live_sync || chain.live_halted {
         return Ok(0);
     }
     let target = live_target(head, chain.confirmations.max(0) as u64);
@@ -49,8 +56,8 @@ pub async fn advance_live(
     let backfill_id = live_backfill(ctx, chain, from).await?;
     let candidates: Vec<BlockRange> =
         aligned_batches(range, chain.batch_size.max(1) as u64).collect();
-    let mut tx = ctx.pool.begin().await?;
-    let planned = plan_batches(&mut tx, &name, backfill_id, "live", &candidates, true).await?;
+    let mut tx = ctx.fenced_tx().await?;
+    let planned = plan_batches(&mut tx, &name, backfill_id, Lane::Live, &candidates, true).await?;
     sqlx::query("UPDATE chains SET live_cursor = $2 WHERE name = $1")
         .bind(name.as_str())
         .bind(target as i64)
@@ -62,23 +69,17 @@ pub async fn advance_live(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    let jobs: Vec<(BatchJob, i32)> = planned
-        .into_iter()
-        .map(|(range, round)| {
-            (
-                BatchJob {
-                    batch_id: BatchId::new(&name, range).to_string(),
-                    chain: name.clone(),
-                    range,
-                    backfill_id,
-                },
-                round,
-            )
-        })
-        .collect();
-    enqueue_batches(&ctx.pool, &ctx.live, jobs).await?;
+    // Pushed lowest first behind older planned live work, as the bound allows.
+    let pushed = feed_live(ctx).await?;
+    tracing::debug!(target: "blockfill::live", chain = %name, planned = planned.len(), pushed, "live batches planned");
     metrics::gauge!("blockfill_live_cursor", "chain" => name.to_string()).set(target as f64);
     Ok(range.len())
+}
+
+/// Pushes planned live batches of every chain through the gate, lowest first, as the live
+/// queue's bound allows. Returns how many it pushed.
+pub async fn feed_live(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
+    Ok(feed_planned(&ctx.pool, &ctx.live, Lane::Live, None).await?)
 }
 
 /// The chain's `live` backfill, created on first use.
@@ -91,7 +92,7 @@ async fn live_backfill(
         return Ok(id);
     }
     let id = Uuid::now_v7();
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = ctx.fenced_tx().await?;
     sqlx::query(
         "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, started_at) \
          VALUES ($1, $2, 'live', $3, $3, 'running', now())",

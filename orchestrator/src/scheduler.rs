@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use blockfill_activities::{
-    BatchId, BatchJob, BlockRange, ChainName, SchedulerJob,
-    activity::{EnqueueError, enqueue_batches},
+    BatchJob, BlockRange, ChainName, SchedulerJob,
     entity::{backfills, chains},
+    fence::{self, FenceError, LeaderTerm},
+    plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned, plan_batches},
     queue::{JobFailure, JobQueue},
     ranges,
 };
@@ -27,6 +28,9 @@ use crate::settings::SchedulerArgs;
 const MAX_STEP_BATCHES: u64 = 200;
 /// How long a generation sleeps while the queue is full or batches are still running.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// Times a finished backfill whose range is still not covered plans the missing blocks again
+/// before it is marked failed.
+const MAX_RESCANS: i32 = 3;
 
 /// Why a scheduler step failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,16 @@ pub enum SchedulerError {
     /// The backfill's chain is gone or malformed.
     #[error("backfill {0} refers to an unknown or invalid chain")]
     BadChain(Uuid),
+    /// This orchestrator no longer leads: the write was refused.
+    #[error(transparent)]
+    Fenced(#[from] FenceError),
+}
+
+impl SchedulerError {
+    /// Whether this orchestrator was deposed (its term's writes are refused for good).
+    pub fn is_deposed(&self) -> bool {
+        matches!(self, Self::Fenced(FenceError::Deposed { .. }))
+    }
 }
 
 /// What the scheduler needs.
@@ -67,6 +81,29 @@ pub struct SchedulerContext {
     pub shutdown: CancellationToken,
     /// This orchestrator's instance id (recorded on the checkpoints it writes).
     pub instance: String,
+    /// The leader term this context schedules under; every scheduler write confirms it (`None`
+    /// outside a term: the API's own writes).
+    pub term: Option<LeaderTerm>,
+}
+
+impl SchedulerContext {
+    /// Starts a transaction whose writes belong to this context's leader term (refused, with
+    /// [`SchedulerError::Fenced`], once a newer term exists).
+    pub async fn fenced_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, SchedulerError> {
+        let mut tx = self.pool.begin().await?;
+        fence::confirm(self.term.as_ref(), &mut tx).await?;
+        Ok(tx)
+    }
+
+    /// The batch queue of `lane`.
+    pub fn queue(&self, lane: Lane) -> &JobQueue<BatchJob> {
+        match lane {
+            Lane::Backfill => &self.batches,
+            Lane::Live => &self.live,
+        }
+    }
 }
 
 /// Records a new backfill of `[from, to]` (`mode` is `range` or `gaps`) and starts its scheduler.
@@ -165,15 +202,20 @@ pub async fn handle_scheduler_job(
 ) -> Result<(), JobFailure> {
     run_generation(&ctx, &job).await.map_err(|e| {
         tracing::warn!(target: "blockfill::scheduler", backfill_id = %job.backfill_id, generation = job.generation, error = %e, "scheduler generation failed");
-        JobFailure::Retry(e.to_string())
+        if e.is_deposed() {
+            JobFailure::Abort(e.to_string())
+        } else {
+            JobFailure::Retry(e.to_string())
+        }
     })
 }
 
 struct Plan {
     chain: ChainName,
-    mode: String,
     range: BlockRange,
     batch_size: u64,
+    /// Plans only blocks the coverage ledger lacks (gaps mode, or a rescan of a range).
+    gaps_only: bool,
 }
 
 async fn load_plan(
@@ -197,7 +239,7 @@ async fn load_plan(
     Ok(Some((
         Plan {
             chain,
-            mode: backfill.mode,
+            gaps_only: backfill.mode == "gaps" || backfill.rescans > 0,
             range,
             batch_size: chain_row.batch_size.max(1) as u64,
         },
@@ -220,7 +262,7 @@ async fn latest_generation(
 
 #[tracing::instrument(name = "scheduler_generation", skip_all, fields(backfill_id = %job.backfill_id, generation = job.generation))]
 async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
-    let Some((plan, status)) = load_plan(ctx, job.backfill_id).await? else {
+    let Some((mut plan, status)) = load_plan(ctx, job.backfill_id).await? else {
         tracing::warn!(target: "blockfill::scheduler", "scheduler job for an unknown backfill dropped");
         return Ok(());
     };
@@ -239,8 +281,6 @@ async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<()
         ctx.scheduler.push(&next.task_id(), next, None).await?;
         return Ok(());
     }
-    requeue_planned(ctx, job.backfill_id, &plan.chain).await?;
-
     let started = Instant::now();
     let mut planned_here = 0u64;
     loop {
@@ -257,8 +297,17 @@ async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<()
         if latest > job.generation {
             return Ok(()); // another copy of this generation already continued as new
         }
+        // Batches left planned (the queue was full, a crash before the push, a retry, split
+        // halves) go through the gate as room frees.
+        feed_planned(
+            &ctx.pool,
+            &ctx.batches,
+            Lane::Backfill,
+            Some(job.backfill_id),
+        )
+        .await?;
         if cursor as u64 > plan.range.to {
-            if finish_if_complete(ctx, job.backfill_id).await? {
+            if finish_if_complete(ctx, job, &mut plan).await? {
                 return Ok(());
             }
             if over_time {
@@ -343,7 +392,7 @@ async fn plan_step(
     plan: &Plan,
     want: u64,
 ) -> Result<Step, SchedulerError> {
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = ctx.fenced_tx().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.plan'))")
         .execute(&mut *tx)
         .await?;
@@ -378,7 +427,7 @@ async fn plan_step(
         from: cursor,
         to: window_end,
     };
-    let candidates: Vec<BlockRange> = if plan.mode == "gaps" {
+    let candidates: Vec<BlockRange> = if plan.gaps_only {
         let covered: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT start_block, end_block FROM coverage WHERE chain = $1 AND end_block >= $2 \
              AND start_block <= $3 ORDER BY start_block",
@@ -414,7 +463,7 @@ async fn plan_step(
         &mut tx,
         &plan.chain,
         job.backfill_id,
-        "backfill",
+        Lane::Backfill,
         &candidates,
         false,
     )
@@ -446,119 +495,30 @@ async fn plan_step(
     Ok(Step::Planned(planned))
 }
 
-/// Inserts `ranges` of `chain` as planned batches of `backfill_id` in `lane` and returns those
-/// that are new work, with their queue round. A batch already planned, queued or running is left
-/// alone; a finished one (done, failed, split, quarantined) is planned again in a new round when
-/// it belonged to another backfill, or to this one if `replan_own_finished`.
-pub(crate) async fn plan_batches(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    chain: &ChainName,
-    backfill_id: Uuid,
-    lane: &str,
-    ranges: &[BlockRange],
-    replan_own_finished: bool,
-) -> Result<Vec<(BlockRange, i32)>, sqlx::Error> {
-    let ids: Vec<String> = ranges
-        .iter()
-        .map(|r| BatchId::new(chain, *r).to_string())
-        .collect();
-    let planned: Vec<(i64, i64, i32)> = sqlx::query_as(
-        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, lane) \
-         SELECT id, $2, f, t, $3, 'planned', $6 FROM UNNEST($1::text[], $4::int8[], $5::int8[]) AS b(id, f, t) \
-         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
-           lane = EXCLUDED.lane, attempts = 0, deliveries = 0, last_error = NULL, worker = NULL, \
-           planned_at = now(), queued_at = NULL, started_at = NULL, finished_at = NULL, \
-           parent_id = NULL, queue_round = batches.queue_round + 1 \
-         WHERE ($7 OR batches.backfill_id <> EXCLUDED.backfill_id) \
-           AND batches.status IN ('done', 'failed', 'split', 'quarantined') \
-         RETURNING from_block, to_block, queue_round",
-    )
-    .bind(&ids)
-    .bind(chain.as_str())
-    .bind(backfill_id)
-    .bind(ranges.iter().map(|r| r.from as i64).collect::<Vec<_>>())
-    .bind(ranges.iter().map(|r| r.to as i64).collect::<Vec<_>>())
-    .bind(lane)
-    .bind(replan_own_finished)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(planned
-        .into_iter()
-        .map(|(f, t, round)| {
-            (
-                BlockRange {
-                    from: f as u64,
-                    to: t as u64,
-                },
-                round,
-            )
-        })
-        .collect())
-}
-
-/// Pushes batches to the queue, then marks them queued.
+/// Pushes planned batches through the gate (what does not fit stays planned and is fed by the
+/// next loop of the generation).
 async fn push_batches(
     ctx: &SchedulerContext,
     backfill_id: Uuid,
     chain: &ChainName,
     planned: &[(BlockRange, i32)],
 ) -> Result<(), SchedulerError> {
-    let jobs = planned
-        .iter()
-        .map(|(range, round)| {
-            (
-                BatchJob {
-                    batch_id: BatchId::new(chain, *range).to_string(),
-                    chain: chain.clone(),
-                    range: *range,
-                    backfill_id,
-                },
-                *round,
-            )
-        })
-        .collect();
-    enqueue_batches(&ctx.pool, &ctx.batches, jobs).await?;
+    let jobs = batch_jobs(chain, backfill_id, planned.iter().copied());
+    enqueue_batches(&ctx.pool, &ctx.batches, Lane::Backfill, jobs).await?;
     Ok(())
 }
 
-/// Re-pushes batches a crash left planned but never pushed.
-async fn requeue_planned(
-    ctx: &SchedulerContext,
-    backfill_id: Uuid,
-    chain: &ChainName,
-) -> Result<(), SchedulerError> {
-    let rows: Vec<(i64, i64, i32)> = sqlx::query_as(
-        "SELECT from_block, to_block, queue_round FROM batches \
-         WHERE backfill_id = $1 AND status = 'planned' ORDER BY from_block LIMIT $2",
-    )
-    .bind(backfill_id)
-    .bind(ctx.settings.max_queued_batches as i64)
-    .fetch_all(&ctx.pool)
-    .await?;
-    let ranges: Vec<(BlockRange, i32)> = rows
-        .into_iter()
-        .map(|(f, t, round)| {
-            (
-                BlockRange {
-                    from: f as u64,
-                    to: t as u64,
-                },
-                round,
-            )
-        })
-        .collect();
-    if !ranges.is_empty() {
-        tracing::info!(target: "blockfill::scheduler", count = ranges.len(), "re-pushing batches left planned");
-    }
-    push_batches(ctx, backfill_id, chain, &ranges).await
-}
-
 /// Marks the backfill completed (or failed) once every batch it owns is finished, freezing its
-/// counts. Returns whether it finished.
+/// counts. Completed means its whole range is covered (quarantined blocks aside): when another
+/// backfill's batches over the range are still running it waits for them, and when those failed
+/// it plans the still uncovered blocks itself (a rescan, at most [`MAX_RESCANS`] times). Returns
+/// whether it finished.
 async fn finish_if_complete(
     ctx: &SchedulerContext,
-    backfill_id: Uuid,
+    job: &SchedulerJob,
+    plan: &mut Plan,
 ) -> Result<bool, SchedulerError> {
+    let backfill_id = job.backfill_id;
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM batches WHERE backfill_id = $1 GROUP BY status",
     )
@@ -569,32 +529,129 @@ async fn finish_if_complete(
     if count("planned") + count("queued") + count("running") > 0 {
         return Ok(false);
     }
+    let failed = count("failed");
+    let mut last_error = None;
+    if failed == 0 {
+        let uncovered = uncovered_blocks(&ctx.pool, &plan.chain, plan.range).await?;
+        if uncovered > 0 {
+            if overlapping_work(&ctx.pool, &plan.chain, plan.range).await? {
+                return Ok(false); // another backfill's batches over the range are running
+            }
+            let rescans: (i32,) = sqlx::query_as("SELECT rescans FROM backfills WHERE id = $1")
+                .bind(backfill_id)
+                .fetch_one(&ctx.pool)
+                .await?;
+            if rescans.0 < MAX_RESCANS {
+                rescan(ctx, job, plan, uncovered).await?;
+                plan.gaps_only = true;
+                return Ok(false);
+            }
+            last_error = Some(format!(
+                "{uncovered} blocks of {} are still not covered after {MAX_RESCANS} rescans",
+                plan.range
+            ));
+        }
+    }
     let (blocks_done,): (Option<i64>,) = sqlx::query_as(
         "SELECT sum(to_block - from_block + 1)::int8 FROM batches WHERE backfill_id = $1 AND status = 'done'",
     )
     .bind(backfill_id)
     .fetch_one(&ctx.pool)
     .await?;
-    let failed = count("failed");
     // Quarantined blocks do not fail a backfill: they are listed, and can be retried.
-    let status = if failed > 0 { "failed" } else { "completed" };
+    let status = if failed > 0 || last_error.is_some() {
+        "failed"
+    } else {
+        "completed"
+    };
     let final_counts = json!({
         "planned": 0, "queued": 0, "running": 0,
         "done": count("done"), "failed": failed,
         "split": count("split"), "quarantined": count("quarantined"),
         "blocks_done": blocks_done.unwrap_or(0),
     });
+    let mut tx = ctx.fenced_tx().await?;
     sqlx::query(
-        "UPDATE backfills SET status = $2, finished_at = now(), final_counts = $3 \
+        "UPDATE backfills SET status = $2, finished_at = now(), final_counts = $3, \
+           last_error = COALESCE($4, last_error) \
          WHERE id = $1 AND status IN ('planned', 'running')",
     )
     .bind(backfill_id)
     .bind(status)
     .bind(final_counts)
-    .execute(&ctx.pool)
+    .bind(last_error)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     tracing::info!(target: "blockfill::scheduler", %backfill_id, status, failed, "backfill finished");
     Ok(true)
+}
+
+/// Blocks of `range` that are neither covered nor quarantined.
+async fn uncovered_blocks(
+    pool: &PgPool,
+    chain: &ChainName,
+    range: BlockRange,
+) -> Result<i64, sqlx::Error> {
+    let (covered, quarantined): (i64, i64) = sqlx::query_as(
+        "SELECT \
+           (SELECT COALESCE(sum(LEAST(end_block, $3) - GREATEST(start_block, $2) + 1), 0)::int8 \
+            FROM coverage WHERE chain = $1 AND end_block >= $2 AND start_block <= $3), \
+           (SELECT count(*) FROM quarantined_blocks \
+            WHERE chain = $1 AND number BETWEEN $2 AND $3 AND released_at IS NULL)",
+    )
+    .bind(chain.as_str())
+    .bind(range.from as i64)
+    .bind(range.to as i64)
+    .fetch_one(pool)
+    .await?;
+    Ok(range.len() as i64 - covered - quarantined)
+}
+
+/// Whether unfinished batches of any backfill overlap `range`.
+async fn overlapping_work(
+    pool: &PgPool,
+    chain: &ChainName,
+    range: BlockRange,
+) -> Result<bool, sqlx::Error> {
+    let (found,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM batches WHERE chain = $1 \
+           AND status IN ('planned', 'queued', 'running') \
+           AND to_block >= $2 AND from_block <= $3)",
+    )
+    .bind(chain.as_str())
+    .bind(range.from as i64)
+    .bind(range.to as i64)
+    .fetch_one(pool)
+    .await?;
+    Ok(found)
+}
+
+/// Plans the uncovered blocks of the backfill's range again: its cursor goes back to the start
+/// and, from now on, its steps plan only what the coverage ledger lacks.
+async fn rescan(
+    ctx: &SchedulerContext,
+    job: &SchedulerJob,
+    plan: &Plan,
+    uncovered: i64,
+) -> Result<(), SchedulerError> {
+    let mut tx = ctx.fenced_tx().await?;
+    sqlx::query("UPDATE backfills SET rescans = rescans + 1 WHERE id = $1")
+        .bind(job.backfill_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE scheduler_checkpoints SET cursor_block = $3, updated_at = now() \
+         WHERE backfill_id = $1 AND generation = $2",
+    )
+    .bind(job.backfill_id)
+    .bind(job.generation)
+    .bind(plan.range.from as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(target: "blockfill::scheduler", backfill_id = %job.backfill_id, uncovered, "backfill range not covered after its batches finished; planning the missing blocks again");
+    Ok(())
 }
 
 /// Writes the next generation's checkpoint and queues it; keeps the last 10 generations.
@@ -603,7 +660,7 @@ async fn continue_as_new(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(
         backfill_id: job.backfill_id,
         generation: job.generation + 1,
     };
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = ctx.fenced_tx().await?;
     let inserted = sqlx::query(
         "INSERT INTO scheduler_checkpoints (backfill_id, generation, cursor_block, planned_batches) \
          SELECT backfill_id, $2, cursor_block, planned_batches FROM scheduler_checkpoints \
@@ -637,26 +694,26 @@ pub async fn refeed_lost_batches(
     grace: Duration,
 ) -> Result<usize, SchedulerError> {
     let mut count = 0;
-    for (lane, queue) in [("backfill", &ctx.batches), ("live", &ctx.live)] {
-        count += refeed_lane(ctx, lane, queue, grace).await?;
+    for lane in Lane::ALL {
+        count += refeed_lane(ctx, lane, grace).await?;
     }
     Ok(count)
 }
 
 async fn refeed_lane(
     ctx: &SchedulerContext,
-    lane: &str,
-    queue: &JobQueue<BatchJob>,
+    lane: Lane,
     grace: Duration,
 ) -> Result<usize, SchedulerError> {
+    let queue = ctx.queue(lane);
     let rows: Vec<(String, String, i64, i64, Uuid, i32)> = sqlx::query_as(
         "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
          WHERE lane = $2 AND status IN ('planned', 'queued', 'running') \
            AND COALESCE(started_at, queued_at, planned_at) < now() - make_interval(secs => $1) \
-         ORDER BY COALESCE(started_at, queued_at, planned_at) LIMIT 1000",
+         ORDER BY from_block LIMIT 1000",
     )
     .bind(grace.as_secs_f64())
-    .bind(lane)
+    .bind(lane.as_str())
     .fetch_all(&ctx.pool)
     .await?;
     let jobs: Vec<(BatchJob, i32)> = rows
@@ -684,13 +741,17 @@ async fn refeed_lane(
     if lost.is_empty() {
         return Ok(0);
     }
+    // Lost work is planned again in a new round (a fresh task id); the gate pushes what fits,
+    // the rest waits planned for the next pass.
+    let mut tx = ctx.fenced_tx().await?;
     let renewed: Vec<(String, i32)> = sqlx::query_as(
         "UPDATE batches SET status = 'planned', queue_round = queue_round + 1 \
          WHERE id = ANY($1) AND status IN ('planned', 'queued', 'running') RETURNING id, queue_round",
     )
     .bind(&lost)
-    .fetch_all(&ctx.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let requeue: Vec<(BatchJob, i32)> = jobs
         .into_iter()
         .filter_map(|(job, _)| {
@@ -700,9 +761,8 @@ async fn refeed_lane(
                 .map(|(_, round)| (job, *round))
         })
         .collect();
-    let count = requeue.len();
-    enqueue_batches(&ctx.pool, queue, requeue).await?;
-    metrics::counter!("blockfill_batches_refed_total", "lane" => lane.to_owned())
+    let count = enqueue_batches(&ctx.pool, queue, lane, requeue).await?;
+    metrics::counter!("blockfill_batches_refed_total", "lane" => lane.as_str())
         .increment(count as u64);
     Ok(count)
 }

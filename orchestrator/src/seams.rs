@@ -1,14 +1,20 @@
 //! The seam check: reorgs that no write noticed (deeper than the confirmation depth, or between
 //! two batches written at different times) are found by checking hash continuity of the recent
 //! stored blocks and comparing the stored tip with the node; they are repaired like any reorg
-//! (unwind to the common ancestor) and the unwound range is backfilled again.
+//! (unwind to the common ancestor, in the same transaction as the backfill that re-indexes the
+//! unwound range up to the safe head). Blocks the node does not have (yet) are compared later,
+//! never taken for a reorg. Chains whose live sync is halted are skipped.
 
 use blockfill_activities::{
-    BlockRange, ChainName, SourceRegistry, entity::chains, reorg::repair_reorg, source::SourceError,
+    BlockRange, ChainName, ChainSource, SchedulerJob, SourceRegistry,
+    entity::chains,
+    plan::{Lane, feed_planned},
+    reorg::{RepairRequest, repair_reorg},
+    source::SourceError,
 };
 use sea_orm::{EntityTrait, sqlx};
 
-use crate::scheduler::{SchedulerContext, SchedulerError, create_backfill};
+use crate::scheduler::{SchedulerContext, SchedulerError};
 
 /// Stored blocks whose parent links are checked on every pass.
 const CONTINUITY_WINDOW: i64 = 10_000;
@@ -25,6 +31,9 @@ pub async fn check_seams(
         let Ok(name) = ChainName::parse(&chain.name) else {
             continue;
         };
+        if chain.live_halted {
+            continue;
+        }
         match check_chain(ctx, sources, &chain, &name).await {
             Ok(true) => repaired += 1,
             Ok(false) => {}
@@ -72,29 +81,68 @@ async fn check_chain(
             .bind(window.to as i64)
             .fetch_all(&ctx.pool)
             .await?;
-            match source.block_hashes(window).await {
-                Ok(node) => stored
-                    .iter()
-                    .find(|(n, h)| node.iter().any(|(m, g)| *m == *n as u64 && g != h))
-                    .map(|(n, _)| *n as u64),
-                // The node no longer has our tip: it rolled back.
-                Err(SourceError::NotYetAvailable { block, .. }) => Some(block),
-                Err(e) => return Err(e.into()),
-            }
+            let node = node_hashes_up_to_its_head(source.as_ref(), window).await?;
+            stored
+                .iter()
+                .find(|(n, h)| node.iter().any(|(m, g)| *m == *n as u64 && g != h))
+                .map(|(n, _)| *n as u64)
         }
     };
     let Some(suspect) = suspect else {
         return Ok(false);
     };
     tracing::warn!(target: "blockfill::seams", chain = %name, suspect, "stored blocks disagree with the node");
-    let repair = repair_reorg(&ctx.pool, source.as_ref(), name, suspect, "seam").await?;
-    if let Some(range) = repair.reindex {
-        let safe_head = chain
-            .head_block
-            .map(|h| (h - chain.confirmations).max(0) as u64);
-        let to = safe_head.map_or(range.to, |s| s.max(range.to).min(range.to + 10_000));
-        let id = create_backfill(ctx, name, "range", range.from, to).await?;
-        tracing::info!(target: "blockfill::seams", chain = %name, %id, from = range.from, to, "re-indexing after a reorg");
+    let safe_head = chain
+        .head_block
+        .map(|h| (h - chain.confirmations).max(0) as u64);
+    let repair = repair_reorg(
+        &ctx.pool,
+        source.as_ref(),
+        RepairRequest {
+            chain: name,
+            suspect,
+            detected_by: "seam",
+            reindex_to: safe_head,
+            term: ctx.term.as_ref(),
+        },
+    )
+    .await?;
+    if let (Some(range), Some(backfill_id)) = (repair.reindex, repair.backfill_id) {
+        // The re-index is planned and durable; start it now rather than at the reconciler's
+        // next pass.
+        feed_planned(&ctx.pool, &ctx.batches, Lane::Backfill, Some(backfill_id)).await?;
+        let job = SchedulerJob {
+            backfill_id,
+            generation: 0,
+        };
+        ctx.scheduler.push(&job.task_id(), job, None).await?;
+        tracing::info!(target: "blockfill::seams", chain = %name, %backfill_id, %range, "re-indexing after a reorg");
     }
     Ok(true)
+}
+
+/// The node's hashes of `window`, up to the highest block it has: a node that does not have the
+/// newest stored blocks (yet) is compared on the blocks it has.
+async fn node_hashes_up_to_its_head(
+    source: &dyn ChainSource,
+    window: BlockRange,
+) -> Result<Vec<(u64, String)>, SourceError> {
+    let mut to = window.to;
+    loop {
+        match source
+            .block_hashes(BlockRange {
+                from: window.from,
+                to,
+            })
+            .await
+        {
+            Err(SourceError::NotYetAvailable { block, .. })
+                if block > window.from && block <= to =>
+            {
+                to = block - 1;
+            }
+            Err(SourceError::NotYetAvailable { .. }) => return Ok(Vec::new()),
+            other => return other,
+        }
+    }
 }

@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use blockfill_activities::{
-    BlockRange, ChainName, EvmRpcSource, reorg::repair_reorg, source::RpcSettings,
+    BlockRange, ChainName, EvmRpcSource,
+    reorg::{RepairRequest, repair_reorg},
+    source::RpcSettings,
 };
 use blockfill_orchestrator::verify::verify_range;
 use blockfill_tests::{
@@ -161,9 +163,19 @@ async fn an_unwind_commits_together_with_the_batches_that_reindex_it() {
     // Repair as the seam check does, then "crash": nothing else of the caller runs.
     let source = EvmRpcSource::new(&anvil.url, RpcSettings::default()).unwrap();
     let chain = ChainName::parse("durable").unwrap();
-    let repair = repair_reorg(&app.pool, &source, &chain, outcome.fork_point + 1, "seam")
-        .await
-        .unwrap();
+    let repair = repair_reorg(
+        &app.pool,
+        &source,
+        RepairRequest {
+            chain: &chain,
+            suspect: outcome.fork_point + 1,
+            detected_by: "seam",
+            reindex_to: None,
+            term: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(repair.common_ancestor, Some(outcome.fork_point));
     // PostgreSQL alone must say the unwound blocks will be indexed again.
     let uncovered = app
@@ -194,7 +206,10 @@ async fn an_unwind_commits_together_with_the_batches_that_reindex_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_the_node_does_not_have_yet_are_not_a_reorg() {
-    let anvil = Anvil::start().await.unwrap();
+    // `anvil_rollback` needs the recent states.
+    let anvil = Anvil::start_with_args(&["--prune-history", "64"])
+        .await
+        .unwrap();
     anvil
         .build_chain(ChainSpec {
             blocks: 300,

@@ -148,11 +148,12 @@ pub fn init_test_logging() {
 }
 
 impl TestApp {
-    /// The in-process orchestrator's scheduler context (database, queues, settings).
+    /// The in-process orchestrator's scheduler context (database, queues, settings): that of its
+    /// current leader term while it leads.
     pub fn context(&self) -> blockfill_orchestrator::scheduler::SchedulerContext {
         self.orchestrator
             .as_ref()
-            .map(|(o, _)| o.context.clone())
+            .map(|(o, _)| o.leader_context().unwrap_or_else(|| o.context.clone()))
             .expect("the orchestrator runs")
     }
 

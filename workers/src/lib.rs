@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, BatchOutcome, BatchPolicy, Resolution, SourceRegistry, db, enqueue_batches,
+    BatchJob, BatchOutcome, BatchPolicy, Lane, Resolution, SourceRegistry, db, enqueue_batches,
     queue::{self, JobFailure, JobQueue, WorkerOptions},
     run_batch,
     settings::{RpcArgs, StoreArgs},
@@ -91,13 +91,15 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         backoff_base: args.retry_backoff,
         ..WorkerOptions::default()
     };
-    let lane = Lane {
+    let lane = LaneWorker {
+        lane: Lane::Backfill,
         pool,
         sources,
         policy,
         shutdown: shutdown.clone(),
     };
-    let live_lane = Lane {
+    let live_lane = LaneWorker {
+        lane: Lane::Live,
         policy: BatchPolicy {
             priority: RequestPriority::Live,
             ..policy
@@ -123,14 +125,15 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
 
 /// What one queue's worker needs.
 #[derive(Clone)]
-struct Lane {
+struct LaneWorker {
+    lane: Lane,
     pool: sea_orm::sqlx::PgPool,
     sources: SourceRegistry,
     policy: BatchPolicy,
     shutdown: CancellationToken,
 }
 
-impl Lane {
+impl LaneWorker {
     /// Runs an apalis worker on `queue` until shutdown, restarting it with backoff when it stops
     /// (a lost or flushed Redis stops apalis' worker).
     async fn supervise(
@@ -146,14 +149,7 @@ impl Lane {
                 queue.clone(),
                 options.clone(),
                 move |job: BatchJob, ctx: queue::JobContext| {
-                    handle(
-                        job,
-                        ctx,
-                        lane.pool.clone(),
-                        lane.sources.clone(),
-                        handler_queue.clone(),
-                        lane.policy,
-                    )
+                    handle(job, ctx, lane.clone(), handler_queue.clone())
                 },
                 self.shutdown.clone(),
             )
@@ -177,11 +173,16 @@ impl Lane {
 async fn handle(
     job: BatchJob,
     ctx: queue::JobContext,
-    pool: sea_orm::sqlx::PgPool,
-    sources: SourceRegistry,
+    worker: LaneWorker,
     queue: JobQueue<BatchJob>,
-    policy: BatchPolicy,
 ) -> Result<(), JobFailure> {
+    let LaneWorker {
+        lane,
+        pool,
+        sources,
+        policy,
+        ..
+    } = worker;
     match run_batch(&pool, &sources, &job, &ctx.worker_name, policy).await {
         Ok(BatchOutcome::Written(outcome)) => {
             tracing::debug!(target: "blockfill::worker", batch = %job.batch_id, blocks = outcome.blocks_inserted, "batch written");
@@ -195,11 +196,14 @@ async fn handle(
         Err(failure) => match failure.resolution {
             Resolution::Retry => Err(JobFailure::Retry(failure.error.to_string())),
             Resolution::Failed | Resolution::Quarantined => Ok(()),
-            Resolution::Split(children) => {
-                enqueue_batches(&pool, &queue, children).await.map_err(|e| {
+            // The halves go through the gate of the parent's lane; what does not fit waits
+            // planned and is fed by the leader.
+            Resolution::Split(children) => enqueue_batches(&pool, &queue, lane, children)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
                     JobFailure::Retry(format!("queueing the halves of a split batch: {e}"))
-                })
-            }
+                }),
         },
     }
 }

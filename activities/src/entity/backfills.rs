@@ -33,6 +33,9 @@ pub struct Model {
     pub final_counts: Option<Json>,
     /// The last error seen.
     pub last_error: Option<String>,
+    /// Times the scheduler planned the still uncovered blocks of the range again (after other
+    /// backfills' work over them failed).
+    pub rescans: i32,
 }
 
 /// No relations are navigated through sea-orm.

@@ -7,6 +7,7 @@ mod chains;
 mod endpoints;
 mod error;
 mod health;
+mod live;
 mod orchestrator;
 mod reorgs;
 mod status;
@@ -53,6 +54,7 @@ pub fn router(ctx: ApiContext) -> Router {
     Router::new()
         .merge(health::router())
         .merge(chains::router())
+        .merge(live::router())
         .merge(endpoints::router())
         .merge(backfills::router())
         .merge(status::router())

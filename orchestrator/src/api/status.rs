@@ -53,6 +53,13 @@ pub struct LiveStatus {
     pub reorgs_seen: i64,
     /// The latest of them.
     pub last_reorg: Option<super::ReorgView>,
+    /// Whether live sync is halted for an operator (a reorg deeper than the chain's
+    /// `max_reorg_depth`: nothing was unwound); `POST /v1/chains/{name}/live/resume` resumes it.
+    pub halted: bool,
+    /// Why it halted.
+    pub halted_reason: Option<String>,
+    /// When it halted.
+    pub halted_at: Option<DateTime<Utc>>,
 }
 
 /// Historical completeness between the chain's start block and its safe head.
@@ -317,6 +324,9 @@ pub async fn chain_status(
         is_live_sync: last_indexed.is_some()
             && lag_blocks.is_some_and(|lag| lag <= LIVE_SYNC_TOLERANCE),
         head_updated_at: chain.head_updated_at.map(|t| t.with_timezone(&Utc)),
+        halted: chain.live_halted,
+        halted_reason: chain.live_halted_reason.clone(),
+        halted_at: chain.live_halted_at.map(|t| t.with_timezone(&Utc)),
     };
     let rate = recent_rate(pool, &chain.name).await?;
     let work = work_status(pool, &chain.name).await?;

@@ -1,0 +1,70 @@
+//! `POST /v1/chains/{name}/live/resume`: an operator resumes live sync halted by a reorg deeper
+//! than the chain's limit, optionally raising the limit first (when the node is right and the
+//! reorg real). The next seam check then repairs the reorg within the new limit; with the old
+//! limit it halts again.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, State},
+    routing::post,
+};
+use blockfill_activities::entity::chains;
+use sea_orm::{EntityTrait, sqlx};
+use serde::Deserialize;
+
+use super::{ApiContext, ApiError, chains::ChainView};
+use crate::api::chains::MAX_REORG_DEPTH_LIMIT;
+
+pub(super) fn router() -> Router<ApiContext> {
+    Router::new().route("/v1/chains/{name}/live/resume", post(resume))
+}
+
+/// Body of `POST /v1/chains/{name}/live/resume` (may be empty).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeLive {
+    /// A new reorg depth limit for the chain.
+    max_reorg_depth: Option<u64>,
+}
+
+async fn resume(
+    State(ctx): State<ApiContext>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<ChainView>, ApiError> {
+    let body: ResumeLive = if body.iter().all(u8::is_ascii_whitespace) {
+        ResumeLive::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Unprocessable(format!("invalid body: {e}")))?
+    };
+    if body
+        .max_reorg_depth
+        .is_some_and(|d| !(1..=MAX_REORG_DEPTH_LIMIT).contains(&d))
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "max_reorg_depth must be between 1 and {MAX_REORG_DEPTH_LIMIT}"
+        )));
+    }
+    let resumed = sqlx::query(
+        "UPDATE chains SET live_halted = false, live_halted_reason = NULL, live_halted_at = NULL, \
+           max_reorg_depth = COALESCE($2, max_reorg_depth), updated_at = now() \
+         WHERE name = $1",
+    )
+    .bind(&name)
+    .bind(body.max_reorg_depth.map(|d| d as i64))
+    .execute(&ctx.scheduler.pool)
+    .await?
+    .rows_affected();
+    if resumed == 0 {
+        return Err(ApiError::NotFound(format!("no chain named {name}")));
+    }
+    metrics::gauge!("blockfill_live_halted", "chain" => name.clone()).set(0.0);
+    tracing::warn!(target: "blockfill::api", chain = %name, max_reorg_depth = ?body.max_reorg_depth, "live sync resumed by an operator");
+    let row = chains::Entity::find_by_id(name.clone())
+        .one(&ctx.scheduler.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
+    Ok(Json(row.into()))
+}
