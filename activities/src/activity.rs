@@ -207,7 +207,7 @@ pub async fn run_batch(
         match write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await {
             Err(WriteError::Reorg { block, detail, .. }) => {
                 tracing::warn!(target: "blockfill::activities", block, detail, "reorg detected while writing");
-                repair_and_reindex(pool, source.as_ref(), job, block).await
+                repair_and_reindex(pool, source.as_ref(), job, block, worker).await
             }
             other => Ok(other?),
         }
@@ -221,12 +221,16 @@ pub async fn run_batch(
 
 /// Repairs a reorg found at `block` while writing `job`: the unwind commits together with a
 /// backfill that re-indexes the unwound range (up to the job's end, if higher), so nothing is lost
-/// if this worker dies now; then the job writes its own range and its batch is done.
+/// if this worker dies now. Then, to close the gap at once rather than when the scheduler gets
+/// to it, this worker runs those planned batches itself (each claimed, written and marked done
+/// like any batch; whatever it does not get to is left to the scheduler), and finally writes its
+/// own range.
 async fn repair_and_reindex(
     pool: &PgPool,
     source: &dyn ChainSource,
     job: &BatchJob,
     block: u64,
+    worker: &str,
 ) -> Result<WriteOutcome, ActivityError> {
     let repair = repair_reorg(
         pool,
@@ -241,8 +245,34 @@ async fn repair_and_reindex(
     )
     .await?;
     tracing::info!(target: "blockfill::activities", depth = repair.depth, reindex = ?repair.reindex, "reorg unwound; its re-index is planned");
+    let mut total = WriteOutcome::default();
+    for range in &repair.planned {
+        let batch_id = BatchId::new(&job.chain, *range).to_string();
+        let claimed = sqlx::query(
+            "UPDATE batches SET status = 'running', deliveries = deliveries + 1, worker = $2, \
+               started_at = now() WHERE id = $1 AND status = 'planned'",
+        )
+        .bind(&batch_id)
+        .bind(worker)
+        .execute(pool)
+        .await
+        .map_err(|e| ActivityError::Database(e.to_string()))?
+        .rows_affected();
+        if claimed == 0 {
+            continue;
+        }
+        let bundle = source.fetch_range(*range).await?;
+        let outcome = write_batch(pool, &job.chain, *range, Some(&batch_id), &bundle).await?;
+        total.blocks_inserted += outcome.blocks_inserted;
+        total.transactions_inserted += outcome.transactions_inserted;
+        total.logs_inserted += outcome.logs_inserted;
+    }
     let bundle = source.fetch_range(job.range).await?;
-    Ok(write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await?)
+    let own = write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await?;
+    total.blocks_inserted += own.blocks_inserted;
+    total.transactions_inserted += own.transactions_inserted;
+    total.logs_inserted += own.logs_inserted;
+    Ok(total)
 }
 
 async fn record_failure(

@@ -88,7 +88,7 @@ pub struct RepairRequest<'a> {
 }
 
 /// What a repair did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReorgRepair {
     /// Highest block on which the database and the node agree (`None`: none stored agrees).
     pub common_ancestor: Option<u64>,
@@ -99,6 +99,8 @@ pub struct ReorgRepair {
     pub reindex: Option<BlockRange>,
     /// The backfill that re-indexes it (planned in the unwind's transaction).
     pub backfill_id: Option<Uuid>,
+    /// Its batches that were new work (planned, not yet queued), lowest first.
+    pub planned: Vec<BlockRange>,
 }
 
 /// The chain's repair settings.
@@ -237,6 +239,7 @@ async fn unwind(
             depth: 0,
             reindex: None,
             backfill_id: None,
+            planned: Vec::new(),
         });
     };
     // The reorg's depth: up to the highest stored block the node does not have (blocks of the new
@@ -335,7 +338,7 @@ async fn unwind(
             to.clamp(unwound_top, unwound_top + MAX_REINDEX_EXTENSION)
         }),
     };
-    let backfill_id = plan_reindex(&mut tx, chain, reindex, batch_size).await?;
+    let (backfill_id, planned) = plan_reindex(&mut tx, chain, reindex, batch_size).await?;
     tx.commit().await?;
     tracing::warn!(target: "blockfill::reorg", chain = %chain, common_ancestor = above, depth, detected_by, %backfill_id, reindex = %reindex, "reorg: unwound blocks above the common ancestor and planned their re-index");
     metrics::counter!("blockfill_reorgs_total", "chain" => chain.to_string()).increment(1);
@@ -344,6 +347,7 @@ async fn unwind(
         depth,
         reindex: Some(reindex),
         backfill_id: Some(backfill_id),
+        planned,
     })
 }
 
@@ -355,7 +359,7 @@ async fn plan_reindex(
     chain: &ChainName,
     range: BlockRange,
     batch_size: u64,
-) -> Result<Uuid, sqlx::Error> {
+) -> Result<(Uuid, Vec<BlockRange>), sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, started_at) \
@@ -384,7 +388,7 @@ async fn plan_reindex(
         .bind(blocks as i64)
         .execute(&mut **tx)
         .await?;
-    Ok(id)
+    Ok((id, planned.into_iter().map(|(r, _)| r).collect()))
 }
 
 /// The node's hashes of `[from, to]` (ascending chunks of 1,000); blocks the node does not have

@@ -420,7 +420,12 @@ async fn live_lag_phase(
 }
 
 /// Drops the benchmark's database and Redis keys (best effort).
-async fn cleanup(stores: &StoreArgs, admin_url: &str, database: &str, keep_database: bool) {
+pub(crate) async fn cleanup(
+    stores: &StoreArgs,
+    admin_url: &str,
+    database: &str,
+    keep_database: bool,
+) {
     if let Ok(client) = redis::Client::open(stores.redis_url.as_str())
         && let Ok(mut conn) = client.get_multiplexed_async_connection().await
     {

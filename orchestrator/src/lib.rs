@@ -16,6 +16,7 @@
 //! - [`verify`]: database-versus-node comparison.
 //! - [`fleet`]: starting and stopping local `blockfill-worker` processes.
 //! - [`demo`], [`bench`]: the README's demo and the end-to-end benchmark.
+//! - [`soak`]: the long-running benchmark of live sync through a fleet outage.
 
 pub mod api;
 pub mod app;
@@ -31,6 +32,7 @@ pub mod new_heads;
 pub mod scheduler;
 pub mod seams;
 pub mod settings;
+pub mod soak;
 pub mod verify;
 
 pub use app::Orchestrator;

@@ -11,7 +11,7 @@ use blockfill_activities::{
     telemetry,
 };
 use blockfill_orchestrator::{
-    Orchestrator, app::prepare_database, bench, demo, devnet_server, settings::ServeArgs,
+    Orchestrator, app::prepare_database, bench, demo, devnet_server, settings::ServeArgs, soak,
     verify::verify_range,
 };
 use clap::{Parser, Subcommand};
@@ -62,6 +62,9 @@ enum Command {
     Devnet(devnet_server::DevnetArgs),
     /// Benchmark: raw fetch-and-write loop versus end to end through the queue.
     Bench(bench::BenchArgs),
+    /// Soak benchmark: a growing devnet followed by live sync for minutes, with a fleet outage;
+    /// prints Redis keys and memory, rows per block, status p99 and live lag, start against end.
+    Soak(soak::SoakArgs),
 }
 
 #[tokio::main]
@@ -143,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => {
             bench::run(args).await?;
         }
+        Command::Soak(args) => soak::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
