@@ -191,7 +191,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             rows_per_block,
             batch_rows,
         });
-        if samples.len() % 30 == 0 {
+        if samples.len().is_multiple_of(30) {
             let s = samples[samples.len() - 1];
             println!(
                 "t={:>5.0}s lag {:>6} blocks, status {:>6.1} ms, redis {} keys / {} KiB, live queue {}, batch rows {}, control rows/block {:.3}",
