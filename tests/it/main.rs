@@ -6,6 +6,7 @@
 
 mod api;
 mod backfill_anvil;
+mod bad_input;
 mod chaos;
 mod crash_loop;
 mod database_outage;
