@@ -3,7 +3,7 @@
 use axum::{
     Json, Router,
     extract::{
-        Path, Query, State,
+        Query, State,
         rejection::{JsonRejection, QueryRejection},
     },
     http::StatusCode,
@@ -18,7 +18,11 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApiContext, ApiError, status::gap_summary};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+    status::gap_summary,
+};
 use crate::scheduler::create_backfill;
 use blockfill_activities::ChainName;
 
@@ -42,7 +46,7 @@ enum Mode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBackfill {
-    chain: String,
+    chain: Text,
     #[serde(default)]
     mode: Mode,
     from: Option<u64>,
@@ -67,7 +71,7 @@ async fn create(
     body: Result<Json<CreateBackfill>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body?;
-    let chain = chains::Entity::find_by_id(body.chain.clone())
+    let chain = chains::Entity::find_by_id(body.chain.as_str())
         .one(&ctx.scheduler.db)
         .await?
         .ok_or_else(|| {
@@ -324,7 +328,7 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
 
 async fn show(
     State(ctx): State<ApiContext>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<BackfillView>, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
@@ -338,7 +342,7 @@ async fn show(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    chain: Option<String>,
+    chain: Option<Text>,
     limit: Option<u64>,
 }
 
@@ -357,7 +361,7 @@ async fn list(
         .order_by_desc(backfills::Column::RequestedAt)
         .limit(limit);
     if let Some(chain) = query.chain {
-        select = select.filter(backfills::Column::Chain.eq(chain));
+        select = select.filter(backfills::Column::Chain.eq(chain.into_string()));
     }
     let mut views = Vec::new();
     for row in select.all(&ctx.scheduler.db).await? {

@@ -8,6 +8,7 @@ mod endpoints;
 mod error;
 mod health;
 mod orchestrator;
+mod params;
 mod reorgs;
 mod status;
 mod ui;

@@ -4,7 +4,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Query, State, rejection::QueryRejection},
     routing::get,
 };
 use blockfill_activities::entity::chains;
@@ -15,7 +15,10 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ApiContext, ApiError};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+};
 
 /// A chain whose last indexed block is at most this far below the safe head reads as live-synced.
 pub const LIVE_SYNC_TOLERANCE: i64 = 2;
@@ -390,9 +393,9 @@ async fn find_chain(ctx: &ApiContext, name: &str) -> Result<chains::Model, ApiEr
 
 async fn status(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainStatus>, ApiError> {
-    let chain = find_chain(&ctx, &name).await?;
+    let chain = find_chain(&ctx, name.as_str()).await?;
     Ok(Json(chain_status(&ctx.scheduler.pool, &chain).await?))
 }
 
@@ -425,7 +428,7 @@ pub struct GapPage {
 
 async fn gaps(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
     query: Result<Query<GapQuery>, QueryRejection>,
 ) -> Result<Json<GapPage>, ApiError> {
     let Query(query) = query?;
@@ -435,14 +438,22 @@ async fn gaps(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let chain = find_chain(&ctx, &name).await?;
+    let chain = find_chain(&ctx, name.as_str()).await?;
     let Some((from, to)) = covered_range(&ctx.scheduler.pool, &chain).await? else {
         return Ok(Json(GapPage {
             gaps: Vec::new(),
             next_after: None,
         }));
     };
-    let mut page = gap_page(&ctx.scheduler.pool, &name, from, to, query.after, limit + 1).await?;
+    let mut page = gap_page(
+        &ctx.scheduler.pool,
+        &chain.name,
+        from,
+        to,
+        query.after,
+        limit + 1,
+    )
+    .await?;
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
     Ok(Json(GapPage {
