@@ -18,5 +18,6 @@ mod live;
 mod poison;
 mod reorgs;
 mod scheduler;
+mod status_cost;
 mod status_gaps;
 mod writes;
