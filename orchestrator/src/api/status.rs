@@ -126,16 +126,23 @@ pub struct WorkStatus {
     pub last_errors: Vec<String>,
 }
 
+/// The chain's failure counts. Each count reads only the rows it counts (partial indexes of
+/// migration 000007, and `(chain, status)` for failed and split), never all of a chain's batches.
 async fn work_status(pool: &PgPool, chain: &str) -> Result<WorkStatus, sqlx::Error> {
-    let (retried_batches, redelivered_batches, failed_batches, split_batches): (i64, i64, i64, i64) =
-        sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE attempts > 0), count(*) FILTER (WHERE deliveries > 1), \
-                    count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'split') \
-             FROM batches WHERE chain = $1",
-        )
-        .bind(chain)
-        .fetch_one(pool)
-        .await?;
+    let (retried_batches, redelivered_batches, failed_batches, split_batches): (
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM batches WHERE chain = $1 AND attempts > 0), \
+                    (SELECT count(*) FROM batches WHERE chain = $1 AND deliveries > 1), \
+                    (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'failed'), \
+                    (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'split')",
+    )
+    .bind(chain)
+    .fetch_one(pool)
+    .await?;
     let (quarantined_blocks,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM quarantined_blocks WHERE chain = $1 AND released_at IS NULL",
     )
