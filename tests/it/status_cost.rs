@@ -1,18 +1,24 @@
 //! The status and gaps answers cost the same on a chain with 200,000 batch rows as on a young
 //! one: they read the rows that matter (failures, recent work, the newest live batch), never
 //! every batch of the chain. Measured with PostgreSQL's own counters of the transaction the
-//! answers' queries run in.
+//! answers' queries run in. Old done live batch rows are compacted away without changing what
+//! the live backfill and the chain status count.
 
 use blockfill_activities::entity::chains;
-use blockfill_orchestrator::api::{chain_status, gap_page, gap_summary};
+use blockfill_orchestrator::{
+    api::{chain_status, gap_page, gap_summary},
+    compaction::{KEEP_NEWEST_PER_CHAIN, KEEP_RECENT, MAX_ROWS_PER_CALL, compact_live_batches},
+};
 use blockfill_tests::{
     anvil::Anvil,
     app::{TestApp, spawn_app, test_scheduler},
 };
+use reqwest::StatusCode;
 use sea_orm::{
     EntityTrait,
     sqlx::{self, PgPool, postgres::PgPoolOptions},
 };
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// Batch rows of the aged chain.
@@ -169,6 +175,187 @@ async fn status_and_gaps_read_a_bounded_number_of_batch_rows_on_an_aged_chain() 
     );
 
     one.close().await;
+    anvil.stop().await.unwrap();
+    app.teardown().await;
+}
+
+/// Inserts live batches `[i * 10, i * 10 + 9]` for `i` in `[first, last]` of `chain`, owned by
+/// `backfill`, with `status`, finished (or planned, when unfinished) `age_sql` ago.
+async fn live_rows(
+    app: &TestApp,
+    chain: &str,
+    backfill: Uuid,
+    (first, last): (i64, i64),
+    status: &str,
+    age_sql: &str,
+) {
+    sqlx::query(
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, lane, attempts, \
+                              deliveries, last_error, planned_at, started_at, finished_at) \
+         SELECT $1 || ':' || i * 10 || '-' || (i * 10 + 9), $1, i * 10, i * 10 + 9, $2, $3, 'live', \
+                CASE WHEN $3 = 'failed' THEN 5 WHEN i % 100 = 5 THEN 1 ELSE 0 END, \
+                CASE WHEN i % 150 = 7 THEN 2 ELSE 1 END, \
+                CASE WHEN $3 = 'failed' THEN 'head not served' END, \
+                t, t, CASE WHEN $3 IN ('done', 'failed') THEN t END \
+         FROM generate_series($4::int8, $5::int8) i, \
+         LATERAL (SELECT now() - $6::interval + i * interval '1 millisecond' AS t) x",
+    )
+    .bind(chain)
+    .bind(backfill)
+    .bind(status)
+    .bind(first)
+    .bind(last)
+    .bind(age_sql)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+/// What the live backfill's view counts of finished work.
+fn finished_counts(view: &Value) -> Value {
+    json!({
+        "done": view["batches"]["done"],
+        "failed": view["batches"]["failed"],
+        "unfinished": view["batches"]["planned"].as_i64().unwrap()
+            + view["batches"]["queued"].as_i64().unwrap()
+            + view["batches"]["running"].as_i64().unwrap(),
+        "blocks_done": view["blocks_done"],
+        "retried_batches": view["retried_batches"],
+        "failed_attempts": view["failed_attempts"],
+        "redeliveries": view["redeliveries"],
+        "last_errors": view["last_errors"],
+    })
+}
+
+/// What the chain status counts.
+async fn status_counts(app: &TestApp, chain: &str) -> Value {
+    let (code, status) = app.get(&format!("/v1/chains/{chain}/status")).await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    json!({"work": status["work"], "last_live_block": status["live"]["last_live_block"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_deletes_old_done_live_rows_and_keeps_every_count() {
+    let app = spawn_app(test_scheduler()).await;
+    let anvil = Anvil::start().await.unwrap();
+    app.register_chain("busy", &anvil.url, 10).await;
+    app.register_chain("idle", &anvil.url, 10).await;
+    let (busy_range, busy_live) = backfills(&app, "busy").await;
+    let (_, idle_live) = backfills(&app, "idle").await;
+
+    // busy: 12,000 live batches done two days ago (120 needed a retry, 80 a redelivery), 200
+    // done five minutes ago, 20 unfinished and 5 failed for two hours, and 500 old historical
+    // batches. idle: 150 live batches done two days ago, nothing since. (The reconciler may
+    // re-feed the unfinished ones meanwhile: they are counted together.)
+    live_rows(&app, "busy", busy_live, (0, 11_999), "done", "2 days").await;
+    live_rows(
+        &app,
+        "busy",
+        busy_live,
+        (12_000, 12_199),
+        "done",
+        "5 minutes",
+    )
+    .await;
+    live_rows(
+        &app,
+        "busy",
+        busy_live,
+        (12_200, 12_209),
+        "queued",
+        "2 hours",
+    )
+    .await;
+    live_rows(
+        &app,
+        "busy",
+        busy_live,
+        (12_210, 12_219),
+        "running",
+        "2 hours",
+    )
+    .await;
+    live_rows(
+        &app,
+        "busy",
+        busy_live,
+        (12_220, 12_224),
+        "failed",
+        "2 hours",
+    )
+    .await;
+    live_rows(&app, "busy", busy_range, (20_000, 20_499), "done", "2 days").await;
+    sqlx::query("UPDATE batches SET lane = 'backfill' WHERE backfill_id = $1")
+        .bind(busy_range)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    live_rows(&app, "idle", idle_live, (0, 149), "done", "2 days").await;
+
+    let view_path = format!("/v1/backfills/{busy_live}");
+    let (code, before) = app.get(&view_path).await;
+    assert_eq!(code, StatusCode::OK, "{before}");
+    let counts_before = finished_counts(&before);
+    assert_eq!(
+        counts_before,
+        json!({
+            "done": 12_200, "failed": 5, "unfinished": 20, "blocks_done": 122_000,
+            "retried_batches": 128, "failed_attempts": 148, "redeliveries": 82,
+            "last_errors": ["head not served"],
+        }),
+        "{before}"
+    );
+    let busy_before = status_counts(&app, "busy").await;
+    let idle_before = status_counts(&app, "idle").await;
+    assert_eq!(busy_before["last_live_block"], json!(121_999));
+    assert_eq!(idle_before["last_live_block"], json!(1_499));
+
+    // 12,000 old rows of busy and 50 of idle (beyond its newest 100) are due: two calls.
+    assert_eq!(KEEP_NEWEST_PER_CHAIN, 100);
+    assert_eq!(MAX_ROWS_PER_CALL, 10_000);
+    let first = compact_live_batches(&app.pool, KEEP_RECENT).await.unwrap();
+    let second = compact_live_batches(&app.pool, KEEP_RECENT).await.unwrap();
+    let third = compact_live_batches(&app.pool, KEEP_RECENT).await.unwrap();
+    assert_eq!((first, second, third), (10_000, 2_050, 0));
+
+    let left = |sql: &'static str| app.count(sql);
+    assert_eq!(
+        left("SELECT count(*) FROM batches WHERE chain = 'busy' AND lane = 'live' AND status = 'done'")
+            .await,
+        200,
+        "the recent done live rows stay"
+    );
+    assert_eq!(
+        left("SELECT count(*) FROM batches WHERE chain = 'busy' AND lane = 'live' AND status <> 'done'")
+            .await,
+        25,
+        "unfinished and failed live rows stay, however old"
+    );
+    assert_eq!(
+        left("SELECT count(*) FROM batches WHERE chain = 'busy' AND lane = 'backfill'").await,
+        500,
+        "historical rows are not compacted"
+    );
+    assert_eq!(
+        left("SELECT count(*) FROM batches WHERE chain = 'idle'").await,
+        100,
+        "an idle chain keeps its newest live rows"
+    );
+    assert_eq!(
+        left("SELECT min(to_block) FROM batches WHERE chain = 'idle'").await,
+        509
+    );
+
+    let (code, after) = app.get(&view_path).await;
+    assert_eq!(code, StatusCode::OK, "{after}");
+    assert_eq!(
+        finished_counts(&after),
+        counts_before,
+        "the live backfill counts what it finished, compacted or not: {after}"
+    );
+    assert_eq!(status_counts(&app, "busy").await, busy_before);
+    assert_eq!(status_counts(&app, "idle").await, idle_before);
+
     anvil.stop().await.unwrap();
     app.teardown().await;
 }
