@@ -231,7 +231,7 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
             _ => {}
         }
     }
-    let (quarantined_blocks, split_batches, retried_batches): (i64, i64, i64) = sqlx::query_as(
+    let (quarantined_blocks, split_batches, mut retried_batches): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM quarantined_blocks WHERE backfill_id = $1 AND released_at IS NULL), \
                 (SELECT count(*) FROM batches WHERE backfill_id = $1 AND status = 'split'), \
                 (SELECT count(*) FROM batches WHERE backfill_id = $1 AND attempts > 0)",
@@ -239,6 +239,20 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
     .bind(row.id)
     .fetch_one(pool)
     .await?;
+    // Done live batches compacted away still count (see `crate::compaction`).
+    let compacted: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT compacted_batches, compacted_blocks, compacted_retried, compacted_attempts, \
+                compacted_redeliveries FROM backfills WHERE id = $1",
+    )
+    .bind(row.id)
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or_default();
+    batches.done += compacted.0;
+    blocks_done += compacted.1;
+    retried_batches += compacted.2;
+    failed_attempts += compacted.3;
+    redeliveries += compacted.4;
     let last_errors: Vec<(String,)> = sqlx::query_as(
         "SELECT last_error FROM (SELECT DISTINCT ON (last_error) last_error, \
             COALESCE(finished_at, started_at, planned_at) AS at FROM batches \

@@ -127,7 +127,8 @@ pub struct WorkStatus {
 }
 
 /// The chain's failure counts. Each count reads only the rows it counts (partial indexes of
-/// migration 000007, and `(chain, status)` for failed and split), never all of a chain's batches.
+/// migration 000007, and `(chain, status)` for failed and split), never all of a chain's batches;
+/// compacted live batches count through their backfill's counters (see `crate::compaction`).
 async fn work_status(pool: &PgPool, chain: &str) -> Result<WorkStatus, sqlx::Error> {
     let (retried_batches, redelivered_batches, failed_batches, split_batches): (
         i64,
@@ -135,10 +136,12 @@ async fn work_status(pool: &PgPool, chain: &str) -> Result<WorkStatus, sqlx::Err
         i64,
         i64,
     ) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM batches WHERE chain = $1 AND attempts > 0), \
-                    (SELECT count(*) FROM batches WHERE chain = $1 AND deliveries > 1), \
-                    (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'failed'), \
-                    (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'split')",
+        "SELECT (SELECT count(*) FROM batches WHERE chain = $1 AND attempts > 0) \
+                  + (SELECT COALESCE(SUM(compacted_retried), 0) FROM backfills WHERE chain = $1)::int8, \
+                (SELECT count(*) FROM batches WHERE chain = $1 AND deliveries > 1) \
+                  + (SELECT COALESCE(SUM(compacted_redelivered), 0) FROM backfills WHERE chain = $1)::int8, \
+                (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'failed'), \
+                (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'split')",
     )
     .bind(chain)
     .fetch_one(pool)
