@@ -11,6 +11,8 @@
 //! - `m20261201_000005_endpoint_health`: each process's view of every RPC endpoint.
 //! - `m20261202_000006_safety`: chain identity and reorg depth limit, live-sync halt, leader
 //!   term, queue bounds, backfill rescans.
+//! - `m20261202_000007_bounded_status`: partial indexes for the status answer, counters of
+//!   compacted live batches on backfills.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -20,6 +22,7 @@ mod m20261122_000003_reorgs;
 mod m20261122_000004_live_lane;
 mod m20261201_000005_endpoint_health;
 mod m20261202_000006_safety;
+mod m20261202_000007_bounded_status;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -35,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_live_lane::Migration),
             Box::new(m20261201_000005_endpoint_health::Migration),
             Box::new(m20261202_000006_safety::Migration),
+            Box::new(m20261202_000007_bounded_status::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Wiring of `blockfill serve`: database and migrations, queues, the admin API, and the leader
 //! election. Only while this orchestrator leads does it run the scheduler's worker, the head
-//! tracker and the reconciler; everything stops with one cancellation token.
+//! tracker and the reconciler (which also compacts old live batch rows once a minute);
+//! everything stops with one cancellation token.
 
 use std::{
     net::SocketAddr,
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiContext},
+    compaction,
     head::track_heads,
     leader::{self, Role},
     scheduler::{self, SchedulerContext},
@@ -248,6 +250,7 @@ fn lead(
     let reconciler = ctx.clone();
     components.spawn(async move {
         let mut ticker = tokio::time::interval(RECONCILE_INTERVAL);
+        let mut next_compaction = tokio::time::Instant::now() + compaction::COMPACTION_INTERVAL;
         loop {
             tokio::select! {
                 _ = reconciler.shutdown.cancelled() => return,
@@ -270,6 +273,14 @@ fn lead(
             .await;
             if let Err(e) = vacuumed {
                 tracing::warn!(target: "blockfill::reconciler", error = %e, "queue vacuum failed");
+            }
+            if tokio::time::Instant::now() >= next_compaction {
+                next_compaction = tokio::time::Instant::now() + compaction::COMPACTION_INTERVAL;
+                match compaction::compact_live_batches(&reconciler.pool, compaction::KEEP_RECENT).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(target: "blockfill::compaction", deleted = n, "compacted done live batch rows"),
+                    Err(e) => tracing::warn!(target: "blockfill::compaction", error = %e, "compacting live batch rows failed"),
+                }
             }
         }
     });

@@ -10,6 +10,7 @@
 //! - [`seams`]: the seam check that finds reorgs no write noticed.
 //! - [`live`]: the live lane planner (new heads to their own queue, ahead of backfill).
 //! - [`leader`]: leader election (one scheduling orchestrator per database).
+//! - [`compaction`]: deleting old done live batch rows, counted on their backfill.
 //! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
 //! - [`devnet_server`]: the devnet over JSON-RPC on loopback (`blockfill devnet`), with faults.
 //! - [`faults`]: fault injection for JSON-RPC endpoints (latency, 503s, 429s, hangs, batches).
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod compaction;
 pub mod demo;
 pub mod devnet_server;
 pub mod faults;

@@ -552,8 +552,12 @@ async fn finish_if_complete(
             ));
         }
     }
-    let (blocks_done,): (Option<i64>,) = sqlx::query_as(
-        "SELECT sum(to_block - from_block + 1)::int8 FROM batches WHERE backfill_id = $1 AND status = 'done'",
+    // Done live batches compacted away (`crate::compaction`) still count.
+    let (blocks_done, compacted_batches): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE((SELECT sum(to_block - from_block + 1) FROM batches \
+                          WHERE backfill_id = $1 AND status = 'done'), 0)::int8 \
+                  + COALESCE((SELECT compacted_blocks FROM backfills WHERE id = $1), 0), \
+                COALESCE((SELECT compacted_batches FROM backfills WHERE id = $1), 0)",
     )
     .bind(backfill_id)
     .fetch_one(&ctx.pool)
@@ -566,9 +570,9 @@ async fn finish_if_complete(
     };
     let final_counts = json!({
         "planned": 0, "queued": 0, "running": 0,
-        "done": count("done"), "failed": failed,
+        "done": count("done") + compacted_batches, "failed": failed,
         "split": count("split"), "quarantined": count("quarantined"),
-        "blocks_done": blocks_done.unwrap_or(0),
+        "blocks_done": blocks_done,
     });
     let mut tx = ctx.fenced_tx().await?;
     sqlx::query(

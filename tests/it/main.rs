@@ -6,6 +6,7 @@
 
 mod api;
 mod backfill_anvil;
+mod bad_input;
 mod chaos;
 mod crash_loop;
 mod database_outage;
@@ -20,5 +21,6 @@ mod queue_bounds;
 mod reorg_safety;
 mod reorgs;
 mod scheduler;
+mod status_cost;
 mod status_gaps;
 mod writes;

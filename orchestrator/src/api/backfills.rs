@@ -3,7 +3,7 @@
 use axum::{
     Json, Router,
     extract::{
-        Path, Query, State,
+        Query, State,
         rejection::{JsonRejection, QueryRejection},
     },
     http::StatusCode,
@@ -18,7 +18,11 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApiContext, ApiError, status::gap_summary};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+    status::gap_summary,
+};
 use crate::scheduler::create_backfill;
 use blockfill_activities::ChainName;
 
@@ -42,7 +46,7 @@ enum Mode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBackfill {
-    chain: String,
+    chain: Text,
     #[serde(default)]
     mode: Mode,
     from: Option<u64>,
@@ -67,7 +71,7 @@ async fn create(
     body: Result<Json<CreateBackfill>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body?;
-    let chain = chains::Entity::find_by_id(body.chain.clone())
+    let chain = chains::Entity::find_by_id(body.chain.as_str())
         .one(&ctx.scheduler.db)
         .await?
         .ok_or_else(|| {
@@ -227,7 +231,7 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
             _ => {}
         }
     }
-    let (quarantined_blocks, split_batches, retried_batches): (i64, i64, i64) = sqlx::query_as(
+    let (quarantined_blocks, split_batches, mut retried_batches): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM quarantined_blocks WHERE backfill_id = $1 AND released_at IS NULL), \
                 (SELECT count(*) FROM batches WHERE backfill_id = $1 AND status = 'split'), \
                 (SELECT count(*) FROM batches WHERE backfill_id = $1 AND attempts > 0)",
@@ -235,6 +239,20 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
     .bind(row.id)
     .fetch_one(pool)
     .await?;
+    // Done live batches compacted away still count (see `crate::compaction`).
+    let compacted: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT compacted_batches, compacted_blocks, compacted_retried, compacted_attempts, \
+                compacted_redeliveries FROM backfills WHERE id = $1",
+    )
+    .bind(row.id)
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or_default();
+    batches.done += compacted.0;
+    blocks_done += compacted.1;
+    retried_batches += compacted.2;
+    failed_attempts += compacted.3;
+    redeliveries += compacted.4;
     let last_errors: Vec<(String,)> = sqlx::query_as(
         "SELECT last_error FROM (SELECT DISTINCT ON (last_error) last_error, \
             COALESCE(finished_at, started_at, planned_at) AS at FROM batches \
@@ -324,7 +342,7 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
 
 async fn show(
     State(ctx): State<ApiContext>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<BackfillView>, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
@@ -338,7 +356,7 @@ async fn show(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    chain: Option<String>,
+    chain: Option<Text>,
     limit: Option<u64>,
 }
 
@@ -357,7 +375,7 @@ async fn list(
         .order_by_desc(backfills::Column::RequestedAt)
         .limit(limit);
     if let Some(chain) = query.chain {
-        select = select.filter(backfills::Column::Chain.eq(chain));
+        select = select.filter(backfills::Column::Chain.eq(chain.into_string()));
     }
     let mut views = Vec::new();
     for row in select.all(&ctx.scheduler.db).await? {

@@ -4,7 +4,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Query, State, rejection::QueryRejection},
     routing::{get, post},
 };
 use blockfill_activities::entity::batches;
@@ -13,7 +13,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sq
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApiContext, ApiError};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+};
 use crate::scheduler::retry_batches;
 
 pub(super) fn router() -> Router<ApiContext> {
@@ -89,7 +92,7 @@ const STATUSES: [&str; 7] = [
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    chain: Option<String>,
+    chain: Option<Text>,
     backfill: Option<Uuid>,
     status: Option<String>,
     limit: Option<u64>,
@@ -119,7 +122,7 @@ async fn list(
         select = select.filter(batches::Column::Status.eq(status));
     }
     if let Some(chain) = query.chain {
-        select = select.filter(batches::Column::Chain.eq(chain));
+        select = select.filter(batches::Column::Chain.eq(chain.into_string()));
     }
     if let Some(backfill) = query.backfill {
         select = select.filter(batches::Column::BackfillId.eq(backfill));
@@ -137,9 +140,9 @@ async fn find(ctx: &ApiContext, id: &str) -> Result<batches::Model, ApiError> {
 
 async fn show(
     State(ctx): State<ApiContext>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<Text>,
 ) -> Result<Json<BatchView>, ApiError> {
-    Ok(Json(find(&ctx, &id).await?.into()))
+    Ok(Json(find(&ctx, id.as_str()).await?.into()))
 }
 
 /// Answer of the retry endpoints.
@@ -151,22 +154,22 @@ pub struct RetryView {
 
 async fn retry_one(
     State(ctx): State<ApiContext>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<Text>,
 ) -> Result<Json<RetryView>, ApiError> {
-    let batch = find(&ctx, &id).await?;
+    let batch = find(&ctx, id.as_str()).await?;
     if !matches!(batch.status.as_str(), "failed" | "quarantined") {
         return Err(ApiError::Conflict(format!(
             "batch {id} is {}; only failed or quarantined batches can be retried",
             batch.status
         )));
     }
-    let retried = retry_batches(&ctx.scheduler, batch.backfill_id, &[id]).await?;
+    let retried = retry_batches(&ctx.scheduler, batch.backfill_id, &[id.into_string()]).await?;
     Ok(Json(RetryView { retried }))
 }
 
 async fn retry_failed(
     State(ctx): State<ApiContext>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<RetryView>, ApiError> {
     let backfill_id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
@@ -213,7 +216,7 @@ pub struct QuarantinedBlock {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuarantineQuery {
-    chain: Option<String>,
+    chain: Option<Text>,
     limit: Option<i64>,
 }
 
@@ -233,7 +236,7 @@ async fn quarantine(
          FROM quarantined_blocks WHERE released_at IS NULL AND ($1::text IS NULL OR chain = $1) \
          ORDER BY chain, number LIMIT $2",
     )
-    .bind(query.chain)
+    .bind(query.chain.map(Text::into_string))
     .bind(limit)
     .fetch_all(&ctx.scheduler.pool)
     .await?;

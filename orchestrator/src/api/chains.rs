@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{State, rejection::JsonRejection},
     http::StatusCode,
     routing::get,
 };
@@ -14,10 +14,13 @@ use blockfill_activities::{
     source::{EndpointConfig, RpcSettings},
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, SqlErr};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiContext, ApiError};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+};
 
 pub(super) fn router() -> Router<ApiContext> {
     Router::new()
@@ -62,6 +65,11 @@ impl EndpointSpec {
     /// Checks the entry; returns what is stored for it.
     fn validate(&self) -> Result<serde_json::Value, ApiError> {
         let url = self.url();
+        if url.contains(char::is_control) {
+            return Err(ApiError::Unprocessable(format!(
+                "rpc_urls: {url:?} must not contain control characters"
+            )));
+        }
         let parsed = url::Url::parse(url)
             .map_err(|e| ApiError::Unprocessable(format!("rpc_urls: {url:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -261,6 +269,7 @@ async fn register(
             "start_block or confirmations out of range".into(),
         ));
     }
+    // Answers early without probing the endpoints; the insert below is what settles a race.
     if chains::Entity::find_by_id(name.to_string())
         .one(&ctx.scheduler.db)
         .await?
@@ -308,7 +317,13 @@ async fn register(
         live_halted_at: Set(None),
     }
     .insert(&ctx.scheduler.db)
-    .await?;
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::Conflict(format!("chain {name} is already registered"))
+        }
+        _ => e.into(),
+    })?;
     tracing::info!(target: "blockfill::api", chain = %name, chain_id, "chain registered");
     Ok((StatusCode::CREATED, Json(row.into())))
 }
@@ -323,9 +338,9 @@ async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<ChainView>>, Api
 
 async fn show(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainView>, ApiError> {
-    let row = chains::Entity::find_by_id(name.clone())
+    let row = chains::Entity::find_by_id(name.as_str())
         .one(&ctx.scheduler.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;

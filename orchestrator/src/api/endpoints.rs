@@ -5,11 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Json, Router,
-    extract::{Path, State},
-    routing::get,
-};
+use axum::{Json, Router, extract::State, routing::get};
 use blockfill_activities::{
     entity::chains,
     source::{
@@ -21,7 +17,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{EntityTrait, sqlx};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiContext, ApiError};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+};
 
 /// Reports older than this are left out (their process is gone or cut off).
 const FRESH_SECONDS: f64 = 15.0;
@@ -115,9 +114,9 @@ pub struct ReporterView {
 
 async fn endpoints(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
 ) -> Result<Json<EndpointsView>, ApiError> {
-    let chain = chains::Entity::find_by_id(name.clone())
+    let chain = chains::Entity::find_by_id(name.as_str())
         .one(&ctx.scheduler.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;

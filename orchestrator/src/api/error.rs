@@ -1,11 +1,17 @@
 //! API errors: 4xx answers say what to fix; 5xx answers stay generic and the cause is logged.
+//!
+//! Bad input is refused before it reaches PostgreSQL; as a safety net, a database error that
+//! can only come from the request's values (SQLSTATE class 22, data exception) answers 400 and a
+//! unique violation (23505, a concurrent request created the same thing) answers 409. Both are
+//! logged at warn, and neither is ever a 500.
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, QueryRejection},
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use sea_orm::{DbErr, RuntimeErr, sqlx};
 use serde_json::json;
 
 /// An error answer of the admin API.
@@ -53,21 +59,53 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(format!("database: {e}"))
+impl ApiError {
+    /// What a database error answers: 400 or 409 when the request's values are at fault,
+    /// otherwise 500.
+    fn from_database(e: &sqlx::Error, cause: String) -> Self {
+        let sqlx::Error::Database(db) = e else {
+            return Self::Internal(cause);
+        };
+        let code = db.code().unwrap_or_default();
+        if code.starts_with("22") {
+            tracing::warn!(target: "blockfill::api", sqlstate = %code, error = %db, "the database refused a value of the request");
+            Self::BadRequest(format!("invalid input: {}", db.message()))
+        } else if code == "23505" {
+            tracing::warn!(target: "blockfill::api", sqlstate = %code, error = %db, "a concurrent request created the same record");
+            Self::Conflict("it already exists (a concurrent request created it)".into())
+        } else {
+            Self::Internal(cause)
+        }
     }
 }
 
-impl From<sea_orm::sqlx::Error> for ApiError {
-    fn from(e: sea_orm::sqlx::Error) -> Self {
-        Self::Internal(format!("database: {e}"))
+impl From<DbErr> for ApiError {
+    fn from(e: DbErr) -> Self {
+        match &e {
+            DbErr::Conn(RuntimeErr::SqlxError(inner))
+            | DbErr::Exec(RuntimeErr::SqlxError(inner))
+            | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+                Self::from_database(inner, format!("database: {e}"))
+            }
+            _ => Self::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::from_database(&e, format!("database: {e}"))
     }
 }
 
 impl From<crate::scheduler::SchedulerError> for ApiError {
     fn from(e: crate::scheduler::SchedulerError) -> Self {
-        Self::Internal(e.to_string())
+        use crate::scheduler::SchedulerError;
+        match e {
+            SchedulerError::Database(inner) => inner.into(),
+            SchedulerError::Orm(inner) => inner.into(),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
@@ -83,5 +121,99 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
         Self::BadRequest(e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        if e.status().is_client_error() {
+            Self::BadRequest(e.body_text())
+        } else {
+            Self::Internal(format!("path parameters: {}", e.body_text()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use axum::http::StatusCode;
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+
+    use super::ApiError;
+
+    /// A database error with a SQLSTATE, as PostgreSQL would send it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Refused {
+        code: &'static str,
+        message: &'static str,
+    }
+
+    impl sqlx::error::DatabaseError for Refused {
+        fn message(&self) -> &str {
+            self.message
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.code))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn refused(code: &'static str, message: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Refused { code, message }))
+    }
+
+    #[test]
+    fn data_exceptions_answer_400_unique_violations_409_and_the_rest_500() {
+        let cases = [
+            ("22021", StatusCode::BAD_REQUEST),
+            ("22P05", StatusCode::BAD_REQUEST),
+            ("22003", StatusCode::BAD_REQUEST),
+            ("23505", StatusCode::CONFLICT),
+            ("23503", StatusCode::INTERNAL_SERVER_ERROR),
+            ("40001", StatusCode::INTERNAL_SERVER_ERROR),
+            ("XX000", StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (code, status) in cases {
+            let direct = ApiError::from(refused(code, "refused"));
+            assert_eq!(direct.status(), status, "sqlx error {code}");
+            let through_orm = ApiError::from(DbErr::Query(RuntimeErr::SqlxError(
+                refused(code, "refused").into(),
+            )));
+            assert_eq!(through_orm.status(), status, "sea-orm error {code}");
+            let through_scheduler = ApiError::from(crate::scheduler::SchedulerError::Database(
+                refused(code, "refused"),
+            ));
+            assert_eq!(through_scheduler.status(), status, "scheduler error {code}");
+        }
+        assert_eq!(
+            ApiError::from(sqlx::Error::PoolTimedOut).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn a_data_exception_says_what_the_database_refused() {
+        let e = ApiError::from(refused(
+            "22021",
+            "invalid byte sequence for encoding \"UTF8\": 0x00",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "invalid input: invalid byte sequence for encoding \"UTF8\": 0x00"
+        );
     }
 }

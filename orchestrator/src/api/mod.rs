@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod live;
 mod orchestrator;
+mod params;
 mod reorgs;
 mod status;
 mod ui;

@@ -2,14 +2,17 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Query, State, rejection::QueryRejection},
     routing::get,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, PgPool};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiContext, ApiError};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+};
 
 pub(super) fn router() -> Router<ApiContext> {
     Router::new().route("/v1/chains/{name}/reorgs", get(list))
@@ -58,7 +61,7 @@ struct ListQuery {
 
 async fn list(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ReorgView>>, ApiError> {
     let Query(query) = query?;
@@ -69,13 +72,13 @@ async fn list(
         ));
     }
     let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM chains WHERE name = $1")
-        .bind(&name)
+        .bind(name.as_str())
         .fetch_optional(&ctx.scheduler.pool)
         .await?;
     if exists.is_none() {
         return Err(ApiError::NotFound(format!("no chain named {name}")));
     }
     Ok(Json(
-        recent_reorgs(&ctx.scheduler.pool, &name, limit).await?,
+        recent_reorgs(&ctx.scheduler.pool, name.as_str(), limit).await?,
     ))
 }

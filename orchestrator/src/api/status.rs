@@ -4,7 +4,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Query, State, rejection::QueryRejection},
     routing::get,
 };
 use blockfill_activities::entity::chains;
@@ -15,7 +15,10 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ApiContext, ApiError};
+use super::{
+    ApiContext, ApiError,
+    params::{PathParam, Text},
+};
 
 /// A chain whose last indexed block is at most this far below the safe head reads as live-synced.
 pub const LIVE_SYNC_TOLERANCE: i64 = 2;
@@ -130,16 +133,26 @@ pub struct WorkStatus {
     pub last_errors: Vec<String>,
 }
 
+/// The chain's failure counts. Each count reads only the rows it counts (partial indexes of
+/// migration 000007, and `(chain, status)` for failed and split), never all of a chain's batches;
+/// compacted live batches count through their backfill's counters (see `crate::compaction`).
 async fn work_status(pool: &PgPool, chain: &str) -> Result<WorkStatus, sqlx::Error> {
-    let (retried_batches, redelivered_batches, failed_batches, split_batches): (i64, i64, i64, i64) =
-        sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE attempts > 0), count(*) FILTER (WHERE deliveries > 1), \
-                    count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'split') \
-             FROM batches WHERE chain = $1",
-        )
-        .bind(chain)
-        .fetch_one(pool)
-        .await?;
+    let (retried_batches, redelivered_batches, failed_batches, split_batches): (
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM batches WHERE chain = $1 AND attempts > 0) \
+                  + (SELECT COALESCE(SUM(compacted_retried), 0) FROM backfills WHERE chain = $1)::int8, \
+                (SELECT count(*) FROM batches WHERE chain = $1 AND deliveries > 1) \
+                  + (SELECT COALESCE(SUM(compacted_redelivered), 0) FROM backfills WHERE chain = $1)::int8, \
+                (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'failed'), \
+                (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'split')",
+    )
+    .bind(chain)
+    .fetch_one(pool)
+    .await?;
     let (quarantined_blocks,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM quarantined_blocks WHERE chain = $1 AND released_at IS NULL",
     )
@@ -400,9 +413,9 @@ async fn find_chain(ctx: &ApiContext, name: &str) -> Result<chains::Model, ApiEr
 
 async fn status(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainStatus>, ApiError> {
-    let chain = find_chain(&ctx, &name).await?;
+    let chain = find_chain(&ctx, name.as_str()).await?;
     Ok(Json(chain_status(&ctx.scheduler.pool, &chain).await?))
 }
 
@@ -435,7 +448,7 @@ pub struct GapPage {
 
 async fn gaps(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
     query: Result<Query<GapQuery>, QueryRejection>,
 ) -> Result<Json<GapPage>, ApiError> {
     let Query(query) = query?;
@@ -445,14 +458,22 @@ async fn gaps(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let chain = find_chain(&ctx, &name).await?;
+    let chain = find_chain(&ctx, name.as_str()).await?;
     let Some((from, to)) = covered_range(&ctx.scheduler.pool, &chain).await? else {
         return Ok(Json(GapPage {
             gaps: Vec::new(),
             next_after: None,
         }));
     };
-    let mut page = gap_page(&ctx.scheduler.pool, &name, from, to, query.after, limit + 1).await?;
+    let mut page = gap_page(
+        &ctx.scheduler.pool,
+        &chain.name,
+        from,
+        to,
+        query.after,
+        limit + 1,
+    )
+    .await?;
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
     Ok(Json(GapPage {
