@@ -26,6 +26,8 @@ enum Step {
     /// Serves the range with a wrong parent hash on its first block, unchecked (as when the
     /// block below came back unusable).
     UncheckedBadParent,
+    /// Answers after an hour (a request its caller gives up on first).
+    Stall,
 }
 
 /// An endpoint that serves the devnet after `latency`, or fails as its script says.
@@ -69,6 +71,10 @@ impl Scripted {
         let endpoint = self.url.clone();
         match step {
             Step::Serve | Step::UncheckedBadParent => Ok(step),
+            Step::Stall => {
+                tokio::time::sleep(Duration::from_secs(3_600)).await;
+                Ok(step)
+            }
             Step::Refuse => Err(SourceError::Transport {
                 endpoint,
                 message: "connection refused".into(),
@@ -458,4 +464,70 @@ async fn an_unchecked_first_parent_is_checked_against_another_endpoint() {
         .await
         .expect("served unchecked");
     assert!(!bundle.first_parent_verified);
+}
+
+/// A lone endpoint whose breaker opened and is now half-open, with `script` next.
+async fn half_open_lone_endpoint(script: &[Step]) -> (Arc<Scripted>, Arc<EndpointPool>) {
+    let lone = Scripted::new(
+        "http://lone",
+        Duration::ZERO,
+        &[Step::Refuse, Step::Refuse, Step::Refuse],
+        Step::Serve,
+    );
+    let pool = pool(
+        &[&lone],
+        PoolSettings {
+            tries_per_endpoint: 3,
+            max_wait: Duration::from_secs(1),
+            ..settings()
+        },
+    );
+    pool.fetch_range(range(0))
+        .await
+        .expect_err("three refusals in a row");
+    assert_eq!(state_of(&pool, "http://lone").breaker, BreakerState::Open);
+    lone.script
+        .lock()
+        .expect("script")
+        .extend(script.iter().copied());
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(
+        state_of(&pool, "http://lone").breaker,
+        BreakerState::HalfOpen
+    );
+    (lone, pool)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_half_open_probe_whose_request_is_dropped_is_given_back() {
+    let (lone, pool) = half_open_lone_endpoint(&[Step::Stall]).await;
+    // The probe's request is cut off mid-flight (a timeout around it, a cancelled batch).
+    let dropped = tokio::time::timeout(Duration::from_secs(1), pool.fetch_range(range(10))).await;
+    assert!(dropped.is_err(), "the stalled probe timed out: {dropped:?}");
+    assert_eq!(lone.calls(), 4, "the probe was sent");
+
+    // The endpoint is healthy: the next request is the new probe, and it closes the breaker.
+    pool.fetch_range(range(10))
+        .await
+        .expect("a dropped probe does not lock the endpoint out");
+    assert_eq!(state_of(&pool, "http://lone").breaker, BreakerState::Closed);
+    for i in 2..10 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_health_probe_that_is_dropped_gives_its_claim_back() {
+    let (_lone, pool) = half_open_lone_endpoint(&[Step::Stall]).await;
+    // A health round cut off by shutdown (or a timeout) while its probe is out.
+    let dropped =
+        tokio::time::timeout(Duration::from_secs(1), pool.probe_idle(Duration::ZERO)).await;
+    assert!(dropped.is_err(), "the stalled probe timed out");
+    pool.probe_idle(Duration::ZERO).await;
+    assert_eq!(
+        state_of(&pool, "http://lone").breaker,
+        BreakerState::Closed,
+        "the next health probe went out and closed the breaker"
+    );
+    pool.fetch_range(range(0)).await.expect("served");
 }
