@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::{
-    breaker::{BreakerSettings, BreakerState, CircuitBreaker, Transition},
+    breaker::{BreakerSettings, BreakerState, CircuitBreaker, ProbeToken, Transition},
     concurrency::{AdaptiveConcurrency, ConcurrencySettings},
     stats::{EndpointStats, LatencyHistogram, error_kind},
 };
@@ -260,6 +260,39 @@ enum Choice {
     Ready(usize),
     WaitUntil(Instant),
     Exhausted,
+}
+
+/// One try's claim on an endpoint: the right its breaker gave to send one request, which is the
+/// half-open breaker's single probe when `probe` is set. The outcome is recorded through it
+/// ([`Claim::succeeded`], [`Claim::failed`]); a claim dropped without one (the request's future
+/// was dropped: a timeout around it, a cancelled batch, a shutdown) gives its probe back, so the
+/// endpoint is not locked out until the process restarts.
+struct Claim<'a> {
+    pool: &'a EndpointPool,
+    endpoint: &'a Endpoint,
+    probe: Option<ProbeToken>,
+}
+
+impl Claim<'_> {
+    fn succeeded(mut self, latency: Duration) {
+        self.probe = None;
+        self.pool.on_success(self.endpoint, latency);
+    }
+
+    fn failed(mut self, error: &SourceError, latency: Duration) {
+        let probe = self.probe.take();
+        self.pool.on_failure(self.endpoint, probe, error, latency);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(token) = self.probe.take()
+            && self.endpoint.health().breaker.release_probe(token)
+        {
+            tracing::debug!(target: "blockfill::rpc", chain = %self.pool.chain, endpoint = %self.endpoint.label, "half-open probe abandoned by its request; given back");
+        }
+    }
 }
 
 /// One chain's endpoints behind one [`ChainSource`]. Requests through the trait run at
@@ -489,19 +522,19 @@ impl EndpointPool {
     }
 
     /// Claims the right to send `endpoint` a request now (its breaker's single probe when
-    /// half-open), recording the transition that causes.
-    fn claim(&self, endpoint: &Endpoint, now: Instant) -> bool {
+    /// half-open), recording the transition that causes. `None` when its breaker refuses.
+    fn claim<'a>(&'a self, endpoint: &'a Endpoint, now: Instant) -> Option<Claim<'a>> {
         let mut health = endpoint.health();
-        match health.breaker.try_acquire(now) {
-            Ok(transition) => {
-                if let Some(t) = transition {
-                    self.record_transition(endpoint, &mut health, t);
-                }
-                health.last_sent = Some(now);
-                true
-            }
-            Err(_) => false,
+        let admission = health.breaker.try_acquire(now).ok()?;
+        if let Some(t) = admission.transition {
+            self.record_transition(endpoint, &mut health, t);
         }
+        health.last_sent = Some(now);
+        Some(Claim {
+            pool: self,
+            endpoint,
+            probe: admission.probe,
+        })
     }
 
     fn on_success(&self, endpoint: &Endpoint, latency: Duration) {
@@ -523,7 +556,15 @@ impl EndpointPool {
             .record(seconds);
     }
 
-    fn on_failure(&self, endpoint: &Endpoint, error: &SourceError, latency: Duration) {
+    /// Records a failure; `probe` is the half-open probe the request held, given back when the
+    /// failure says nothing about the endpoint being up.
+    fn on_failure(
+        &self,
+        endpoint: &Endpoint,
+        probe: Option<ProbeToken>,
+        error: &SourceError,
+        latency: Duration,
+    ) {
         let now = Instant::now();
         let kind = error_kind(error);
         metrics::counter!("blockfill_rpc_errors_total", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone(), "kind" => kind)
@@ -539,6 +580,11 @@ impl EndpointPool {
         let mut health = endpoint.health();
         health.stats.on_error(now, kind, latency);
         health.last_error = Some(error.to_string());
+        let release = |breaker: &mut CircuitBreaker| {
+            if let Some(token) = probe {
+                breaker.release_probe(token);
+            }
+        };
         let transition = match error {
             SourceError::RateLimited {
                 retry_after_secs, ..
@@ -548,16 +594,16 @@ impl EndpointPool {
                     .min(self.settings.max_retry_after);
                 let until = now + wait;
                 health.cooldown_until = Some(health.cooldown_until.map_or(until, |c| c.max(until)));
-                health.breaker.release_probe();
+                release(&mut health.breaker);
                 None
             }
             SourceError::NotYetAvailable { .. } => {
-                health.breaker.release_probe();
+                release(&mut health.breaker);
                 None
             }
             SourceError::Malformed { .. } | SourceError::Rpc { .. } => {
                 health.failure_ewma = 0.9 * health.failure_ewma + 0.1;
-                health.breaker.release_probe();
+                release(&mut health.breaker);
                 None
             }
             SourceError::Transport { .. }
@@ -649,9 +695,9 @@ impl EndpointPool {
                 );
                 tokio::time::sleep(delay).await;
             }
-            if !self.claim(endpoint, Instant::now()) {
+            let Some(claim) = self.claim(endpoint, Instant::now()) else {
                 continue;
-            }
+            };
             attempt += 1;
             tries[index] += 1;
             let requests = cost(endpoint.client.as_ref()).max(1);
@@ -668,12 +714,12 @@ impl EndpointPool {
             let latency = started.elapsed();
             match result {
                 Ok(value) => {
-                    self.on_success(endpoint, latency);
+                    claim.succeeded(latency);
                     drop(permit);
                     return Ok(value);
                 }
                 Err(error) => {
-                    self.on_failure(endpoint, &error, latency);
+                    claim.failed(&error, latency);
                     drop(permit);
                     // The same request gets the same answer there; ask elsewhere.
                     if matches!(
@@ -707,13 +753,15 @@ impl EndpointPool {
                 .is_none_or(|at| now.saturating_duration_since(at) >= idle)
                 && health.cooldown_until.is_none_or(|c| c <= now)
         };
-        let due: Vec<&Endpoint> = self
+        // Claims are held by the probes' futures: a round dropped midway gives them back.
+        let due: Vec<Claim<'_>> = self
             .endpoints
             .iter()
             .filter(quiet)
-            .filter(|endpoint| self.claim(endpoint, now))
+            .filter_map(|endpoint| self.claim(endpoint, now))
             .collect();
-        let probes = due.into_iter().map(|endpoint| async move {
+        let probes = due.into_iter().map(|claim| async move {
+            let endpoint = claim.endpoint;
             // Probes spend the endpoint's rate budget like any request.
             if let Some(rate) = &endpoint.rate {
                 let _ = rate.until_ready().await;
@@ -721,8 +769,8 @@ impl EndpointPool {
             endpoint.health().stats.on_request(Instant::now(), 1);
             let started = Instant::now();
             match endpoint.client.head().await {
-                Ok(_) => self.on_success(endpoint, started.elapsed()),
-                Err(error) => self.on_failure(endpoint, &error, started.elapsed()),
+                Ok(_) => claim.succeeded(started.elapsed()),
+                Err(error) => claim.failed(&error, started.elapsed()),
             }
         });
         futures::future::join_all(probes).await;
