@@ -6,6 +6,7 @@
 
 mod api;
 mod backfill_anvil;
+mod chain_identity;
 mod chaos;
 mod crash_loop;
 mod database_outage;
