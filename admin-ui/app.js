@@ -838,6 +838,23 @@
     return el('span', { class: 'badge badge-br-' + i.cls, title: i.title }, i.label);
   }
 
+  // Which chain the endpoint serves: checked (chain id and genesis block) before
+  // first use and periodically. A wrong-chain endpoint is never routed to.
+  const IDENTITY = {
+    verified: { cls: 'verified', label: 'verified', title: 'Serves this chain: its chain id and genesis block match' },
+    unverified: { cls: 'unverified', label: 'unverified', title: 'Not checked yet, or it did not answer the check: not used until it does' },
+    wrong_chain: { cls: 'wrong_chain', label: 'wrong chain', title: 'Serves another chain (another chain id or genesis block): never used until it serves this one again' },
+  };
+
+  function identityBadge(identity, detail) {
+    const i = IDENTITY[identity];
+    if (!i) return null;
+    return el('span', {
+      class: 'badge badge-id-' + i.cls,
+      title: i.title + (detail ? '\n' + detail : ''),
+    }, i.label);
+  }
+
   // Failure kinds that point at the endpoint itself; rate limits are a warning,
   // "not yet available" (block past the endpoint's head) is routine near the tip.
   const ERROR_CLASS = { rate_limited: 'chip chip-warn', not_yet_available: 'chip' };
@@ -882,9 +899,13 @@
     const counts = {};
     for (const e of list) { const c = breakerInfo(e.breaker).label; counts[c] = (counts[c] || 0) + 1; }
     const parts = ['open', 'half-open', 'closed', 'no report'].filter((k) => counts[k]).map((k) => fmtInt(counts[k]) + ' ' + k);
+    const wrong = list.filter((e) => e.identity === 'wrong_chain').length;
     setText('ep-note', plural(list.length, 'endpoint', 'endpoints') + ' · ' +
+      (wrong ? fmtInt(wrong) + ' on the wrong chain · ' : '') +
       (counts.closed === list.length ? 'all breakers closed' : parts.join(' · ')));
-    show(list.map((e, i) => el('tbody', { class: 'ep-group ep-' + breakerInfo(e.breaker).cls }, endpointRows(name, e, i))));
+    show(list.map((e, i) => el('tbody', {
+      class: 'ep-group ep-' + (e.identity === 'wrong_chain' ? 'wrong_chain' : breakerInfo(e.breaker).cls),
+    }, endpointRows(name, e, i))));
   }
 
   function endpointRows(chain, e, index) {
@@ -893,7 +914,8 @@
     const cfg = e.config || {};
     const dash = () => el('span', { class: 'muted' }, '—');
 
-    // Endpoint cell: number, masked URL, tags, and who reported it.
+    // Endpoint cell: number, masked URL, identity, tags, and who reported it.
+    const wrongChain = e.identity === 'wrong_chain';
     const tags = [];
     if (isNum(e.cooldown_ms) && e.cooldown_ms > 0) {
       tags.push(el('span', { class: 'chip chip-warn', title: 'The endpoint asked for a pause (HTTP 429 / Retry-After); time left' },
@@ -936,11 +958,13 @@
           el('caption', { class: 'sr-only' }, 'Reports of endpoint #' + (index + 1) + ' by process'),
           el('thead', null, el('tr', null,
             el('th', { scope: 'col' }, 'Process'), el('th', { scope: 'col' }, 'Breaker'),
+            el('th', { scope: 'col' }, 'Identity'),
             el('th', { scope: 'col', class: 'num' }, 'In flight / limit'), el('th', { scope: 'col', class: 'num' }, 'Requests'),
             el('th', { scope: 'col', class: 'num' }, 'Latency p50'), el('th', { scope: 'col' }, 'Reported'))),
           el('tbody', null, reporters.map((r) => el('tr', null,
             el('td', { class: 'mono' }, String(r.reporter)),
             el('td', null, breakerBadge(r.breaker)),
+            el('td', null, identityBadge(r.identity) || el('span', { class: 'muted' }, '—')),
             el('td', { class: 'num mono' }, fmtInt(r.in_flight) + ' / ' + fmtInt(r.concurrency_limit)),
             el('td', { class: 'num mono' }, fmtPerSec(r.requests_per_second)),
             el('td', { class: 'num mono' }, fmtMs(r.latency_p50_ms)),
@@ -953,7 +977,13 @@
     const endpointCell = el('td', { class: 'ep-endpoint' },
       el('div', { class: 'ep-url-line' },
         el('span', { class: 'ep-idx mono' }, '#' + (index + 1)),
-        el('span', { class: 'ep-url mono', title: urlTitle }, url.text)),
+        el('span', { class: 'ep-url mono', title: urlTitle }, url.text),
+        e.identity && e.identity !== 'verified' ? identityBadge(e.identity, e.identity_detail) : null),
+      wrongChain
+        ? el('div', { class: 'ep-wrong-chain' },
+          'Not used: ' + (e.identity_detail ? redactUrls(e.identity_detail) : 'it serves another chain') +
+          '. Check this URL points at the right network.')
+        : null,
       tags.length ? el('div', { class: 'ep-chips' }, tags) : null,
       who);
 
@@ -1037,6 +1067,7 @@
     dl.replaceChildren();
     kv(dl, 'Name', c.name, 'mono');
     kv(dl, 'Chain ID', String(c.chain_id), 'mono');
+    kv(dl, 'Genesis block', c.genesis_hash ? String(c.genesis_hash) : 'not recorded (only the chain id of endpoints is checked)', c.genesis_hash ? 'mono' : 'muted');
     kv(dl, 'RPC URLs', (c.rpc_urls || []).length ? (c.rpc_urls || []).map((u) => {
       const m = maskUrl(u);
       return el('div', { title: m.hidden ? 'Path, query or credentials hidden: they may hold an API key' : null }, m.text);

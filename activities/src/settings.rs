@@ -62,6 +62,9 @@ pub struct RpcArgs {
     /// Most requests in flight to one endpoint.
     #[arg(long = "rpc-max-concurrency", env = "BLOCKFILL_RPC_MAX_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(2..))]
     pub max_concurrency: u32,
+    /// How often every endpoint's chain id and genesis block are checked again.
+    #[arg(long = "rpc-identity-check-interval", env = "BLOCKFILL_RPC_IDENTITY_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub identity_check_interval: Duration,
 }
 
 impl Default for RpcArgs {
@@ -72,6 +75,7 @@ impl Default for RpcArgs {
             rps: 0,
             initial_concurrency: 16,
             max_concurrency: 256,
+            identity_check_interval: Duration::from_secs(30),
         }
     }
 }
@@ -91,6 +95,7 @@ impl RpcArgs {
                 max: self.max_concurrency,
                 ..defaults.concurrency
             },
+            identity_check_interval: self.identity_check_interval,
             ..defaults
         }
     }

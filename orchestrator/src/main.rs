@@ -104,11 +104,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let chain = ChainName::parse(&chain)?;
             let range = BlockRange::new(from, to)?;
             let conn = db::connect(&stores.database_url, 4).await?;
+            let row = chains::Entity::find_by_id(chain.to_string())
+                .one(&conn)
+                .await?;
+            // The node must serve the registered chain (a node of another chain would only
+            // report mismatches).
+            let expected = row
+                .as_ref()
+                .map(chains::Model::identity)
+                .unwrap_or_default();
             let endpoints = match rpc_url {
                 Some(url) => vec![EndpointConfig::new(url)],
-                None => chains::Entity::find_by_id(chain.to_string())
-                    .one(&conn)
-                    .await?
+                None => row
                     .with_context(|| format!("chain {chain} is not registered"))?
                     .endpoints(),
             };
@@ -118,8 +125,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|e| e.url.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let source =
-                EndpointPool::connect(chain.as_str(), &endpoints, PoolSettings::default())?;
+            let source = EndpointPool::connect(
+                chain.as_str(),
+                &endpoints,
+                expected,
+                PoolSettings::default(),
+            )?;
             let report = verify_range(
                 conn.get_postgres_connection_pool(),
                 &chain,

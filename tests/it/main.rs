@@ -7,6 +7,7 @@
 mod api;
 mod backfill_anvil;
 mod bad_input;
+mod chain_identity;
 mod chaos;
 mod crash_loop;
 mod database_outage;

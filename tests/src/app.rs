@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use blockfill_activities::settings::StoreArgs;
+use blockfill_activities::settings::{RpcArgs, StoreArgs};
 use blockfill_orchestrator::{
     Orchestrator,
     settings::{SchedulerArgs, ServeArgs},
@@ -72,6 +72,14 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// RPC settings for tests: endpoints' identities are checked again every second.
+pub fn test_rpc() -> RpcArgs {
+    RpcArgs {
+        identity_check_interval: Duration::from_secs(1),
+        ..RpcArgs::default()
+    }
+}
+
 /// Scheduler settings for tests: short generations and timeouts.
 pub fn test_scheduler() -> SchedulerArgs {
     SchedulerArgs {
@@ -81,7 +89,7 @@ pub fn test_scheduler() -> SchedulerArgs {
         generation_timeout: Duration::from_secs(5),
         head_poll_interval: Duration::from_millis(500),
         seam_check_interval: Duration::from_secs(1),
-        rpc: blockfill_activities::settings::RpcArgs::default(),
+        rpc: test_rpc(),
     }
 }
 
@@ -232,7 +240,7 @@ impl TestApp {
         let token = CancellationToken::new();
         let args = blockfill_workers::WorkerArgs {
             stores: self.stores.clone(),
-            rpc: blockfill_activities::settings::RpcArgs::default(),
+            rpc: test_rpc(),
             concurrency,
             live_concurrency: 2,
             attempt_budget: 5,

@@ -7,9 +7,13 @@
 //! body (HTTP 502 when the upstream cannot be reached). The
 //! [fault layer](blockfill_orchestrator::faults) sits in front: change the faults of a running
 //! proxy with `proxy.injector.set(profile)` and read what it injected with
-//! `proxy.injector.injected()`. The proxy stops when the handle is dropped.
+//! `proxy.injector.injected()`. [`FaultProxy::set_upstream`] re-points a running proxy (a
+//! provider URL that starts serving another node). The proxy stops when the handle is dropped.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::{Arc, PoisonError, RwLock},
+};
 
 use anyhow::{Context, Result};
 use axum::{
@@ -31,17 +35,16 @@ pub struct FaultProxy {
     pub url: String,
     /// The bound address.
     pub addr: SocketAddr,
-    /// The upstream URL every request is forwarded to.
-    pub upstream: String,
     /// The proxy's faults and counters (shared with the running server).
     pub injector: FaultInjector,
+    upstream: Arc<RwLock<String>>,
     shutdown: CancellationToken,
 }
 
 /// Where and how the proxy forwards.
 #[derive(Clone)]
 struct Upstream {
-    url: String,
+    url: Arc<RwLock<String>>,
     client: reqwest::Client,
 }
 
@@ -51,8 +54,9 @@ impl FaultProxy {
     pub async fn start(upstream: &str, profile: FaultProfile) -> Result<FaultProxy> {
         let injector = FaultInjector::new(profile).context("invalid fault profile")?;
         let shutdown = CancellationToken::new();
+        let url = Arc::new(RwLock::new(upstream.to_owned()));
         let state = Upstream {
-            url: upstream.to_owned(),
+            url: Arc::clone(&url),
             client: reqwest::Client::new(),
         };
         let router = Router::new()
@@ -76,10 +80,27 @@ impl FaultProxy {
         Ok(FaultProxy {
             url: format!("http://{addr}"),
             addr,
-            upstream: upstream.to_owned(),
             injector,
+            upstream: url,
             shutdown,
         })
+    }
+
+    /// The upstream URL requests are forwarded to now.
+    pub fn upstream(&self) -> String {
+        self.upstream
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forwards every request from now on to `upstream` (requests in flight finish where they
+    /// went): the proxy's URL now serves another node.
+    pub fn set_upstream(&self, upstream: &str) {
+        *self
+            .upstream
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = upstream.to_owned();
     }
 }
 
@@ -95,16 +116,21 @@ async fn forward(State(upstream): State<Upstream>, headers: HeaderMap, body: Byt
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+    let url = upstream
+        .url
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     let sent = upstream
         .client
-        .post(&upstream.url)
+        .post(&url)
         .header(header::CONTENT_TYPE, content_type)
         .body(body)
         .send()
         .await;
     let answer = match sent {
         Ok(answer) => answer,
-        Err(e) => return bad_gateway(&upstream.url, &e),
+        Err(e) => return bad_gateway(&url, &e),
     };
     let status = answer.status();
     let mut kept = HeaderMap::new();
@@ -115,7 +141,7 @@ async fn forward(State(upstream): State<Upstream>, headers: HeaderMap, body: Byt
     }
     match answer.bytes().await {
         Ok(body) => (status, kept, body).into_response(),
-        Err(e) => bad_gateway(&upstream.url, &e),
+        Err(e) => bad_gateway(&url, &e),
     }
 }
 

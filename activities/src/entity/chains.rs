@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::source::EndpointConfig;
+use crate::source::{ChainIdentity, EndpointConfig};
 
 /// A registered chain.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -58,6 +58,15 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
+    /// What every endpoint of the chain must serve: its chain id and, for chains registered
+    /// since it is recorded, its genesis hash.
+    pub fn identity(&self) -> ChainIdentity {
+        ChainIdentity {
+            chain_id: self.chain_id.and_then(|id| u64::try_from(id).ok()),
+            genesis_hash: self.genesis_hash.clone(),
+        }
+    }
+
     /// The RPC URLs as strings.
     pub fn rpc_url_list(&self) -> Vec<String> {
         self.endpoints().into_iter().map(|e| e.url).collect()

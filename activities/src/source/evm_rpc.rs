@@ -356,6 +356,20 @@ impl ChainSource for EvmRpcSource {
         Ok(head.to::<u64>())
     }
 
+    async fn genesis_hash(&self) -> Result<String, SourceError> {
+        let genesis: BlockAnchor = self
+            .call("eth_getBlockByNumber", json!([quantity(0), false]))
+            .await?;
+        if genesis.number.to::<u64>() != 0 {
+            return Err(SourceError::Malformed {
+                endpoint: self.label.clone(),
+                range: BlockRange { from: 0, to: 0 },
+                message: format!("asked for block 0, got block {}", genesis.number),
+            });
+        }
+        Ok(format!("{:#x}", genesis.hash))
+    }
+
     #[tracing::instrument(name = "fetch_range", skip(self), fields(endpoint = %self.label, range = %range))]
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
         let chunk = self.settings.batch_size.max(1) as u64;

@@ -11,7 +11,8 @@ mod rpc_types;
 pub use devnet::{DevnetChain, DevnetConfig};
 pub use evm_rpc::{EvmRpcSource, RpcSettings};
 pub use pool::{
-    EndpointConfig, EndpointPool, EndpointSnapshot, PoolSettings, PrioritizedPool, RequestPriority,
+    ChainIdentity, EndpointConfig, EndpointPool, EndpointSnapshot, IdentityState, PoolSettings,
+    PrioritizedPool, RequestPriority,
 };
 pub use registry::SourceRegistry;
 pub use rows::{BlockBundle, BlockRow, LogRow, TransactionRow};
@@ -118,6 +119,16 @@ pub enum SourceError {
         /// The first missing block.
         block: u64,
     },
+    /// The endpoint serves another chain than the one it is configured for (another chain id or
+    /// genesis block): a provider URL re-pointed, a wrong port. It is not used until it serves
+    /// the chain again.
+    #[error("wrong chain at {endpoint}: {detail}; check the chain's RPC URLs")]
+    WrongChain {
+        /// The endpoint.
+        endpoint: String,
+        /// What it serves instead.
+        detail: String,
+    },
 }
 
 impl SourceError {
@@ -137,6 +148,21 @@ pub trait ChainSource: Send + Sync {
     async fn head(&self) -> Result<u64, SourceError>;
     /// Every block, transaction and log of `range`, validated.
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError>;
+
+    /// The hash of block 0, which tells chains with the same chain id apart. The default reads
+    /// it with [`ChainSource::block_hashes`].
+    async fn genesis_hash(&self) -> Result<String, SourceError> {
+        let genesis = BlockRange { from: 0, to: 0 };
+        self.block_hashes(genesis)
+            .await?
+            .into_iter()
+            .find(|(number, _)| *number == 0)
+            .map(|(_, hash)| hash)
+            .ok_or_else(|| SourceError::NotYetAvailable {
+                endpoint: "the source".to_owned(),
+                block: 0,
+            })
+    }
 
     /// The hash of every block of `range`, ascending (for reorg checks). The default fetches
     /// whole blocks; sources override it with something lighter.

@@ -49,9 +49,14 @@ impl SourceRegistry {
         if endpoints.is_empty() {
             return Err(ActivityError::UnknownChain(chain.to_string()));
         }
+        let expected = row.identity();
+        if expected.genesis_hash.is_none() {
+            tracing::info!(target: "blockfill::rpc", chain = %chain, expected = %expected, "chain registered without a genesis hash: its endpoints' chain id is checked, not their genesis");
+        }
         let pool = Arc::new(EndpointPool::connect(
             chain.as_str(),
             &endpoints,
+            expected,
             self.settings.clone(),
         )?);
         let mut cache = self.cache.write().await;

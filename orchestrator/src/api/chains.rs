@@ -96,9 +96,19 @@ impl EndpointSpec {
     }
 }
 
-/// Reads the chain id from every endpoint at once; those that answer must agree. Returns the
-/// chain id and the head of the first endpoint that answered.
-async fn probe_endpoints(urls: &[&str]) -> Result<(u64, Option<u64>), ApiError> {
+/// What the endpoints said at registration.
+#[derive(Debug)]
+struct Probed {
+    chain_id: u64,
+    /// Hash of block 0.
+    genesis_hash: String,
+    /// Head of the first endpoint that answered.
+    head: Option<u64>,
+}
+
+/// Reads the chain id and the hash of block 0 from every endpoint at once; those that answer
+/// must agree on both (an endpoint that answers one but not the other counts as not answering).
+async fn probe_endpoints(urls: &[&str]) -> Result<Probed, ApiError> {
     let settings = RpcSettings {
         timeout: Duration::from_secs(5),
         ..RpcSettings::default()
@@ -108,19 +118,35 @@ async fn probe_endpoints(urls: &[&str]) -> Result<(u64, Option<u64>), ApiError> 
         async move {
             let source = EvmRpcSource::new(url, settings)?;
             let chain_id = source.chain_id().await?;
-            Ok::<_, blockfill_activities::source::SourceError>((chain_id, source.head().await.ok()))
+            let genesis_hash = source.genesis_hash().await?;
+            Ok::<_, blockfill_activities::source::SourceError>(Probed {
+                chain_id,
+                genesis_hash,
+                head: source.head().await.ok(),
+            })
         }
     }))
     .await;
-    let mut found: Option<(u64, Option<u64>, &str)> = None;
+    let mut found: Option<(Probed, &str)> = None;
     let mut failures = Vec::new();
     for (url, answer) in urls.iter().zip(answers) {
         match answer {
-            Ok((chain_id, head)) => match found {
-                None => found = Some((chain_id, head, url)),
-                Some((first, _, first_url)) if first != chain_id => {
+            Ok(probed) => match &found {
+                None => found = Some((probed, url)),
+                Some((first, first_url)) if first.chain_id != probed.chain_id => {
                     return Err(ApiError::Unprocessable(format!(
-                        "rpc_urls disagree: {first_url} serves chain id {first}, {url} serves {chain_id}"
+                        "rpc_urls disagree: {first_url} serves chain id {}, {url} serves {}",
+                        first.chain_id, probed.chain_id
+                    )));
+                }
+                Some((first, first_url))
+                    if !first
+                        .genesis_hash
+                        .eq_ignore_ascii_case(&probed.genesis_hash) =>
+                {
+                    return Err(ApiError::Unprocessable(format!(
+                        "rpc_urls disagree: {first_url} has genesis block {}, {url} has {} (same chain id {}: another network or a fork)",
+                        first.genesis_hash, probed.genesis_hash, probed.chain_id
                     )));
                 }
                 Some(_) => {}
@@ -129,14 +155,14 @@ async fn probe_endpoints(urls: &[&str]) -> Result<(u64, Option<u64>), ApiError> 
         }
     }
     match found {
-        Some((chain_id, head, _)) => {
+        Some((probed, _)) => {
             if !failures.is_empty() {
                 tracing::warn!(target: "blockfill::api", unreachable = ?failures, "registering a chain with endpoints that do not answer yet");
             }
-            Ok((chain_id, head))
+            Ok(probed)
         }
         None => Err(ApiError::Unprocessable(format!(
-            "cannot read eth_chainId from any endpoint ({}); check the URLs and that the node is up",
+            "cannot read eth_chainId and block 0 from any endpoint ({}); check the URLs and that the node is up",
             failures.join("; ")
         ))),
     }
@@ -288,7 +314,11 @@ async fn register(
         )));
     }
     let urls: Vec<&str> = body.rpc_urls.iter().map(EndpointSpec::url).collect();
-    let (chain_id, head) = probe_endpoints(&urls).await?;
+    let Probed {
+        chain_id,
+        genesis_hash,
+        head,
+    } = probe_endpoints(&urls).await?;
     let max_reorg_depth = body
         .max_reorg_depth
         .unwrap_or_else(|| default_max_reorg_depth(chain_id));
@@ -310,7 +340,7 @@ async fn register(
         live_sync: Set(body.live_sync.unwrap_or(true)),
         live_cursor: Set(None),
         live_backfill_id: Set(None),
-        genesis_hash: Set(None),
+        genesis_hash: Set(Some(genesis_hash)),
         max_reorg_depth: Set(max_reorg_depth as i64),
         live_halted: Set(false),
         live_halted_reason: Set(None),
@@ -324,7 +354,7 @@ async fn register(
         }
         _ => e.into(),
     })?;
-    tracing::info!(target: "blockfill::api", chain = %name, chain_id, "chain registered");
+    tracing::info!(target: "blockfill::api", chain = %name, chain_id, genesis = row.genesis_hash.as_deref().unwrap_or(""), "chain registered");
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 

@@ -1,7 +1,8 @@
 //! `GET /v1/chains/{name}/endpoints`: every RPC endpoint of a chain as the processes using it
-//! (workers, the leading orchestrator) last reported it, merged: the most severe breaker state,
-//! summed rates, concurrency and errors, latency quantiles of the merged histograms, and each
-//! reporter's own line.
+//! (workers, the leading orchestrator) last reported it, merged: the most severe breaker state
+//! and identity (`wrong_chain` when any process found it serving another chain), summed rates,
+//! concurrency and errors, latency quantiles of the merged histograms, and each reporter's own
+//! line.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use axum::{Json, Router, extract::State, routing::get};
 use blockfill_activities::{
     entity::chains,
     source::{
-        EndpointConfig, EndpointSnapshot,
+        EndpointConfig, EndpointSnapshot, IdentityState,
         pool::{TransitionView, breaker::BreakerState, stats::LatencyHistogram},
     },
 };
@@ -47,6 +48,13 @@ pub struct EndpointView {
     pub config: EndpointConfig,
     /// The most severe breaker state any process reports (`null` before any report).
     pub breaker: Option<BreakerState>,
+    /// Whether it serves the chain, the most severe any process reports: `wrong_chain` when any
+    /// found it serving another chain (it is never routed to), else `unverified` when any has
+    /// not checked it (or could not), else `verified` (`null` before any report).
+    pub identity: Option<IdentityState>,
+    /// What it serves instead when `wrong_chain` ("serves chain id 999, expected 31337"), or why
+    /// it is unverified, as the process that reported the merged state says.
+    pub identity_detail: Option<String>,
     /// How many processes reported it in the last seconds.
     pub reporters: usize,
     /// Requests per second, all processes together.
@@ -100,6 +108,8 @@ pub struct ReporterView {
     pub reporter: String,
     /// Its breaker state.
     pub breaker: BreakerState,
+    /// What it found the endpoint serving.
+    pub identity: IdentityState,
     /// Its concurrency limit.
     pub concurrency_limit: u32,
     /// Its requests in flight.
@@ -171,6 +181,8 @@ fn merge(
         url: config.url.clone(),
         config,
         breaker: None,
+        identity: None,
+        identity_detail: None,
         reporters: reports.len(),
         requests_per_second: 0.0,
         rps_limit: None,
@@ -195,6 +207,10 @@ fn merge(
             view.breaker
                 .map_or(snapshot.breaker, |b| b.max(snapshot.breaker)),
         );
+        if view.identity.is_none_or(|i| snapshot.identity > i) {
+            view.identity = Some(snapshot.identity);
+            view.identity_detail = snapshot.identity_detail.clone();
+        }
         view.requests_per_second += snapshot.requests_per_second;
         view.rps_limit = snapshot.rps_limit;
         view.concurrency_limit += snapshot.concurrency_limit;
@@ -221,6 +237,7 @@ fn merge(
         by_reporter.push(ReporterView {
             reporter,
             breaker: snapshot.breaker,
+            identity: snapshot.identity,
             concurrency_limit: snapshot.concurrency_limit,
             in_flight: snapshot.in_flight,
             requests_per_second: snapshot.requests_per_second,
@@ -238,4 +255,102 @@ fn merge(
     view.last_error = latest_error.map(|(_, e)| e);
     view.by_reporter = by_reporter;
     view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(
+        reporter: &str,
+        identity: IdentityState,
+        detail: Option<&str>,
+    ) -> (String, EndpointSnapshot, DateTime<Utc>) {
+        let snapshot = EndpointSnapshot {
+            url: "http://rpc".into(),
+            breaker: BreakerState::Closed,
+            breaker_reopens_in_ms: None,
+            cooldown_ms: None,
+            rps_limit: None,
+            requests_per_second: 0.0,
+            concurrency_limit: 16,
+            max_concurrency: 256,
+            in_flight: 0,
+            in_flight_live: 0,
+            reserved_for_live: 4,
+            concurrency_decreases: 0,
+            requests: 0,
+            successes: 0,
+            errors: BTreeMap::new(),
+            latency: LatencyHistogram::default(),
+            latency_p50_ms: None,
+            latency_p99_ms: None,
+            batches_accepted: true,
+            transitions: Vec::new(),
+            last_error: None,
+            identity,
+            identity_detail: detail.map(str::to_owned),
+        };
+        (reporter.to_owned(), snapshot, Utc::now())
+    }
+
+    #[test]
+    fn an_endpoint_any_process_found_on_another_chain_is_shown_wrong_chain() {
+        let config = EndpointConfig::new("http://rpc");
+        let merged = merge(
+            config.clone(),
+            vec![
+                report("orchestrator:a", IdentityState::Verified, None),
+                report(
+                    "worker:w:1",
+                    IdentityState::WrongChain,
+                    Some("serves chain id 999, expected 31337"),
+                ),
+                report(
+                    "worker:w:2",
+                    IdentityState::Unverified,
+                    Some("not checked yet"),
+                ),
+            ],
+        );
+        assert_eq!(merged.identity, Some(IdentityState::WrongChain));
+        assert_eq!(
+            merged.identity_detail.as_deref(),
+            Some("serves chain id 999, expected 31337")
+        );
+        let mine: Vec<_> = merged.by_reporter.iter().map(|r| r.identity).collect();
+        assert_eq!(
+            mine,
+            [
+                IdentityState::Verified,
+                IdentityState::WrongChain,
+                IdentityState::Unverified
+            ]
+        );
+
+        let verified = merge(
+            config.clone(),
+            vec![
+                report("orchestrator:a", IdentityState::Verified, None),
+                report("worker:w:1", IdentityState::Verified, None),
+            ],
+        );
+        assert_eq!(verified.identity, Some(IdentityState::Verified));
+        assert_eq!(merge(config, Vec::new()).identity, None, "no report yet");
+    }
+
+    #[test]
+    fn a_report_from_before_identity_checks_reads_as_unverified() {
+        let (_, snapshot, _) = report("old", IdentityState::Verified, None);
+        let mut body = serde_json::to_value(&snapshot).unwrap_or_default();
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("identity");
+            fields.remove("identity_detail");
+        }
+        let read: Result<EndpointSnapshot, _> = serde_json::from_value(body);
+        assert_eq!(
+            read.map(|s| s.identity).ok(),
+            Some(IdentityState::Unverified)
+        );
+    }
 }

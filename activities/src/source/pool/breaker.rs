@@ -2,7 +2,9 @@
 //!
 //! Closed: requests flow; `failure_threshold` failures in a row open it. Open: nothing is sent
 //! until `open_for` has passed, then it is half-open. Half-open: one probe at a time; a success
-//! closes it, a failure opens it again for twice as long (up to `max_open_for`). Time is
+//! closes it, a failure opens it again for twice as long (up to `max_open_for`). The probe comes
+//! with a [`ProbeToken`]: a probe that ends with neither (rate limited, or its request dropped)
+//! is given back with it, and a stale token never gives back a later probe. Time is
 //! [`tokio::time::Instant`], so tests drive it with paused time.
 
 use std::time::Duration;
@@ -65,6 +67,21 @@ pub struct Transition {
     pub at: Instant,
 }
 
+/// Identifies one half-open probe, so that only its own request can give it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeToken(u64);
+
+/// The right to send one request, from [`CircuitBreaker::try_acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The transition claiming caused (open to half-open), if any.
+    pub transition: Option<Transition>,
+    /// Set when the request is the half-open breaker's single probe: its outcome
+    /// ([`CircuitBreaker::on_success`], [`CircuitBreaker::on_failure`]) ends the probe, and
+    /// without one it must be given back ([`CircuitBreaker::release_probe`]).
+    pub probe: Option<ProbeToken>,
+}
+
 /// The breaker refused a request (open, or half-open with its probe out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("circuit breaker refuses requests")]
@@ -82,6 +99,8 @@ pub struct CircuitBreaker {
     next_open_for: Duration,
     /// A half-open probe is in flight.
     probing: bool,
+    /// Probes handed out so far (the latest one's token).
+    probes: u64,
 }
 
 impl CircuitBreaker {
@@ -94,6 +113,7 @@ impl CircuitBreaker {
             reopens_at: None,
             next_open_for: settings.open_for,
             probing: false,
+            probes: 0,
         }
     }
 
@@ -122,21 +142,28 @@ impl CircuitBreaker {
     }
 
     /// Claims the right to send a request now: always when closed, the single probe when
-    /// half-open, never when open. Returns the transition it caused, if any.
-    pub fn try_acquire(&mut self, now: Instant) -> Result<Option<Transition>, BreakerRefused> {
+    /// half-open, never when open.
+    pub fn try_acquire(&mut self, now: Instant) -> Result<Admission, BreakerRefused> {
         match self.state(now) {
-            BreakerState::Closed => Ok(None),
+            BreakerState::Closed => Ok(Admission {
+                transition: None,
+                probe: None,
+            }),
             BreakerState::HalfOpen if self.probing => Err(BreakerRefused),
             BreakerState::HalfOpen => {
                 self.probing = true;
+                self.probes += 1;
                 let from = self.state;
                 self.state = BreakerState::HalfOpen;
                 self.reopens_at = None;
-                Ok((from != BreakerState::HalfOpen).then_some(Transition {
-                    from,
-                    to: BreakerState::HalfOpen,
-                    at: now,
-                }))
+                Ok(Admission {
+                    transition: (from != BreakerState::HalfOpen).then_some(Transition {
+                        from,
+                        to: BreakerState::HalfOpen,
+                        at: now,
+                    }),
+                    probe: Some(ProbeToken(self.probes)),
+                })
             }
             BreakerState::Open => Err(BreakerRefused),
         }
@@ -185,9 +212,16 @@ impl CircuitBreaker {
         })
     }
 
-    /// Gives back a half-open probe that ended neither way (rate limited, not yet available).
-    pub fn release_probe(&mut self) {
-        self.probing = false;
+    /// Gives back the half-open probe of `token`, which ended neither way (rate limited, not yet
+    /// available, or its request was dropped), so the next request may probe. Does nothing when
+    /// that probe already ended (its outcome was recorded, or a later probe is out). Returns
+    /// whether it gave the probe back.
+    pub fn release_probe(&mut self, token: ProbeToken) -> bool {
+        let current = self.probing && token.0 == self.probes;
+        if current {
+            self.probing = false;
+        }
+        current
     }
 }
 
@@ -238,9 +272,10 @@ mod tests {
         assert_eq!(breaker.state(now), BreakerState::HalfOpen);
         let probe = breaker.try_acquire(now).expect("the probe goes through");
         assert_eq!(
-            probe.map(|t| (t.from, t.to)),
+            probe.transition.map(|t| (t.from, t.to)),
             Some((BreakerState::Open, BreakerState::HalfOpen))
         );
+        assert!(probe.probe.is_some(), "half-open admits a probe");
         assert!(breaker.try_acquire(now).is_err(), "one probe at a time");
         let closed = breaker.on_success(now).expect("a good probe closes it");
         assert_eq!(closed.to, BreakerState::Closed);
@@ -290,9 +325,51 @@ mod tests {
         }
         tokio::time::advance(Duration::from_secs(2)).await;
         let now = Instant::now();
-        assert!(breaker.try_acquire(now).is_ok());
-        breaker.release_probe();
+        let first = breaker
+            .try_acquire(now)
+            .expect("probe")
+            .probe
+            .expect("token");
+        assert!(breaker.release_probe(first));
         assert_eq!(breaker.state(now), BreakerState::HalfOpen);
-        assert!(breaker.try_acquire(now).is_ok());
+        let second = breaker
+            .try_acquire(now)
+            .expect("probe again")
+            .probe
+            .expect("token");
+        // The first probe's request giving it back again late must not free the second one.
+        assert!(!breaker.release_probe(first));
+        assert!(breaker.try_acquire(now).is_err(), "the second probe is out");
+        assert!(breaker.release_probe(second));
+        assert!(
+            breaker
+                .try_acquire(now)
+                .expect("half-open admits")
+                .probe
+                .is_some(),
+            "still half-open: the next request is the probe"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_whose_outcome_was_recorded_cannot_be_given_back() {
+        let mut breaker = CircuitBreaker::new(settings());
+        for _ in 0..3 {
+            breaker.on_failure(Instant::now());
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let token = breaker
+            .try_acquire(Instant::now())
+            .expect("probe")
+            .probe
+            .expect("token");
+        breaker.on_failure(Instant::now());
+        assert!(
+            !breaker.release_probe(token),
+            "the failed probe reopened it"
+        );
+        assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+        let admitted = breaker.try_acquire(Instant::now());
+        assert!(admitted.is_err(), "open");
     }
 }

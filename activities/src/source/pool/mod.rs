@@ -17,9 +17,19 @@
 //!
 //! When every endpoint fails the same request, the last failure is returned, so a range that
 //! every endpoint answers badly still reads as block-specific to the batch activity.
+//!
+//! No endpoint's word about which chain it serves is taken ([`identity`]): the pool knows the
+//! chain's id and genesis hash, and routes only to endpoints found serving them. An endpoint is
+//! checked (`eth_chainId`, block 0's hash) before its first use, again every
+//! `identity_check_interval` by the health loop ([`EndpointPool::probe_idle`]), and after its
+//! breaker opened (what answers when it is back may be another node). One that serves another
+//! chain is marked `wrong_chain` and not used until a later check agrees. Answers that move the
+//! head or decide reorgs (`head`, `block_hashes`) are only taken after the endpoint that gave
+//! them confirmed its chain id, so a URL re-pointed between two checks cannot unwind a chain.
 
 pub mod breaker;
 pub mod concurrency;
+pub mod identity;
 pub mod stats;
 
 use std::{
@@ -40,11 +50,13 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::{
-    breaker::{BreakerSettings, BreakerState, CircuitBreaker, Transition},
+    breaker::{BreakerSettings, BreakerState, CircuitBreaker, ProbeToken, Transition},
     concurrency::{AdaptiveConcurrency, ConcurrencySettings},
+    identity::IdentityCell,
     stats::{EndpointStats, LatencyHistogram, error_kind},
 };
 pub use concurrency::RequestPriority;
+pub use identity::{ChainIdentity, IdentityState};
 
 use super::{BlockBundle, ChainSource, EvmRpcSource, RpcSettings, SourceError, redact_url};
 use crate::types::BlockRange;
@@ -126,6 +138,9 @@ pub struct PoolSettings {
     pub retry_max: Duration,
     /// Longest `Retry-After` honoured.
     pub max_retry_after: Duration,
+    /// How often a verified (or wrong-chain) endpoint's chain id and genesis are checked again.
+    /// Default: 30 s.
+    pub identity_check_interval: Duration,
 }
 
 impl Default for PoolSettings {
@@ -141,6 +156,7 @@ impl Default for PoolSettings {
             retry_base: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(60),
+            identity_check_interval: Duration::from_secs(30),
         }
     }
 }
@@ -209,6 +225,14 @@ pub struct EndpointSnapshot {
     pub transitions: Vec<TransitionView>,
     /// The latest failure.
     pub last_error: Option<String>,
+    /// Whether it serves the chain: `verified`, `unverified` (not checked yet, unreachable, or
+    /// down since), or `wrong_chain` (never routed to).
+    #[serde(default)]
+    pub identity: IdentityState,
+    /// What it serves instead when `wrong_chain` ("serves chain id 999, expected 31337"), or why
+    /// the last check failed.
+    #[serde(default)]
+    pub identity_detail: Option<String>,
 }
 
 /// How many transitions an endpoint remembers.
@@ -227,6 +251,10 @@ struct Health {
     last_error: Option<String>,
     /// When a request (or probe) was last sent.
     last_sent: Option<Instant>,
+    /// See [`EndpointSnapshot::identity_detail`].
+    identity_detail: Option<String>,
+    /// When its identity was last checked, whatever came of it.
+    identity_checked_at: Option<Instant>,
 }
 
 struct Endpoint {
@@ -237,12 +265,27 @@ struct Endpoint {
     rate: Option<DefaultDirectRateLimiter>,
     concurrency: AdaptiveConcurrency,
     health: Mutex<Health>,
+    /// Which chain it serves, read on every selection.
+    identity: IdentityCell,
+    /// Held while its identity is checked: concurrent requests wait for one check.
+    identity_check: tokio::sync::Mutex<()>,
 }
 
 impl Endpoint {
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// How checking an endpoint's identity before using it went.
+enum Verification {
+    /// It serves the chain.
+    Verified,
+    /// This request's check failed: its outcome is recorded against the endpoint.
+    Failed(SourceError),
+    /// Another request's check, which finished while this one waited for it, failed (and was
+    /// recorded there).
+    FailedElsewhere(SourceError),
 }
 
 /// When an endpoint can next take a request; `None` while its half-open breaker's single probe
@@ -262,10 +305,44 @@ enum Choice {
     Exhausted,
 }
 
+/// One try's claim on an endpoint: the right its breaker gave to send one request, which is the
+/// half-open breaker's single probe when `probe` is set. The outcome is recorded through it
+/// ([`Claim::succeeded`], [`Claim::failed`]); a claim dropped without one (the request's future
+/// was dropped: a timeout around it, a cancelled batch, a shutdown) gives its probe back, so the
+/// endpoint is not locked out until the process restarts.
+struct Claim<'a> {
+    pool: &'a EndpointPool,
+    endpoint: &'a Endpoint,
+    probe: Option<ProbeToken>,
+}
+
+impl Claim<'_> {
+    fn succeeded(mut self, latency: Duration) {
+        self.probe = None;
+        self.pool.on_success(self.endpoint, latency);
+    }
+
+    fn failed(mut self, error: &SourceError, latency: Duration) {
+        let probe = self.probe.take();
+        self.pool.on_failure(self.endpoint, probe, error, latency);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(token) = self.probe.take()
+            && self.endpoint.health().breaker.release_probe(token)
+        {
+            tracing::debug!(target: "blockfill::rpc", chain = %self.pool.chain, endpoint = %self.endpoint.label, "half-open probe abandoned by its request; given back");
+        }
+    }
+}
+
 /// One chain's endpoints behind one [`ChainSource`]. Requests through the trait run at
 /// [`RequestPriority::Backfill`]; [`EndpointPool::with_priority`] gives a live-sync handle.
 pub struct EndpointPool {
     chain: String,
+    expected: ChainIdentity,
     endpoints: Vec<Endpoint>,
     settings: PoolSettings,
     rotation: AtomicUsize,
@@ -275,6 +352,7 @@ impl std::fmt::Debug for EndpointPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EndpointPool")
             .field("chain", &self.chain)
+            .field("expected", &self.expected)
             .field(
                 "endpoints",
                 &self
@@ -288,10 +366,11 @@ impl std::fmt::Debug for EndpointPool {
 }
 
 impl EndpointPool {
-    /// A pool of JSON-RPC endpoints for `chain`.
+    /// A pool of JSON-RPC endpoints for `chain`, which must serve `expected`.
     pub fn connect(
         chain: &str,
         endpoints: &[EndpointConfig],
+        expected: ChainIdentity,
         settings: PoolSettings,
     ) -> Result<Self, SourceError> {
         let clients = endpoints
@@ -302,13 +381,15 @@ impl EndpointPool {
                 Ok((client, config.clone()))
             })
             .collect::<Result<Vec<_>, SourceError>>()?;
-        Self::with_clients(chain, clients, settings)
+        Self::with_clients(chain, clients, expected, settings)
     }
 
-    /// A pool over ready-made clients, each with its config (rps, concurrency).
+    /// A pool over ready-made clients, each with its config (rps, concurrency), which must
+    /// serve `expected`.
     pub fn with_clients(
         chain: &str,
         clients: Vec<(Arc<dyn EndpointClient>, EndpointConfig)>,
+        expected: ChainIdentity,
         settings: PoolSettings,
     ) -> Result<Self, SourceError> {
         if clients.is_empty() {
@@ -344,12 +425,21 @@ impl EndpointPool {
                         transitions: VecDeque::new(),
                         last_error: None,
                         last_sent: None,
+                        identity_detail: None,
+                        identity_checked_at: None,
                     }),
+                    identity: IdentityCell::default(),
+                    identity_check: tokio::sync::Mutex::new(()),
                 }
             })
-            .collect();
+            .collect::<Vec<Endpoint>>();
+        for endpoint in &endpoints {
+            metrics::gauge!("blockfill_rpc_endpoint_wrong_chain", "chain" => chain.to_owned(), "endpoint" => endpoint.label.clone())
+                .set(0.0);
+        }
         Ok(Self {
             chain: chain.to_owned(),
+            expected,
             endpoints,
             settings,
             rotation: AtomicUsize::new(0),
@@ -359,6 +449,11 @@ impl EndpointPool {
     /// The chain this pool serves.
     pub fn chain(&self) -> &str {
         &self.chain
+    }
+
+    /// What its endpoints must serve.
+    pub fn expected(&self) -> &ChainIdentity {
+        &self.expected
     }
 
     /// A [`ChainSource`] whose requests run at `priority`.
@@ -407,15 +502,18 @@ impl EndpointPool {
                     batches_accepted: endpoint.client.batches_accepted(),
                     transitions: health.transitions.iter().cloned().collect(),
                     last_error: health.last_error.clone(),
+                    identity: endpoint.identity.get(),
+                    identity_detail: health.identity_detail.clone(),
                 }
             })
             .collect()
     }
 
-    /// Picks the endpoint for the next try: among those usable now and not `excluded`, the one
-    /// with room for `priority` and the best score; else when the soonest becomes usable.
+    /// Picks the endpoint for the next try: among those usable now, not `excluded` and not
+    /// serving another chain, a verified one before one still to be checked, then the one with
+    /// room for `priority` and the best score; else when the soonest becomes usable.
     fn choose(&self, priority: RequestPriority, excluded: &[bool], now: Instant) -> Choice {
-        let mut best: Option<(bool, f64, usize)> = None;
+        let mut best: Option<(bool, bool, f64, usize)> = None;
         let mut soonest: Option<Instant> = None;
         let offset = self.rotation.fetch_add(1, Ordering::Relaxed);
         let count = self.endpoints.len();
@@ -425,6 +523,11 @@ impl EndpointPool {
                 continue;
             }
             let endpoint = &self.endpoints[index];
+            let verified = match endpoint.identity.get() {
+                IdentityState::WrongChain => continue,
+                IdentityState::Verified => true,
+                IdentityState::Unverified => false,
+            };
             let (at, latency, failures) = {
                 let health = endpoint.health();
                 (
@@ -445,16 +548,18 @@ impl EndpointPool {
                 latency * (1.0 + endpoint.concurrency.load(priority)) * (1.0 + 20.0 * failures);
             let better = match best {
                 None => true,
-                Some((best_room, best_score, _)) => {
-                    (room && !best_room) || (room == best_room && score < best_score)
+                Some((best_verified, best_room, best_score, _)) => {
+                    (verified && !best_verified)
+                        || (verified == best_verified
+                            && ((room && !best_room) || (room == best_room && score < best_score)))
                 }
             };
             if better {
-                best = Some((room, score, index));
+                best = Some((verified, room, score, index));
             }
         }
         match (best, soonest) {
-            (Some((_, _, index)), _) => Choice::Ready(index),
+            (Some((_, _, _, index)), _) => Choice::Ready(index),
             (None, Some(at)) => Choice::WaitUntil(at),
             (None, None) => Choice::Exhausted,
         }
@@ -486,22 +591,66 @@ impl EndpointPool {
         while health.transitions.len() > TRANSITIONS_KEPT {
             health.transitions.pop_front();
         }
+        if t.to == BreakerState::Open && endpoint.identity.get() == IdentityState::Verified {
+            // What answers when it is back may be another node: check before trusting it again.
+            self.set_identity(
+                endpoint,
+                health,
+                IdentityState::Unverified,
+                Some("down since it was verified; checked again when it answers".to_owned()),
+            );
+        }
+    }
+
+    /// Records `endpoint`'s identity; logs and counts a change of state.
+    fn set_identity(
+        &self,
+        endpoint: &Endpoint,
+        health: &mut Health,
+        state: IdentityState,
+        detail: Option<String>,
+    ) {
+        let previous = endpoint.identity.set(state);
+        if previous == state {
+            if state == IdentityState::WrongChain {
+                health.identity_detail = detail;
+            }
+            return;
+        }
+        let url = endpoint.label.as_str();
+        match (previous, state) {
+            (_, IdentityState::WrongChain) => {
+                tracing::error!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, expected = %self.expected, detail = detail.as_deref().unwrap_or(""), "endpoint serves another chain; it is not used until it serves this one again")
+            }
+            (IdentityState::WrongChain, IdentityState::Verified) => {
+                tracing::warn!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, "endpoint serves the chain again; using it")
+            }
+            (_, IdentityState::Verified) => {
+                tracing::debug!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, "endpoint identity verified")
+            }
+            (_, IdentityState::Unverified) => {
+                tracing::info!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, detail = detail.as_deref().unwrap_or(""), "endpoint identity to be checked again")
+            }
+        }
+        health.identity_detail = detail;
+        metrics::gauge!("blockfill_rpc_endpoint_wrong_chain", "chain" => self.chain.clone(), "endpoint" => url.to_owned())
+            .set(if state == IdentityState::WrongChain { 1.0 } else { 0.0 });
     }
 
     /// Claims the right to send `endpoint` a request now (its breaker's single probe when
-    /// half-open), recording the transition that causes.
-    fn claim(&self, endpoint: &Endpoint, now: Instant) -> bool {
+    /// half-open), recording the transition that causes. `None` when its breaker refuses.
+    fn claim<'a>(&'a self, endpoint: &'a Endpoint, now: Instant) -> Option<Claim<'a>> {
         let mut health = endpoint.health();
-        match health.breaker.try_acquire(now) {
-            Ok(transition) => {
-                if let Some(t) = transition {
-                    self.record_transition(endpoint, &mut health, t);
-                }
-                health.last_sent = Some(now);
-                true
-            }
-            Err(_) => false,
+        let admission = health.breaker.try_acquire(now).ok()?;
+        if let Some(t) = admission.transition {
+            self.record_transition(endpoint, &mut health, t);
         }
+        health.last_sent = Some(now);
+        Some(Claim {
+            pool: self,
+            endpoint,
+            probe: admission.probe,
+        })
     }
 
     fn on_success(&self, endpoint: &Endpoint, latency: Duration) {
@@ -523,7 +672,15 @@ impl EndpointPool {
             .record(seconds);
     }
 
-    fn on_failure(&self, endpoint: &Endpoint, error: &SourceError, latency: Duration) {
+    /// Records a failure; `probe` is the half-open probe the request held, given back when the
+    /// failure says nothing about the endpoint being up.
+    fn on_failure(
+        &self,
+        endpoint: &Endpoint,
+        probe: Option<ProbeToken>,
+        error: &SourceError,
+        latency: Duration,
+    ) {
         let now = Instant::now();
         let kind = error_kind(error);
         metrics::counter!("blockfill_rpc_errors_total", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone(), "kind" => kind)
@@ -539,6 +696,11 @@ impl EndpointPool {
         let mut health = endpoint.health();
         health.stats.on_error(now, kind, latency);
         health.last_error = Some(error.to_string());
+        let release = |breaker: &mut CircuitBreaker| {
+            if let Some(token) = probe {
+                breaker.release_probe(token);
+            }
+        };
         let transition = match error {
             SourceError::RateLimited {
                 retry_after_secs, ..
@@ -548,16 +710,27 @@ impl EndpointPool {
                     .min(self.settings.max_retry_after);
                 let until = now + wait;
                 health.cooldown_until = Some(health.cooldown_until.map_or(until, |c| c.max(until)));
-                health.breaker.release_probe();
+                release(&mut health.breaker);
                 None
             }
             SourceError::NotYetAvailable { .. } => {
-                health.breaker.release_probe();
+                release(&mut health.breaker);
                 None
             }
             SourceError::Malformed { .. } | SourceError::Rpc { .. } => {
                 health.failure_ewma = 0.9 * health.failure_ewma + 0.1;
-                health.breaker.release_probe();
+                release(&mut health.breaker);
+                None
+            }
+            // It answered, so it is up; it is just not this chain.
+            SourceError::WrongChain { detail, .. } => {
+                release(&mut health.breaker);
+                self.set_identity(
+                    endpoint,
+                    &mut health,
+                    IdentityState::WrongChain,
+                    Some(detail.clone()),
+                );
                 None
             }
             SourceError::Transport { .. }
@@ -574,18 +747,38 @@ impl EndpointPool {
     }
 
     fn describe(&self, now: Instant) -> String {
-        self.endpoints
+        let endpoints = self
+            .endpoints
             .iter()
             .map(|e| {
                 let health = e.health();
                 let state = health.breaker.state(now).as_str();
+                let identity = match (e.identity.get(), &health.identity_detail) {
+                    (IdentityState::Verified, _) => String::new(),
+                    (other, Some(detail)) => format!(", {} ({detail})", other.as_str()),
+                    (other, None) => format!(", {}", other.as_str()),
+                };
                 match &health.last_error {
-                    Some(err) => format!("{} breaker {state}, last error: {err}", e.label),
-                    None => format!("{} breaker {state}", e.label),
+                    Some(err) => {
+                        format!("{} breaker {state}{identity}, last error: {err}", e.label)
+                    }
+                    None => format!("{} breaker {state}{identity}", e.label),
                 }
             })
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; ");
+        if self
+            .endpoints
+            .iter()
+            .all(|e| e.identity.get() != IdentityState::Verified)
+        {
+            format!(
+                "no endpoint is verified to serve {} ({endpoints})",
+                self.expected
+            )
+        } else {
+            endpoints
+        }
     }
 
     /// Runs `op` on the best endpoint, retrying elsewhere on failure. `cost` is what the token
@@ -649,11 +842,41 @@ impl EndpointPool {
                 );
                 tokio::time::sleep(delay).await;
             }
-            if !self.claim(endpoint, Instant::now()) {
+            let Some(claim) = self.claim(endpoint, Instant::now()) else {
                 continue;
-            }
+            };
             attempt += 1;
             tries[index] += 1;
+            let check_failed = if endpoint.identity.get() == IdentityState::Verified {
+                None
+            } else {
+                let started = Instant::now();
+                match self.verify_before_use(endpoint).await {
+                    Verification::Verified => None,
+                    Verification::Failed(error) => Some((error, Some(started.elapsed()))),
+                    Verification::FailedElsewhere(error) => Some((error, None)),
+                }
+            };
+            if let Some((error, latency)) = check_failed {
+                match latency {
+                    Some(latency) => claim.failed(&error, latency),
+                    // Recorded by the check that found it; dropping the claim gives back a
+                    // probe it held.
+                    None => drop(claim),
+                }
+                // An endpoint of another chain, or one that answers the check badly, gives this
+                // request nothing.
+                if endpoint.identity.get() == IdentityState::WrongChain
+                    || matches!(
+                        error,
+                        SourceError::Malformed { .. } | SourceError::Rpc { .. }
+                    )
+                {
+                    excluded[index] = true;
+                }
+                last_error = Some(error);
+                continue;
+            }
             let requests = cost(endpoint.client.as_ref()).max(1);
             if let (Some(rate), Some(rps)) = (&endpoint.rate, endpoint.rps) {
                 let n = NonZeroU32::new(requests.min(u64::from(rps.get())) as u32)
@@ -668,12 +891,12 @@ impl EndpointPool {
             let latency = started.elapsed();
             match result {
                 Ok(value) => {
-                    self.on_success(endpoint, latency);
+                    claim.succeeded(latency);
                     drop(permit);
                     return Ok(value);
                 }
                 Err(error) => {
-                    self.on_failure(endpoint, &error, latency);
+                    claim.failed(&error, latency);
                     drop(permit);
                     // The same request gets the same answer there; ask elsewhere.
                     if matches!(
@@ -681,6 +904,7 @@ impl EndpointPool {
                         SourceError::Malformed { .. }
                             | SourceError::Rpc { .. }
                             | SourceError::NotYetAvailable { .. }
+                            | SourceError::WrongChain { .. }
                     ) {
                         excluded[index] = true;
                     }
@@ -694,35 +918,159 @@ impl EndpointPool {
         }))
     }
 
-    /// Active health check: asks every endpoint that has been sent nothing for `idle` (and whose
-    /// breaker lets a request through) for its head, and records the outcome like any request.
-    /// This is how a dead endpoint nobody routes to gets its breaker opened, and how an open
-    /// one is found back when no traffic would probe it.
+    /// Before `endpoint` is used: checks its identity, or waits for the check another request
+    /// is running and takes its verdict.
+    async fn verify_before_use(&self, endpoint: &Endpoint) -> Verification {
+        let asked = Instant::now();
+        let _turn = endpoint.identity_check.lock().await;
+        let (checked_since, detail) = {
+            let health = endpoint.health();
+            (
+                health.identity_checked_at.is_some_and(|at| at >= asked),
+                health.identity_detail.clone().unwrap_or_default(),
+            )
+        };
+        match endpoint.identity.get() {
+            IdentityState::Verified => Verification::Verified,
+            IdentityState::WrongChain => Verification::FailedElsewhere(SourceError::WrongChain {
+                endpoint: endpoint.label.clone(),
+                detail,
+            }),
+            IdentityState::Unverified if checked_since => {
+                Verification::FailedElsewhere(SourceError::NoEndpoint {
+                    chain: self.chain.clone(),
+                    detail: format!("{} is not verified: {detail}", endpoint.label),
+                })
+            }
+            IdentityState::Unverified => match self.check_identity(endpoint).await {
+                Ok(()) => Verification::Verified,
+                Err(error) => Verification::Failed(error),
+            },
+        }
+    }
+
+    /// Reads `endpoint`'s chain id and (when the chain's is known) genesis hash and compares them
+    /// with the chain's. Agreement verifies it. A disagreement comes back as
+    /// [`SourceError::WrongChain`], which marks it `wrong_chain` when the caller records it
+    /// through its claim; a read that fails leaves its state as it was (an unreachable endpoint
+    /// stays unverified). The caller holds a claim and the endpoint's `identity_check` lock.
+    async fn check_identity(&self, endpoint: &Endpoint) -> Result<(), SourceError> {
+        let calls = 1 + u32::from(self.expected.genesis_hash.is_some());
+        if let (Some(rate), Some(rps)) = (&endpoint.rate, endpoint.rps) {
+            let n = NonZeroU32::new(calls.min(rps.get())).unwrap_or(NonZeroU32::MIN);
+            // Cannot fail: n never exceeds the bucket's burst.
+            let _ = rate.until_n_ready(n).await;
+        }
+        endpoint
+            .health()
+            .stats
+            .on_request(Instant::now(), u64::from(calls));
+        let outcome = self.read_identity(endpoint).await;
+        let mut health = endpoint.health();
+        health.identity_checked_at = Some(Instant::now());
+        match &outcome {
+            Ok(()) => self.set_identity(endpoint, &mut health, IdentityState::Verified, None),
+            Err(SourceError::WrongChain { .. }) => {}
+            Err(error) => {
+                if endpoint.identity.get() == IdentityState::Unverified {
+                    health.identity_detail = Some(format!("identity check failed: {error}"));
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn read_identity(&self, endpoint: &Endpoint) -> Result<(), SourceError> {
+        let wrong = |detail| SourceError::WrongChain {
+            endpoint: endpoint.label.clone(),
+            detail,
+        };
+        let chain_id = endpoint.client.chain_id().await?;
+        if let Some(detail) = self.expected.chain_id_mismatch(chain_id) {
+            return Err(wrong(detail));
+        }
+        if self.expected.genesis_hash.is_some() {
+            let genesis = endpoint.client.genesis_hash().await?;
+            if let Some(detail) = self.expected.genesis_mismatch(&genesis) {
+                return Err(wrong(detail));
+            }
+        }
+        Ok(())
+    }
+
+    /// Confirms that `client`, which has just given an answer that can move the head or decide
+    /// a reorg, still answers the chain's id: a URL re-pointed since its last identity check
+    /// is caught before that answer is used.
+    async fn confirm_chain_id(&self, client: &dyn EndpointClient) -> Result<(), SourceError> {
+        if self.expected.chain_id.is_none() {
+            return Ok(());
+        }
+        let chain_id = client.chain_id().await?;
+        match self.expected.chain_id_mismatch(chain_id) {
+            Some(detail) => Err(SourceError::WrongChain {
+                endpoint: redact_url(client.url()),
+                detail,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The health loop's round. Checks the identity of every endpoint that is due (unverified,
+    /// or last checked `identity_check_interval` ago), busy or not; asks every other endpoint
+    /// that has been sent nothing for `idle` for its head. Both go through its breaker, skip it
+    /// while it cools down for a `Retry-After`, and record their outcome like any request. This
+    /// is how a dead endpoint nobody routes to gets its breaker opened, how an open one is found
+    /// back when no traffic would probe it, and how an endpoint re-pointed at another chain is
+    /// caught.
     pub async fn probe_idle(&self, idle: Duration) {
         let now = Instant::now();
-        let quiet = |endpoint: &&Endpoint| {
-            let health = endpoint.health();
-            health
-                .last_sent
-                .is_none_or(|at| now.saturating_duration_since(at) >= idle)
-                && health.cooldown_until.is_none_or(|c| c <= now)
-        };
-        let due: Vec<&Endpoint> = self
-            .endpoints
-            .iter()
-            .filter(quiet)
-            .filter(|endpoint| self.claim(endpoint, now))
-            .collect();
-        let probes = due.into_iter().map(|endpoint| async move {
-            // Probes spend the endpoint's rate budget like any request.
-            if let Some(rate) = &endpoint.rate {
-                let _ = rate.until_ready().await;
+        let recheck = self.settings.identity_check_interval;
+        let mut due = Vec::new();
+        for endpoint in &self.endpoints {
+            let (quiet, identity_due) = {
+                let health = endpoint.health();
+                if health.cooldown_until.is_some_and(|c| c > now) {
+                    continue;
+                }
+                (
+                    health
+                        .last_sent
+                        .is_none_or(|at| now.saturating_duration_since(at) >= idle),
+                    endpoint.identity.get() == IdentityState::Unverified
+                        || health
+                            .identity_checked_at
+                            .is_none_or(|at| now.saturating_duration_since(at) >= recheck),
+                )
+            };
+            // A check already running (a request's) does for this round.
+            let turn = match identity_due.then(|| endpoint.identity_check.try_lock()) {
+                Some(Ok(turn)) => Some(turn),
+                Some(Err(_)) => continue,
+                None if quiet => None,
+                None => continue,
+            };
+            // Claims are held by the probes' futures: a round dropped midway gives them back.
+            if let Some(claim) = self.claim(endpoint, now) {
+                due.push((claim, turn));
             }
-            endpoint.health().stats.on_request(Instant::now(), 1);
+        }
+        let probes = due.into_iter().map(|(claim, turn)| async move {
+            let endpoint = claim.endpoint;
             let started = Instant::now();
-            match endpoint.client.head().await {
-                Ok(_) => self.on_success(endpoint, started.elapsed()),
-                Err(error) => self.on_failure(endpoint, &error, started.elapsed()),
+            let outcome = match turn {
+                Some(_turn) => self.check_identity(endpoint).await,
+                None => {
+                    // Probes spend the endpoint's rate budget like any request.
+                    if let Some(rate) = &endpoint.rate {
+                        let _ = rate.until_ready().await;
+                    }
+                    endpoint.health().stats.on_request(Instant::now(), 1);
+                    endpoint.client.head().await.map(|_| ())
+                }
+            };
+            match outcome {
+                Ok(()) => claim.succeeded(started.elapsed()),
+                Err(error) => claim.failed(&error, started.elapsed()),
             }
         });
         futures::future::join_all(probes).await;
@@ -804,8 +1152,12 @@ impl ChainSource for EndpointPool {
     async fn head(&self) -> Result<u64, SourceError> {
         self.run(
             RequestPriority::Live,
-            |_| 1,
-            |client| async move { client.head().await },
+            |_| 2,
+            |client| async move {
+                let head = client.head().await?;
+                self.confirm_chain_id(client.as_ref()).await?;
+                Ok(head)
+            },
         )
         .await
     }
@@ -817,8 +1169,15 @@ impl ChainSource for EndpointPool {
     async fn block_hashes(&self, range: BlockRange) -> Result<Vec<(u64, String)>, SourceError> {
         self.run(
             RequestPriority::Backfill,
-            |client| client.requests_for(range),
-            |client| async move { client.block_hashes(range).await },
+            |client| client.requests_for(range) + 1,
+            |client| async move {
+                let hashes = client.block_hashes(range).await;
+                // Both a list of hashes and "not there" (the node rolled back) decide reorgs.
+                if matches!(hashes, Ok(_) | Err(SourceError::NotYetAvailable { .. })) {
+                    self.confirm_chain_id(client.as_ref()).await?;
+                }
+                hashes
+            },
         )
         .await
     }

@@ -97,6 +97,7 @@ pub fn error_kind(error: &SourceError) -> &'static str {
         SourceError::Malformed { .. } => "malformed",
         SourceError::NotYetAvailable { .. } => "not_yet_available",
         SourceError::NoEndpoint { .. } => "no_endpoint",
+        SourceError::WrongChain { .. } => "wrong_chain",
     }
 }
 

@@ -3,7 +3,7 @@
 use std::{
     collections::VecDeque,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -26,12 +26,16 @@ enum Step {
     /// Serves the range with a wrong parent hash on its first block, unchecked (as when the
     /// block below came back unusable).
     UncheckedBadParent,
+    /// Answers after an hour (a request its caller gives up on first).
+    Stall,
 }
 
-/// An endpoint that serves the devnet after `latency`, or fails as its script says.
+/// An endpoint that serves a devnet after `latency`, or fails as its script says. Every call
+/// (identity checks included) takes the next step of the script.
 struct Scripted {
     url: String,
-    chain: DevnetChain,
+    /// What it serves: [`the_chain`] unless re-pointed.
+    chain: RwLock<Arc<DevnetChain>>,
     latency: Duration,
     script: Mutex<VecDeque<Step>>,
     then: Step,
@@ -40,12 +44,19 @@ struct Scripted {
 
 impl Scripted {
     fn new(url: &str, latency: Duration, script: &[Step], then: Step) -> Arc<Self> {
+        Self::serving(url, latency, script, then, the_chain())
+    }
+
+    fn serving(
+        url: &str,
+        latency: Duration,
+        script: &[Step],
+        then: Step,
+        chain: DevnetConfig,
+    ) -> Arc<Self> {
         Arc::new(Self {
             url: url.to_owned(),
-            chain: DevnetChain::new(DevnetConfig {
-                blocks: 10_000,
-                ..DevnetConfig::default()
-            }),
+            chain: RwLock::new(Arc::new(DevnetChain::new(chain))),
             latency,
             script: Mutex::new(script.iter().copied().collect()),
             then,
@@ -55,6 +66,15 @@ impl Scripted {
 
     fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    fn chain(&self) -> Arc<DevnetChain> {
+        Arc::clone(&self.chain.read().expect("chain"))
+    }
+
+    /// Its URL serves another node from now on.
+    fn re_point(&self, chain: DevnetConfig) {
+        *self.chain.write().expect("chain") = Arc::new(DevnetChain::new(chain));
     }
 
     async fn step(&self, range: BlockRange) -> Result<Step, SourceError> {
@@ -69,6 +89,10 @@ impl Scripted {
         let endpoint = self.url.clone();
         match step {
             Step::Serve | Step::UncheckedBadParent => Ok(step),
+            Step::Stall => {
+                tokio::time::sleep(Duration::from_secs(3_600)).await;
+                Ok(step)
+            }
             Step::Refuse => Err(SourceError::Transport {
                 endpoint,
                 message: "connection refused".into(),
@@ -94,17 +118,17 @@ impl Scripted {
 impl ChainSource for Scripted {
     async fn chain_id(&self) -> Result<u64, SourceError> {
         self.step(BlockRange { from: 0, to: 0 }).await?;
-        self.chain.chain_id().await
+        self.chain().chain_id().await
     }
 
     async fn head(&self) -> Result<u64, SourceError> {
         self.step(BlockRange { from: 0, to: 0 }).await?;
-        self.chain.head().await
+        self.chain().head().await
     }
 
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
         let step = self.step(range).await?;
-        let mut bundle = self.chain.fetch_range(range).await?;
+        let mut bundle = self.chain().fetch_range(range).await?;
         if step == Step::UncheckedBadParent
             && let Some(first) = bundle.blocks.first_mut()
         {
@@ -136,7 +160,38 @@ fn settings() -> PoolSettings {
     }
 }
 
+/// The chain the pools of these tests serve.
+fn the_chain() -> DevnetConfig {
+    DevnetConfig {
+        blocks: 10_000,
+        ..DevnetConfig::default()
+    }
+}
+
+/// Another network: its own chain id, and another genesis when `seed` differs from 0.
+fn another_chain(chain_id: u64, seed: u64) -> DevnetConfig {
+    DevnetConfig {
+        chain_id,
+        seed,
+        blocks: 20_000,
+    }
+}
+
+/// What [`the_chain`]'s endpoints must serve.
+fn its_identity() -> ChainIdentity {
+    let chain = DevnetChain::new(the_chain());
+    ChainIdentity::new(1337, Some(format!("{:#x}", chain.block_hash(0))))
+}
+
 fn pool(endpoints: &[&Arc<Scripted>], settings: PoolSettings) -> Arc<EndpointPool> {
+    pool_expecting(endpoints, its_identity(), settings)
+}
+
+fn pool_expecting(
+    endpoints: &[&Arc<Scripted>],
+    expected: ChainIdentity,
+    settings: PoolSettings,
+) -> Arc<EndpointPool> {
     let clients = endpoints
         .iter()
         .map(|e| {
@@ -144,7 +199,7 @@ fn pool(endpoints: &[&Arc<Scripted>], settings: PoolSettings) -> Arc<EndpointPoo
             (client, EndpointConfig::new(e.url.clone()))
         })
         .collect();
-    Arc::new(EndpointPool::with_clients("test", clients, settings).expect("pool"))
+    Arc::new(EndpointPool::with_clients("test", clients, expected, settings).expect("pool"))
 }
 
 fn range(from: u64) -> BlockRange {
@@ -257,7 +312,12 @@ async fn retry_after_is_honoured_on_a_lone_endpoint_and_routed_around_with_two()
         waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
         "{waited:?}"
     );
-    assert_eq!(limited.calls(), 2, "nothing sent during the cool-down");
+    assert_eq!(
+        limited.calls(),
+        4,
+        "the identity check (rate limited, then chain id and genesis) and the request: nothing \
+         sent during the cool-down"
+    );
     let snapshot = state_of(&alone, "http://limited");
     assert_eq!(snapshot.errors.get("rate_limited"), Some(&1));
     assert_eq!(
@@ -316,7 +376,11 @@ async fn retries_of_one_endpoint_back_off_exponentially_within_the_jitter_ceilin
     lone.fetch_range(range(0)).await.expect("fourth try serves");
     // Ceilings 100 + 200 + 400 ms (full jitter: anywhere below them).
     assert!(started.elapsed() <= Duration::from_millis(700));
-    assert_eq!(flaky.calls(), 4);
+    assert_eq!(
+        flaky.calls(),
+        6,
+        "three failed identity checks, then the check (chain id, genesis) and the request"
+    );
 
     for (retry, draw, expected) in [
         (0, 1.0, 100),
@@ -385,6 +449,11 @@ async fn live_requests_get_through_while_backfill_holds_every_permit_it_may() {
             ..settings()
         },
     );
+    pool.probe_idle(Duration::ZERO).await;
+    assert_eq!(
+        state_of(&pool, "http://slow").identity,
+        IdentityState::Verified
+    );
     let backfill = pool.with_priority(RequestPriority::Backfill);
     let live = pool.with_priority(RequestPriority::Live);
     let mut held = Vec::new();
@@ -420,20 +489,22 @@ async fn the_token_bucket_holds_an_endpoint_to_its_requests_per_second() {
             max_concurrency: None,
         },
     )];
-    let pool = EndpointPool::with_clients("test", clients, settings()).expect("pool");
+    let pool =
+        EndpointPool::with_clients("test", clients, its_identity(), settings()).expect("pool");
     let started = std::time::Instant::now();
-    // 40 fetches of 2 requests each: 80 tokens from a bucket of 50 refilled at 50/s.
+    // 40 fetches of 2 requests each and the identity check's 2: 82 tokens from a bucket of 50
+    // refilled at 50/s.
     for i in 0..40 {
         pool.fetch_range(range(i * 10)).await.expect("served");
     }
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_millis(550),
-        "80 requests at 50/s with a burst of 50 take at least 0.6 s, took {elapsed:?}"
+        "82 requests at 50/s with a burst of 50 take at least 0.6 s, took {elapsed:?}"
     );
     let snapshot = state_of(&pool, "http://fast");
     assert_eq!(snapshot.rps_limit, Some(50));
-    assert_eq!(snapshot.requests, 80);
+    assert_eq!(snapshot.requests, 82);
 }
 
 #[tokio::test(start_paused = true)]
@@ -443,7 +514,7 @@ async fn an_unchecked_first_parent_is_checked_against_another_endpoint() {
     let both = pool(&[&liar, &honest], settings());
     for i in 1..20 {
         let bundle = both.fetch_range(range(i * 10)).await.expect("served");
-        let below = format!("{:#x}", honest.chain.block_hash(i * 10 - 1));
+        let below = format!("{:#x}", honest.chain().block_hash(i * 10 - 1));
         assert_eq!(bundle.blocks[0].parent_hash, below, "range {}", i * 10);
     }
     let snapshot = state_of(&both, "http://liar");
@@ -458,4 +529,325 @@ async fn an_unchecked_first_parent_is_checked_against_another_endpoint() {
         .await
         .expect("served unchecked");
     assert!(!bundle.first_parent_verified);
+}
+
+/// A lone endpoint whose breaker opened and is now half-open, with `script` next.
+async fn half_open_lone_endpoint(script: &[Step]) -> (Arc<Scripted>, Arc<EndpointPool>) {
+    let lone = Scripted::new(
+        "http://lone",
+        Duration::ZERO,
+        &[Step::Refuse, Step::Refuse, Step::Refuse],
+        Step::Serve,
+    );
+    let pool = pool(
+        &[&lone],
+        PoolSettings {
+            tries_per_endpoint: 3,
+            max_wait: Duration::from_secs(1),
+            ..settings()
+        },
+    );
+    pool.fetch_range(range(0))
+        .await
+        .expect_err("three refusals in a row");
+    assert_eq!(state_of(&pool, "http://lone").breaker, BreakerState::Open);
+    lone.script
+        .lock()
+        .expect("script")
+        .extend(script.iter().copied());
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(
+        state_of(&pool, "http://lone").breaker,
+        BreakerState::HalfOpen
+    );
+    (lone, pool)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_half_open_probe_whose_request_is_dropped_is_given_back() {
+    let (lone, pool) = half_open_lone_endpoint(&[Step::Stall]).await;
+    // The probe's request is cut off mid-flight (a timeout around it, a cancelled batch).
+    let dropped = tokio::time::timeout(Duration::from_secs(1), pool.fetch_range(range(10))).await;
+    assert!(dropped.is_err(), "the stalled probe timed out: {dropped:?}");
+    assert_eq!(lone.calls(), 4, "the probe was sent");
+
+    // The endpoint is healthy: the next request is the new probe, and it closes the breaker.
+    pool.fetch_range(range(10))
+        .await
+        .expect("a dropped probe does not lock the endpoint out");
+    assert_eq!(state_of(&pool, "http://lone").breaker, BreakerState::Closed);
+    for i in 2..10 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_health_probe_that_is_dropped_gives_its_claim_back() {
+    let (_lone, pool) = half_open_lone_endpoint(&[Step::Stall]).await;
+    // A health round cut off by shutdown (or a timeout) while its probe is out.
+    let dropped =
+        tokio::time::timeout(Duration::from_secs(1), pool.probe_idle(Duration::ZERO)).await;
+    assert!(dropped.is_err(), "the stalled probe timed out");
+    pool.probe_idle(Duration::ZERO).await;
+    assert_eq!(
+        state_of(&pool, "http://lone").breaker,
+        BreakerState::Closed,
+        "the next health probe went out and closed the breaker"
+    );
+    pool.fetch_range(range(0)).await.expect("served");
+}
+
+/// The hashes of `range` on `chain`.
+fn hashes_of(chain: &DevnetChain, range: BlockRange) -> Vec<(u64, String)> {
+    range
+        .blocks()
+        .map(|n| (n, format!("{:#x}", chain.block_hash(n))))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn endpoints_of_another_chain_id_or_another_genesis_are_never_routed_to() {
+    // Fast (so preferred by score) but not this chain: another chain id; the same chain id with
+    // another genesis block (a fork, another network).
+    let foreign = Scripted::serving(
+        "http://foreign",
+        Duration::ZERO,
+        &[],
+        Step::Serve,
+        another_chain(999, 0),
+    );
+    let forked = Scripted::serving(
+        "http://forked",
+        Duration::ZERO,
+        &[],
+        Step::Serve,
+        another_chain(1337, 7),
+    );
+    let honest = Scripted::new("http://honest", Duration::from_millis(5), &[], Step::Serve);
+    let pool = pool(&[&foreign, &forked, &honest], settings());
+    let chain = honest.chain();
+    for i in 0..20 {
+        let bundle = pool.fetch_range(range(i * 10)).await.expect("served");
+        let got: Vec<(u64, String)> = bundle
+            .blocks
+            .iter()
+            .map(|b| (b.number, b.hash.clone()))
+            .collect();
+        assert_eq!(got, hashes_of(&chain, range(i * 10)), "range {}", i * 10);
+    }
+    assert_eq!(pool.head().await.expect("head"), chain.head_number());
+    assert_eq!(
+        pool.block_hashes(range(500)).await.expect("hashes"),
+        hashes_of(&chain, range(500))
+    );
+    assert_eq!(foreign.calls(), 1, "its chain id, and nothing after");
+    assert_eq!(
+        forked.calls(),
+        2,
+        "its chain id and genesis, and nothing after"
+    );
+
+    let foreign_state = state_of(&pool, "http://foreign");
+    assert_eq!(foreign_state.identity, IdentityState::WrongChain);
+    assert_eq!(
+        foreign_state.identity_detail.as_deref(),
+        Some("serves chain id 999, expected 1337")
+    );
+    let forked_state = state_of(&pool, "http://forked");
+    assert_eq!(forked_state.identity, IdentityState::WrongChain);
+    let forked_genesis = format!("{:#x}", forked.chain().block_hash(0));
+    assert_eq!(
+        forked_state.identity_detail,
+        Some(format!(
+            "genesis {forked_genesis} differs from the chain's {}",
+            its_identity().genesis_hash.unwrap_or_default()
+        ))
+    );
+    assert_eq!(forked_state.errors.get("wrong_chain"), Some(&1));
+    assert_eq!(forked_state.breaker, BreakerState::Closed, "it is up");
+    assert_eq!(
+        state_of(&pool, "http://honest").identity,
+        IdentityState::Verified
+    );
+
+    // Checked again periodically, they still disagree and still get no traffic.
+    tokio::time::advance(Duration::from_secs(30)).await;
+    pool.probe_idle(Duration::from_secs(3_600)).await;
+    assert_eq!((foreign.calls(), forked.calls()), (2, 4), "one check each");
+    for i in 20..40 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+    }
+    assert_eq!((foreign.calls(), forked.calls()), (2, 4));
+    assert_eq!(
+        state_of(&pool, "http://foreign").identity,
+        IdentityState::WrongChain
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_re_pointed_after_verification_is_caught_by_the_periodic_check() {
+    let steady = Scripted::new("http://steady", Duration::from_millis(5), &[], Step::Serve);
+    let provider = Scripted::new("http://provider", Duration::ZERO, &[], Step::Serve);
+    let pool = pool(
+        &[&steady, &provider],
+        PoolSettings {
+            identity_check_interval: Duration::from_secs(10),
+            ..settings()
+        },
+    );
+    pool.probe_idle(Duration::ZERO).await;
+    for i in 0..10 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+    }
+    assert!(provider.calls() > 2, "the faster endpoint gets traffic");
+
+    // Its URL now serves another network. The next periodic check catches it.
+    provider.re_point(another_chain(999, 1));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    pool.probe_idle(Duration::from_secs(3_600)).await;
+    assert_eq!(
+        state_of(&pool, "http://provider").identity,
+        IdentityState::Verified,
+        "not due yet"
+    );
+    tokio::time::advance(Duration::from_secs(5)).await;
+    pool.probe_idle(Duration::from_secs(3_600)).await;
+    let caught = state_of(&pool, "http://provider");
+    assert_eq!(caught.identity, IdentityState::WrongChain, "{caught:?}");
+    assert_eq!(
+        caught.identity_detail.as_deref(),
+        Some("serves chain id 999, expected 1337")
+    );
+    let calls = provider.calls();
+    let chain = steady.chain();
+    for i in 10..30 {
+        let bundle = pool.fetch_range(range(i * 10)).await.expect("served");
+        assert_eq!(
+            bundle.blocks[0].hash,
+            format!("{:#x}", chain.block_hash(i * 10))
+        );
+    }
+    assert_eq!(provider.calls(), calls, "never routed to");
+
+    // Pointed back at the chain, a later check verifies it again and traffic returns.
+    provider.re_point(the_chain());
+    tokio::time::advance(Duration::from_secs(10)).await;
+    pool.probe_idle(Duration::from_secs(3_600)).await;
+    assert_eq!(
+        state_of(&pool, "http://provider").identity,
+        IdentityState::Verified
+    );
+    for i in 30..40 {
+        pool.fetch_range(range(i * 10)).await.expect("served");
+    }
+    assert!(
+        provider.calls() > calls + 2,
+        "a verified endpoint gets traffic again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_or_hashes_from_an_endpoint_re_pointed_since_its_last_check_are_not_taken() {
+    let steady = Scripted::new("http://steady", Duration::from_millis(5), &[], Step::Serve);
+    let provider = Scripted::new("http://provider", Duration::ZERO, &[], Step::Serve);
+    let pool = pool(&[&steady, &provider], settings());
+    pool.probe_idle(Duration::ZERO).await;
+    // Re-pointed at a longer chain of another network, long before its next check is due.
+    provider.re_point(another_chain(999, 1));
+    let chain = steady.chain();
+    assert_eq!(
+        pool.head().await.expect("head"),
+        chain.head_number(),
+        "the other network's head is not taken"
+    );
+    assert_eq!(
+        state_of(&pool, "http://provider").identity,
+        IdentityState::WrongChain,
+        "the head's chain id gave it away"
+    );
+
+    let provider = Scripted::new("http://provider", Duration::ZERO, &[], Step::Serve);
+    let pool = self::pool(&[&steady, &provider], settings());
+    pool.probe_idle(Duration::ZERO).await;
+    provider.re_point(another_chain(999, 1));
+    let tip = BlockRange {
+        from: 9_900,
+        to: 9_999,
+    };
+    assert_eq!(
+        pool.block_hashes(tip).await.expect("hashes"),
+        hashes_of(&chain, tip),
+        "the other network's hashes do not pass for a reorg"
+    );
+    assert_eq!(
+        state_of(&pool, "http://provider").identity,
+        IdentityState::WrongChain
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_endpoint_of_the_chain_requests_fail_with_a_clear_error() {
+    let foreign = Scripted::serving(
+        "http://foreign",
+        Duration::ZERO,
+        &[],
+        Step::Serve,
+        another_chain(999, 0),
+    );
+    let pool = pool(&[&foreign], settings());
+    match pool.fetch_range(range(0)).await {
+        Err(error @ SourceError::WrongChain { .. }) => assert_eq!(
+            error.to_string(),
+            "wrong chain at http://foreign: serves chain id 999, expected 1337; check the chain's RPC URLs"
+        ),
+        other => panic!("expected a wrong-chain error, got {other:?}"),
+    }
+    match pool.head().await {
+        Err(error @ SourceError::NoEndpoint { .. }) => {
+            let message = error.to_string();
+            assert!(
+                message.contains("no endpoint is verified to serve chain id 1337")
+                    && message.contains("wrong_chain (serves chain id 999, expected 1337)"),
+                "{message}"
+            );
+        }
+        other => panic!("expected no endpoint, got {other:?}"),
+    }
+    assert_eq!(foreign.calls(), 1, "checked once, never used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chain_without_a_recorded_genesis_checks_the_chain_id_only() {
+    let forked = Scripted::serving(
+        "http://forked",
+        Duration::ZERO,
+        &[],
+        Step::Serve,
+        another_chain(1337, 7),
+    );
+    let pool = pool_expecting(&[&forked], ChainIdentity::new(1337, None), settings());
+    pool.fetch_range(range(0)).await.expect("served");
+    assert_eq!(forked.calls(), 2, "its chain id, then the request");
+    assert_eq!(
+        state_of(&pool, "http://forked").identity,
+        IdentityState::Verified
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_first_requests_wait_for_one_identity_check() {
+    let slow = Scripted::new("http://slow", Duration::from_secs(1), &[], Step::Serve);
+    let pool = pool(&[&slow], settings());
+    let requests = (0..8).map(|i| {
+        let pool = Arc::clone(&pool);
+        tokio::spawn(async move { pool.fetch_range(range(i * 10)).await })
+    });
+    for request in futures::future::join_all(requests).await {
+        request.expect("joined").expect("served");
+    }
+    assert_eq!(
+        slow.calls(),
+        2 + 8,
+        "one check (chain id, genesis), then 8 requests"
+    );
 }
