@@ -398,6 +398,9 @@
   function liveState(st) {
     const live = st && st.live;
     if (!live) return { cls: 'unknown', label: 'NO DATA', detail: '' };
+    if (live.halted) {
+      return { cls: 'bad', label: 'LIVE SYNC HALTED', detail: live.halted_reason || 'halted for an operator' };
+    }
     if (live.is_live_sync) {
       return { cls: 'ok', label: 'LIVE SYNCED', detail: isNum(live.lag_blocks) ? plural(live.lag_blocks, 'block', 'blocks') + ' behind head' : 'at head' };
     }
@@ -583,6 +586,11 @@
     const headStale = headAge !== null && headAge > HEAD_STALE_SECONDS;
     kv(list, 'Head updated', el('span', null, ago(headTs),
       headStale ? el('span', { class: 'chip chip-failed' }, 'stale head — check RPC') : null));
+    if (live.halted) {
+      kv(list, 'Halted', el('span', null,
+        el('span', { class: 'chip chip-failed' }, 'reorg beyond max_reorg_depth'),
+        ' resume with POST /v1/chains/' + encodeURIComponent(st.chain) + '/live/resume'));
+    }
     nodes.push(list);
     body.replaceChildren.apply(body, nodes);
   }
