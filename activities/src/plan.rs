@@ -231,7 +231,7 @@ pub async fn feed_planned(
         let mut conn = pool.acquire().await?;
         queue_bound(&mut conn, lane).await?
     };
-    let rows: Vec<(String, String, i64, i64, Uuid, i32)> = sqlx::query_as(
+    let rows: Vec<BatchRow> = sqlx::query_as(
         "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
          WHERE lane = $1 AND status = 'planned' AND ($2::uuid IS NULL OR backfill_id = $2) \
          ORDER BY from_block LIMIT $3",
@@ -241,19 +241,25 @@ pub async fn feed_planned(
     .bind(bound as i64)
     .fetch_all(pool)
     .await?;
-    let jobs: Vec<(BatchJob, i32)> = rows
-        .into_iter()
-        .filter_map(|(id, chain, from, to, backfill_id, round)| {
-            Some((
-                BatchJob {
-                    batch_id: id,
-                    chain: ChainName::parse(&chain).ok()?,
-                    range: BlockRange::new(from as u64, to as u64).ok()?,
-                    backfill_id,
-                },
-                round,
-            ))
-        })
-        .collect();
+    let jobs: Vec<(BatchJob, i32)> = rows.into_iter().filter_map(job_from_row).collect();
     enqueue_batches(pool, queue, lane, jobs).await
+}
+
+/// A batch row as read for queueing (`id, chain, from_block, to_block, backfill_id,
+/// queue_round`), as its job and queue round; `None` for a row whose chain or range is invalid.
+pub type BatchRow = (String, String, i64, i64, Uuid, i32);
+
+/// The job of a [`BatchRow`], with its queue round.
+pub fn job_from_row(
+    (id, chain, from, to, backfill_id, round): BatchRow,
+) -> Option<(BatchJob, i32)> {
+    Some((
+        BatchJob {
+            batch_id: id,
+            chain: ChainName::parse(&chain).ok()?,
+            range: BlockRange::new(from as u64, to as u64).ok()?,
+            backfill_id,
+        },
+        round,
+    ))
 }

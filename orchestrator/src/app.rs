@@ -25,19 +25,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiContext},
-    compaction,
     head::track_heads,
     leader::{self, Role},
+    reconciler,
     scheduler::{self, SchedulerContext},
     seams,
     settings::ServeArgs,
 };
-
-/// How long queued or running batches may be missing from Redis before the reconciler re-feeds
-/// them, and how long a scheduler generation may make no progress before it is resumed.
-const RECONCILE_GRACE: Duration = Duration::from_secs(5);
-/// How often the reconciler runs.
-const RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Connects to PostgreSQL (creating the database if needed) and applies pending migrations.
 pub async fn prepare_database(
@@ -217,7 +211,7 @@ fn lead(
         if let Err(e) = set_queue_bounds(&worker_ctx.pool, &bounds).await {
             tracing::warn!(target: "blockfill::scheduler", error = %e, "cannot record the queue bounds; pushers use the defaults");
         }
-        if let Err(e) = scheduler::resume_backfills(&worker_ctx, Duration::ZERO).await {
+        if let Err(e) = reconciler::resume_backfills(&worker_ctx, Duration::ZERO).await {
             tracing::warn!(target: "blockfill::scheduler", error = %e, "resuming backfills failed; the reconciler will retry");
         }
         let mut backoff = Duration::from_millis(500);
@@ -247,43 +241,7 @@ fn lead(
         }
     });
 
-    let reconciler = ctx.clone();
-    components.spawn(async move {
-        let mut ticker = tokio::time::interval(RECONCILE_INTERVAL);
-        let mut next_compaction = tokio::time::Instant::now() + compaction::COMPACTION_INTERVAL;
-        loop {
-            tokio::select! {
-                _ = reconciler.shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            if let Err(e) = scheduler::resume_backfills(&reconciler, RECONCILE_GRACE).await {
-                tracing::warn!(target: "blockfill::reconciler", error = %e, "resuming stalled schedulers failed");
-            }
-            match scheduler::refeed_lost_batches(&reconciler, RECONCILE_GRACE).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(target: "blockfill::reconciler", refed = n, "re-fed batches missing from Redis"),
-                Err(e) => tracing::warn!(target: "blockfill::reconciler", error = %e, "re-feeding lost batches failed"),
-            }
-            // Finished jobs of every queue leave Redis.
-            let vacuumed = futures::future::try_join3(
-                reconciler.batches.vacuum(),
-                reconciler.live.vacuum(),
-                reconciler.scheduler.vacuum(),
-            )
-            .await;
-            if let Err(e) = vacuumed {
-                tracing::warn!(target: "blockfill::reconciler", error = %e, "queue vacuum failed");
-            }
-            if tokio::time::Instant::now() >= next_compaction {
-                next_compaction = tokio::time::Instant::now() + compaction::COMPACTION_INTERVAL;
-                match compaction::compact_live_batches(&reconciler.pool, compaction::KEEP_RECENT).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(target: "blockfill::compaction", deleted = n, "compacted done live batch rows"),
-                    Err(e) => tracing::warn!(target: "blockfill::compaction", error = %e, "compacting live batch rows failed"),
-                }
-            }
-        }
-    });
+    components.spawn(reconciler::run(ctx.clone()));
 
     let sources = SourceRegistry::new(ctx.db.clone(), ctx.settings.rpc.pool_settings());
     components.spawn(sources.clone().run_health_reports(

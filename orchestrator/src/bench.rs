@@ -85,18 +85,27 @@ pub struct BenchReport {
     pub far_endpoint: Option<(f64, f64)>,
 }
 
+/// Fresh stores for one benchmark run of `kind`: a new database (named `blockfill_{kind}_…`,
+/// returned too) on the same server and a new Redis prefix.
+pub(crate) fn run_stores(stores: &StoreArgs, kind: &str) -> anyhow::Result<(StoreArgs, String)> {
+    let run_id = Uuid::now_v7().simple().to_string();
+    let mut url = url::Url::parse(&stores.database_url).context("DATABASE_URL")?;
+    let database = format!("blockfill_{kind}_{}", &run_id[run_id.len() - 12..]);
+    url.set_path(&format!("/{database}"));
+    Ok((
+        StoreArgs {
+            database_url: url.to_string(),
+            redis_url: stores.redis_url.clone(),
+            redis_prefix: format!("blockfill-{kind}-{run_id}"),
+        },
+        database,
+    ))
+}
+
 /// Runs both phases and prints the figures.
 pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let shutdown = CancellationToken::new();
-    let run_id = Uuid::now_v7().simple().to_string();
-    let mut url = url::Url::parse(&args.stores.database_url).context("DATABASE_URL")?;
-    let database = format!("blockfill_bench_{}", &run_id[run_id.len() - 12..]);
-    url.set_path(&format!("/{database}"));
-    let stores = StoreArgs {
-        database_url: url.to_string(),
-        redis_url: args.stores.redis_url.clone(),
-        redis_prefix: format!("blockfill-bench-{run_id}"),
-    };
+    let (stores, database) = run_stores(&args.stores, "bench")?;
     let devnet = Arc::new(DevnetChain::new(DevnetConfig {
         blocks: args.blocks,
         ..DevnetConfig::default()

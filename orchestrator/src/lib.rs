@@ -9,7 +9,9 @@
 //! - [`new_heads`]: `eth_subscribe` new-head subscriptions that wake the head tracker early.
 //! - [`seams`]: the seam check that finds reorgs no write noticed.
 //! - [`live`]: the live lane planner (new heads to their own queue, ahead of backfill).
-//! - [`leader`]: leader election (one scheduling orchestrator per database).
+//! - [`leader`]: leader election (one scheduling orchestrator per database) and leader terms.
+//! - [`reconciler`]: the leader's repair loop (stalled generations, batches lost from Redis,
+//!   finished jobs, live batch compaction).
 //! - [`compaction`]: deleting old done live batch rows, counted on their backfill.
 //! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
 //! - [`devnet_server`]: the devnet over JSON-RPC on loopback (`blockfill devnet`), with faults.
@@ -31,6 +33,7 @@ pub mod head;
 pub mod leader;
 pub mod live;
 pub mod new_heads;
+pub mod reconciler;
 pub mod scheduler;
 pub mod seams;
 pub mod settings;

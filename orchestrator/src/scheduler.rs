@@ -152,49 +152,6 @@ pub async fn start_backfill(
     Ok(())
 }
 
-/// Pushes the latest generation of every unfinished backfill whose scheduler made no progress for
-/// `stalled_after` (or of all of them when `stalled_after` is zero, as when a leader is elected),
-/// under a fresh task id. A generation touches its checkpoint at least every few hundred
-/// milliseconds while it runs, so one silent for `stalled_after` lost its job (a dead
-/// orchestrator, a flushed Redis). Duplicates are harmless: generations serialise on their
-/// checkpoint row and a stale one stops at once.
-pub async fn resume_backfills(
-    ctx: &SchedulerContext,
-    stalled_after: Duration,
-) -> Result<usize, SchedulerError> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT DISTINCT ON (c.backfill_id) c.backfill_id, c.generation \
-         FROM scheduler_checkpoints c JOIN backfills b ON b.id = c.backfill_id \
-         WHERE b.status IN ('planned', 'running') \
-         ORDER BY c.backfill_id, c.generation DESC",
-    )
-    .fetch_all(&ctx.pool)
-    .await?;
-    let mut resumed = 0;
-    for (backfill_id, generation) in rows {
-        let stalled: Option<(bool,)> = sqlx::query_as(
-            "SELECT updated_at < now() - make_interval(secs => $3) FROM scheduler_checkpoints \
-             WHERE backfill_id = $1 AND generation = $2",
-        )
-        .bind(backfill_id)
-        .bind(generation)
-        .bind(stalled_after.as_secs_f64())
-        .fetch_optional(&ctx.pool)
-        .await?;
-        if stalled_after.is_zero() || stalled.is_some_and(|(s,)| s) {
-            let job = SchedulerJob {
-                backfill_id,
-                generation,
-            };
-            let task_id = format!("{}:resume:{}", job.task_id(), Uuid::now_v7());
-            ctx.scheduler.push(&task_id, job, None).await?;
-            tracing::info!(target: "blockfill::scheduler", %backfill_id, generation, "resumed backfill scheduler");
-            resumed += 1;
-        }
-    }
-    Ok(resumed)
-}
-
 /// The apalis handler of scheduler jobs.
 pub async fn handle_scheduler_job(
     job: SchedulerJob,
@@ -687,88 +644,6 @@ async fn continue_as_new(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(
         metrics::counter!("blockfill_scheduler_generations_total").increment(1);
     }
     Ok(())
-}
-
-/// Re-feeds batches that PostgreSQL says are planned, queued or running but that Redis does not
-/// hold (a flush, a restart, a job dropped after its retries while the database was away, a crash
-/// between planning and pushing), once they have been in that state for `grace`. Each gets a new queue round, hence a fresh task id.
-/// Returns how many were re-fed. Bounded: at most 1,000 rows per pass.
-pub async fn refeed_lost_batches(
-    ctx: &SchedulerContext,
-    grace: Duration,
-) -> Result<usize, SchedulerError> {
-    let mut count = 0;
-    for lane in Lane::ALL {
-        count += refeed_lane(ctx, lane, grace).await?;
-    }
-    Ok(count)
-}
-
-async fn refeed_lane(
-    ctx: &SchedulerContext,
-    lane: Lane,
-    grace: Duration,
-) -> Result<usize, SchedulerError> {
-    let queue = ctx.queue(lane);
-    let rows: Vec<(String, String, i64, i64, Uuid, i32)> = sqlx::query_as(
-        "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
-         WHERE lane = $2 AND status IN ('planned', 'queued', 'running') \
-           AND COALESCE(started_at, queued_at, planned_at) < now() - make_interval(secs => $1) \
-         ORDER BY from_block LIMIT 1000",
-    )
-    .bind(grace.as_secs_f64())
-    .bind(lane.as_str())
-    .fetch_all(&ctx.pool)
-    .await?;
-    let jobs: Vec<(BatchJob, i32)> = rows
-        .into_iter()
-        .filter_map(|(id, chain, from, to, backfill_id, round)| {
-            Some((
-                BatchJob {
-                    batch_id: id,
-                    chain: ChainName::parse(&chain).ok()?,
-                    range: BlockRange::new(from as u64, to as u64).ok()?,
-                    backfill_id,
-                },
-                round,
-            ))
-        })
-        .collect();
-    let task_ids: Vec<String> = jobs.iter().map(|(j, round)| j.task_id(*round)).collect();
-    let live = queue.live_tasks(&task_ids).await?;
-    let lost: Vec<String> = jobs
-        .iter()
-        .zip(live)
-        .filter(|(_, live)| !live)
-        .map(|((job, _), _)| job.batch_id.clone())
-        .collect();
-    if lost.is_empty() {
-        return Ok(0);
-    }
-    // Lost work is planned again in a new round (a fresh task id); the gate pushes what fits,
-    // the rest waits planned for the next pass.
-    let mut tx = ctx.fenced_tx().await?;
-    let renewed: Vec<(String, i32)> = sqlx::query_as(
-        "UPDATE batches SET status = 'planned', queue_round = queue_round + 1 \
-         WHERE id = ANY($1) AND status IN ('planned', 'queued', 'running') RETURNING id, queue_round",
-    )
-    .bind(&lost)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let requeue: Vec<(BatchJob, i32)> = jobs
-        .into_iter()
-        .filter_map(|(job, _)| {
-            renewed
-                .iter()
-                .find(|(id, _)| *id == job.batch_id)
-                .map(|(_, round)| (job, *round))
-        })
-        .collect();
-    let count = enqueue_batches(&ctx.pool, queue, lane, requeue).await?;
-    metrics::counter!("blockfill_batches_refed_total", "lane" => lane.as_str())
-        .increment(count as u64);
-    Ok(count)
 }
 
 /// Puts batches of a backfill back to work (after a failure was fixed): the given failed or

@@ -15,12 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use blockfill_activities::{DevnetChain, DevnetConfig, settings::StoreArgs};
 use clap::Args;
 use sea_orm::sqlx::{self, PgPool};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::{
     Orchestrator,
@@ -77,15 +75,7 @@ struct Sample {
 /// Runs the soak and prints its figures.
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let run_id = Uuid::now_v7().simple().to_string();
-    let mut url = url::Url::parse(&args.stores.database_url).context("DATABASE_URL")?;
-    let database = format!("blockfill_soak_{}", &run_id[run_id.len() - 12..]);
-    url.set_path(&format!("/{database}"));
-    let stores = StoreArgs {
-        database_url: url.to_string(),
-        redis_url: args.stores.redis_url.clone(),
-        redis_prefix: format!("blockfill-soak-{run_id}"),
-    };
+    let (stores, database) = crate::bench::run_stores(&args.stores, "soak")?;
     let devnet = Arc::new(DevnetChain::new(DevnetConfig {
         blocks: 1_000,
         seed: 9,

@@ -16,17 +16,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn assert_verified(app: &TestApp, anvil: &Anvil, chain: &str, to: u64) {
-    let source = EvmRpcSource::new(&anvil.url, RpcSettings::default()).expect("source");
-    let report = verify_range(
-        &app.pool,
-        &ChainName::parse(chain).expect("name"),
-        &source,
-        BlockRange::new(0, to).expect("range"),
-        500,
-    )
-    .await
-    .expect("verify");
-    assert!(report.is_clean(), "{:#?}", report.mismatches);
+    app.assert_verified(&anvil.url, chain, BlockRange::new(0, to).unwrap())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use blockfill_activities::{BlockRange, ChainName, EvmRpcSource, source::RpcSettings};
-use blockfill_orchestrator::{faults::FaultProfile, verify::verify_range};
+use blockfill_activities::BlockRange;
+use blockfill_orchestrator::faults::FaultProfile;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},
@@ -15,17 +15,7 @@ use blockfill_tests::{
 use serde_json::{Value, json};
 
 async fn assert_verified(app: &TestApp, anvil: &Anvil, chain: &str, range: BlockRange) {
-    let source = EvmRpcSource::new(&anvil.url, RpcSettings::default()).expect("source");
-    let report = verify_range(
-        &app.pool,
-        &ChainName::parse(chain).expect("name"),
-        &source,
-        range,
-        500,
-    )
-    .await
-    .expect("verify");
-    assert!(report.is_clean(), "{:#?}", report.mismatches);
+    app.assert_verified(&anvil.url, chain, range).await;
 }
 
 /// Polls the endpoints answer until `done` holds for it.

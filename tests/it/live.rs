@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use blockfill_activities::{BlockRange, ChainName, EvmRpcSource, source::RpcSettings};
-use blockfill_orchestrator::verify::verify_range;
+use blockfill_activities::BlockRange;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},
@@ -36,17 +35,7 @@ async fn wait_live_synced(app: &TestApp, chain: &str) -> Value {
 }
 
 async fn assert_verified(app: &TestApp, anvil: &Anvil, chain: &str, range: BlockRange) {
-    let source = EvmRpcSource::new(&anvil.url, RpcSettings::default()).unwrap();
-    let report = verify_range(
-        &app.pool,
-        &ChainName::parse(chain).unwrap(),
-        &source,
-        range,
-        500,
-    )
-    .await
-    .unwrap();
-    assert!(report.is_clean(), "{:#?}", report.mismatches);
+    app.assert_verified(&anvil.url, chain, range).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,6 @@ use blockfill_activities::{
     reorg::{RepairRequest, repair_reorg},
     source::RpcSettings,
 };
-use blockfill_orchestrator::verify::verify_range;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},
@@ -27,17 +26,8 @@ async fn stored_hashes(app: &TestApp, chain: &str) -> Vec<(i64, String)> {
 }
 
 async fn assert_verified(app: &TestApp, anvil: &Anvil, chain: &str, to: u64) {
-    let source = EvmRpcSource::new(&anvil.url, RpcSettings::default()).unwrap();
-    let report = verify_range(
-        &app.pool,
-        &ChainName::parse(chain).unwrap(),
-        &source,
-        BlockRange::new(0, to).unwrap(),
-        500,
-    )
-    .await
-    .unwrap();
-    assert!(report.is_clean(), "{:#?}", report.mismatches);
+    app.assert_verified(&anvil.url, chain, BlockRange::new(0, to).unwrap())
+        .await;
 }
 
 async fn wait_for<F: AsyncFn() -> Option<Value>>(what: &str, timeout: Duration, check: F) -> Value {

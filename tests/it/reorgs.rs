@@ -5,8 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use blockfill_activities::{BlockRange, ChainName, EvmRpcSource, source::RpcSettings};
-use blockfill_orchestrator::verify::verify_range;
+use blockfill_activities::BlockRange;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},
@@ -33,17 +32,8 @@ async fn wait_for_reorgs(app: &TestApp, chain: &str, count: i64) -> Value {
 }
 
 async fn assert_verified(app: &TestApp, anvil: &Anvil, chain: &str, to: u64) {
-    let source = EvmRpcSource::new(&anvil.url, RpcSettings::default()).unwrap();
-    let report = verify_range(
-        &app.pool,
-        &ChainName::parse(chain).unwrap(),
-        &source,
-        BlockRange::new(0, to).unwrap(),
-        500,
-    )
-    .await
-    .unwrap();
-    assert!(report.is_clean(), "{:#?}", report.mismatches);
+    app.assert_verified(&anvil.url, chain, BlockRange::new(0, to).unwrap())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,6 +258,31 @@ impl TestApp {
         self.workers.push(token);
     }
 
+    /// Compares every stored block, transaction and log of `chain` in `range` with the node at
+    /// `rpc_url`; panics with the mismatches.
+    pub async fn assert_verified(
+        &self,
+        rpc_url: &str,
+        chain: &str,
+        range: blockfill_activities::BlockRange,
+    ) {
+        let source = blockfill_activities::EvmRpcSource::new(
+            rpc_url,
+            blockfill_activities::source::RpcSettings::default(),
+        )
+        .expect("an RPC source");
+        let report = blockfill_orchestrator::verify::verify_range(
+            &self.pool,
+            &blockfill_activities::ChainName::parse(chain).expect("a chain name"),
+            &source,
+            range,
+            500,
+        )
+        .await
+        .expect("verify");
+        assert!(report.is_clean(), "{:#?}", report.mismatches);
+    }
+
     /// One SQL count.
     pub async fn count(&self, sql: &str) -> i64 {
         let (n,): (i64,) = sea_orm::sqlx::query_as(sea_orm::sqlx::AssertSqlSafe(sql.to_owned()))

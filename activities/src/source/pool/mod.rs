@@ -28,12 +28,15 @@
 //! them confirmed its chain id, so a URL re-pointed between two checks cannot unwind a chain.
 
 pub mod breaker;
+mod checks;
 pub mod concurrency;
+mod config;
 pub mod identity;
+mod snapshot;
 pub mod stats;
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::VecDeque,
     future::Future,
     num::NonZeroU32,
     sync::{
@@ -44,21 +47,22 @@ use std::{
 };
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::{
-    breaker::{BreakerSettings, BreakerState, CircuitBreaker, ProbeToken, Transition},
+    breaker::{BreakerState, CircuitBreaker, ProbeToken, Transition},
     concurrency::{AdaptiveConcurrency, ConcurrencySettings},
     identity::IdentityCell,
-    stats::{EndpointStats, LatencyHistogram, error_kind},
+    stats::{EndpointStats, error_kind},
 };
 pub use concurrency::RequestPriority;
+pub use config::{EndpointConfig, PoolSettings, retry_delay};
 pub use identity::{ChainIdentity, IdentityState};
+pub use snapshot::{EndpointSnapshot, TransitionView};
 
-use super::{BlockBundle, ChainSource, EvmRpcSource, RpcSettings, SourceError, redact_url};
+use super::{BlockBundle, ChainSource, EvmRpcSource, SourceError, redact_url};
 use crate::types::BlockRange;
 
 /// One endpoint's HTTP client as the pool drives it ([`EvmRpcSource`] in production; tests use
@@ -86,153 +90,6 @@ impl EndpointClient for EvmRpcSource {
     fn batches_accepted(&self) -> bool {
         EvmRpcSource::batches_accepted(self)
     }
-}
-
-/// One endpoint as configured for a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointConfig {
-    /// `http://` or `https://` URL.
-    pub url: String,
-    /// Requests per second this process may send it (`None`: the pool default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rps: Option<u32>,
-    /// Most requests in flight to it from this process (`None`: the pool default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrency: Option<u32>,
-}
-
-impl EndpointConfig {
-    /// An endpoint with the pool's defaults.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            rps: None,
-            max_concurrency: None,
-        }
-    }
-}
-
-/// How a pool behaves.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolSettings {
-    /// The HTTP client's settings (JSON-RPC batch size, request timeout).
-    pub rpc: RpcSettings,
-    /// Requests per second per endpoint when its config sets none (`None`: no token bucket).
-    pub default_rps: Option<u32>,
-    /// Concurrency bounds; an endpoint's `max_concurrency` replaces `max`.
-    pub concurrency: ConcurrencySettings,
-    /// Breaker thresholds.
-    pub breaker: BreakerSettings,
-    /// Tries of one request across endpoints before its last error is returned.
-    pub max_attempts: u32,
-    /// ... and at most this many per endpoint of the pool (retrying a lone endpoint further is
-    /// the batch's business: its attempt budget and backoff).
-    pub tries_per_endpoint: u32,
-    /// Longest one request waits for an endpoint to become usable (an open breaker about to let
-    /// a probe through, a `Retry-After`); when none will be usable by then, it fails at once.
-    pub max_wait: Duration,
-    /// First delay before the same endpoint is tried again (doubles, full jitter).
-    pub retry_base: Duration,
-    /// Cap on that delay.
-    pub retry_max: Duration,
-    /// Longest `Retry-After` honoured.
-    pub max_retry_after: Duration,
-    /// How often a verified (or wrong-chain) endpoint's chain id and genesis are checked again.
-    /// Default: 30 s.
-    pub identity_check_interval: Duration,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        Self {
-            rpc: RpcSettings::default(),
-            default_rps: None,
-            concurrency: ConcurrencySettings::default(),
-            breaker: BreakerSettings::default(),
-            max_attempts: 6,
-            tries_per_endpoint: 2,
-            max_wait: Duration::from_secs(15),
-            retry_base: Duration::from_millis(50),
-            retry_max: Duration::from_secs(2),
-            max_retry_after: Duration::from_secs(60),
-            identity_check_interval: Duration::from_secs(30),
-        }
-    }
-}
-
-/// The delay before retry `retry` (0-based) of the same endpoint: uniform in
-/// `[0, min(max, base * 2^retry)]` ("full jitter"), so many workers do not retry in step.
-pub fn retry_delay(retry: u32, base: Duration, max: Duration, unit_draw: f64) -> Duration {
-    let ceiling = crate::queue::backoff_delay(retry as usize + 1, base, max, 1.0);
-    ceiling.mul_f64(unit_draw.clamp(0.0, 1.0))
-}
-
-/// A breaker transition as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransitionView {
-    /// State left.
-    pub from: BreakerState,
-    /// State entered.
-    pub to: BreakerState,
-    /// When.
-    pub at: DateTime<Utc>,
-}
-
-/// One endpoint as one process sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointSnapshot {
-    /// The URL.
-    pub url: String,
-    /// Breaker state.
-    pub breaker: BreakerState,
-    /// Milliseconds until an open breaker lets a probe through.
-    pub breaker_reopens_in_ms: Option<u64>,
-    /// Milliseconds left of a `Retry-After` cool-down.
-    pub cooldown_ms: Option<u64>,
-    /// Configured requests per second (`None`: unlimited).
-    pub rps_limit: Option<u32>,
-    /// Requests per second sent over the last seconds.
-    pub requests_per_second: f64,
-    /// The adaptive concurrency limit now.
-    pub concurrency_limit: u32,
-    /// Its upper bound.
-    pub max_concurrency: u32,
-    /// Requests in flight.
-    pub in_flight: u32,
-    /// Of which for live sync.
-    pub in_flight_live: u32,
-    /// Permits backfill leaves to live sync.
-    pub reserved_for_live: u32,
-    /// Times the limit was halved.
-    pub concurrency_decreases: u64,
-    /// HTTP requests sent (a range fetch is several: its JSON-RPC batches and the logs).
-    pub requests: u64,
-    /// Calls (a range fetch, a head read, a probe) answered well.
-    pub successes: u64,
-    /// Failed calls by kind (`transport`, `timeout`, `http`, `rate_limited`, `rpc`, `malformed`,
-    /// `not_yet_available`).
-    pub errors: BTreeMap<String, u64>,
-    /// Latencies of the last minute or two.
-    pub latency: LatencyHistogram,
-    /// Median latency, milliseconds.
-    pub latency_p50_ms: Option<f64>,
-    /// 99th percentile latency, milliseconds.
-    pub latency_p99_ms: Option<f64>,
-    /// Whether it takes JSON-RPC batches.
-    pub batches_accepted: bool,
-    /// The latest breaker transitions, oldest first.
-    pub transitions: Vec<TransitionView>,
-    /// The latest failure.
-    pub last_error: Option<String>,
-    /// Whether it serves the chain: `verified`, `unverified` (not checked yet, unreachable, or
-    /// down since), or `wrong_chain` (never routed to).
-    #[serde(default)]
-    pub identity: IdentityState,
-    /// What it serves instead when `wrong_chain` ("serves chain id 999, expected 31337"), or why
-    /// the last check failed.
-    #[serde(default)]
-    pub identity_detail: Option<String>,
 }
 
 /// How many transitions an endpoint remembers.
@@ -464,51 +321,6 @@ impl EndpointPool {
         }
     }
 
-    /// Every endpoint's state now, in configuration order.
-    pub fn snapshot(&self) -> Vec<EndpointSnapshot> {
-        let now = Instant::now();
-        self.endpoints
-            .iter()
-            .map(|endpoint| {
-                let limits = endpoint.concurrency.snapshot();
-                let health = endpoint.health();
-                let latency = health.stats.latency();
-                let ms = |d: Duration| d.as_secs_f64() * 1e3;
-                EndpointSnapshot {
-                    url: endpoint.client.url().to_owned(),
-                    breaker: health.breaker.state(now),
-                    breaker_reopens_in_ms: health
-                        .breaker
-                        .reopens_at()
-                        .map(|at| at.saturating_duration_since(now).as_millis() as u64),
-                    cooldown_ms: health
-                        .cooldown_until
-                        .filter(|c| *c > now)
-                        .map(|c| (c - now).as_millis() as u64),
-                    rps_limit: endpoint.rps.map(NonZeroU32::get),
-                    requests_per_second: health.stats.requests_per_second(now),
-                    concurrency_limit: limits.limit,
-                    max_concurrency: endpoint.concurrency.max(),
-                    in_flight: limits.in_flight,
-                    in_flight_live: limits.in_flight_live,
-                    reserved_for_live: limits.reserved_for_live,
-                    concurrency_decreases: limits.decreases,
-                    requests: health.stats.requests,
-                    successes: health.stats.successes,
-                    errors: health.stats.errors.clone(),
-                    latency_p50_ms: latency.quantile(0.5).map(ms),
-                    latency_p99_ms: latency.quantile(0.99).map(ms),
-                    latency,
-                    batches_accepted: endpoint.client.batches_accepted(),
-                    transitions: health.transitions.iter().cloned().collect(),
-                    last_error: health.last_error.clone(),
-                    identity: endpoint.identity.get(),
-                    identity_detail: health.identity_detail.clone(),
-                }
-            })
-            .collect()
-    }
-
     /// Picks the endpoint for the next try: among those usable now, not `excluded` and not
     /// serving another chain, a verified one before one still to be checked, then the one with
     /// room for `priority` and the best score; else when the soonest becomes usable.
@@ -600,41 +412,6 @@ impl EndpointPool {
                 Some("down since it was verified; checked again when it answers".to_owned()),
             );
         }
-    }
-
-    /// Records `endpoint`'s identity; logs and counts a change of state.
-    fn set_identity(
-        &self,
-        endpoint: &Endpoint,
-        health: &mut Health,
-        state: IdentityState,
-        detail: Option<String>,
-    ) {
-        let previous = endpoint.identity.set(state);
-        if previous == state {
-            if state == IdentityState::WrongChain {
-                health.identity_detail = detail;
-            }
-            return;
-        }
-        let url = endpoint.label.as_str();
-        match (previous, state) {
-            (_, IdentityState::WrongChain) => {
-                tracing::error!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, expected = %self.expected, detail = detail.as_deref().unwrap_or(""), "endpoint serves another chain; it is not used until it serves this one again")
-            }
-            (IdentityState::WrongChain, IdentityState::Verified) => {
-                tracing::warn!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, "endpoint serves the chain again; using it")
-            }
-            (_, IdentityState::Verified) => {
-                tracing::debug!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, "endpoint identity verified")
-            }
-            (_, IdentityState::Unverified) => {
-                tracing::info!(target: "blockfill::rpc", chain = %self.chain, endpoint = url, detail = detail.as_deref().unwrap_or(""), "endpoint identity to be checked again")
-            }
-        }
-        health.identity_detail = detail;
-        metrics::gauge!("blockfill_rpc_endpoint_wrong_chain", "chain" => self.chain.clone(), "endpoint" => url.to_owned())
-            .set(if state == IdentityState::WrongChain { 1.0 } else { 0.0 });
     }
 
     /// Claims the right to send `endpoint` a request now (its breaker's single probe when
@@ -743,41 +520,6 @@ impl EndpointPool {
         };
         if let Some(t) = transition {
             self.record_transition(endpoint, &mut health, t);
-        }
-    }
-
-    fn describe(&self, now: Instant) -> String {
-        let endpoints = self
-            .endpoints
-            .iter()
-            .map(|e| {
-                let health = e.health();
-                let state = health.breaker.state(now).as_str();
-                let identity = match (e.identity.get(), &health.identity_detail) {
-                    (IdentityState::Verified, _) => String::new(),
-                    (other, Some(detail)) => format!(", {} ({detail})", other.as_str()),
-                    (other, None) => format!(", {}", other.as_str()),
-                };
-                match &health.last_error {
-                    Some(err) => {
-                        format!("{} breaker {state}{identity}, last error: {err}", e.label)
-                    }
-                    None => format!("{} breaker {state}{identity}", e.label),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        if self
-            .endpoints
-            .iter()
-            .all(|e| e.identity.get() != IdentityState::Verified)
-        {
-            format!(
-                "no endpoint is verified to serve {} ({endpoints})",
-                self.expected
-            )
-        } else {
-            endpoints
         }
     }
 
@@ -916,164 +658,6 @@ impl EndpointPool {
             chain: self.chain.clone(),
             detail: self.describe(Instant::now()),
         }))
-    }
-
-    /// Before `endpoint` is used: checks its identity, or waits for the check another request
-    /// is running and takes its verdict.
-    async fn verify_before_use(&self, endpoint: &Endpoint) -> Verification {
-        let asked = Instant::now();
-        let _turn = endpoint.identity_check.lock().await;
-        let (checked_since, detail) = {
-            let health = endpoint.health();
-            (
-                health.identity_checked_at.is_some_and(|at| at >= asked),
-                health.identity_detail.clone().unwrap_or_default(),
-            )
-        };
-        match endpoint.identity.get() {
-            IdentityState::Verified => Verification::Verified,
-            IdentityState::WrongChain => Verification::FailedElsewhere(SourceError::WrongChain {
-                endpoint: endpoint.label.clone(),
-                detail,
-            }),
-            IdentityState::Unverified if checked_since => {
-                Verification::FailedElsewhere(SourceError::NoEndpoint {
-                    chain: self.chain.clone(),
-                    detail: format!("{} is not verified: {detail}", endpoint.label),
-                })
-            }
-            IdentityState::Unverified => match self.check_identity(endpoint).await {
-                Ok(()) => Verification::Verified,
-                Err(error) => Verification::Failed(error),
-            },
-        }
-    }
-
-    /// Reads `endpoint`'s chain id and (when the chain's is known) genesis hash and compares them
-    /// with the chain's. Agreement verifies it. A disagreement comes back as
-    /// [`SourceError::WrongChain`], which marks it `wrong_chain` when the caller records it
-    /// through its claim; a read that fails leaves its state as it was (an unreachable endpoint
-    /// stays unverified). The caller holds a claim and the endpoint's `identity_check` lock.
-    async fn check_identity(&self, endpoint: &Endpoint) -> Result<(), SourceError> {
-        let calls = 1 + u32::from(self.expected.genesis_hash.is_some());
-        if let (Some(rate), Some(rps)) = (&endpoint.rate, endpoint.rps) {
-            let n = NonZeroU32::new(calls.min(rps.get())).unwrap_or(NonZeroU32::MIN);
-            // Cannot fail: n never exceeds the bucket's burst.
-            let _ = rate.until_n_ready(n).await;
-        }
-        endpoint
-            .health()
-            .stats
-            .on_request(Instant::now(), u64::from(calls));
-        let outcome = self.read_identity(endpoint).await;
-        let mut health = endpoint.health();
-        health.identity_checked_at = Some(Instant::now());
-        match &outcome {
-            Ok(()) => self.set_identity(endpoint, &mut health, IdentityState::Verified, None),
-            Err(SourceError::WrongChain { .. }) => {}
-            Err(error) => {
-                if endpoint.identity.get() == IdentityState::Unverified {
-                    health.identity_detail = Some(format!("identity check failed: {error}"));
-                }
-            }
-        }
-        outcome
-    }
-
-    async fn read_identity(&self, endpoint: &Endpoint) -> Result<(), SourceError> {
-        let wrong = |detail| SourceError::WrongChain {
-            endpoint: endpoint.label.clone(),
-            detail,
-        };
-        let chain_id = endpoint.client.chain_id().await?;
-        if let Some(detail) = self.expected.chain_id_mismatch(chain_id) {
-            return Err(wrong(detail));
-        }
-        if self.expected.genesis_hash.is_some() {
-            let genesis = endpoint.client.genesis_hash().await?;
-            if let Some(detail) = self.expected.genesis_mismatch(&genesis) {
-                return Err(wrong(detail));
-            }
-        }
-        Ok(())
-    }
-
-    /// Confirms that `client`, which has just given an answer that can move the head or decide
-    /// a reorg, still answers the chain's id: a URL re-pointed since its last identity check
-    /// is caught before that answer is used.
-    async fn confirm_chain_id(&self, client: &dyn EndpointClient) -> Result<(), SourceError> {
-        if self.expected.chain_id.is_none() {
-            return Ok(());
-        }
-        let chain_id = client.chain_id().await?;
-        match self.expected.chain_id_mismatch(chain_id) {
-            Some(detail) => Err(SourceError::WrongChain {
-                endpoint: redact_url(client.url()),
-                detail,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// The health loop's round. Checks the identity of every endpoint that is due (unverified,
-    /// or last checked `identity_check_interval` ago), busy or not; asks every other endpoint
-    /// that has been sent nothing for `idle` for its head. Both go through its breaker, skip it
-    /// while it cools down for a `Retry-After`, and record their outcome like any request. This
-    /// is how a dead endpoint nobody routes to gets its breaker opened, how an open one is found
-    /// back when no traffic would probe it, and how an endpoint re-pointed at another chain is
-    /// caught.
-    pub async fn probe_idle(&self, idle: Duration) {
-        let now = Instant::now();
-        let recheck = self.settings.identity_check_interval;
-        let mut due = Vec::new();
-        for endpoint in &self.endpoints {
-            let (quiet, identity_due) = {
-                let health = endpoint.health();
-                if health.cooldown_until.is_some_and(|c| c > now) {
-                    continue;
-                }
-                (
-                    health
-                        .last_sent
-                        .is_none_or(|at| now.saturating_duration_since(at) >= idle),
-                    endpoint.identity.get() == IdentityState::Unverified
-                        || health
-                            .identity_checked_at
-                            .is_none_or(|at| now.saturating_duration_since(at) >= recheck),
-                )
-            };
-            // A check already running (a request's) does for this round.
-            let turn = match identity_due.then(|| endpoint.identity_check.try_lock()) {
-                Some(Ok(turn)) => Some(turn),
-                Some(Err(_)) => continue,
-                None if quiet => None,
-                None => continue,
-            };
-            // Claims are held by the probes' futures: a round dropped midway gives them back.
-            if let Some(claim) = self.claim(endpoint, now) {
-                due.push((claim, turn));
-            }
-        }
-        let probes = due.into_iter().map(|(claim, turn)| async move {
-            let endpoint = claim.endpoint;
-            let started = Instant::now();
-            let outcome = match turn {
-                Some(_turn) => self.check_identity(endpoint).await,
-                None => {
-                    // Probes spend the endpoint's rate budget like any request.
-                    if let Some(rate) = &endpoint.rate {
-                        let _ = rate.until_ready().await;
-                    }
-                    endpoint.health().stats.on_request(Instant::now(), 1);
-                    endpoint.client.head().await.map(|_| ())
-                }
-            };
-            match outcome {
-                Ok(()) => claim.succeeded(started.elapsed()),
-                Err(error) => claim.failed(&error, started.elapsed()),
-            }
-        });
-        futures::future::join_all(probes).await;
     }
 
     async fn fetch_range_at(

@@ -10,6 +10,8 @@ use std::{
 };
 
 use async_trait::async_trait;
+
+use super::breaker::BreakerSettings;
 use tokio::time::Instant;
 
 use super::*;
