@@ -170,12 +170,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
 
     // Phase 2: end to end.
     let orchestrator = Orchestrator::start(
-        ServeArgs {
-            stores: stores.clone(),
-            scheduler,
-            api_addr: "127.0.0.1:0".parse()?,
-            lock_database_url: None,
-        },
+        ServeArgs::on_loopback(stores.clone(), scheduler),
         shutdown.clone(),
     )
     .await?;

@@ -28,7 +28,8 @@ pub fn live_target(head: u64, confirmations: u64) -> u64 {
     head.saturating_sub(confirmations.max(1))
 }
 
-/// Plans and queues the live batches from the chain's live cursor up to its live target.
+/// Plans the live batches from the chain's live cursor up to its live target, as rows; the head
+/// tracker pushes them with [`feed_live`] after every poll of all chains.
 /// Returns how many blocks were handed to the live lane.
 pub async fn advance_live(
     ctx: &SchedulerContext,
@@ -69,9 +70,7 @@ pub async fn advance_live(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    // Pushed lowest first behind older planned live work, as the bound allows.
-    let pushed = feed_live(ctx).await?;
-    tracing::debug!(target: "blockfill::live", chain = %name, planned = planned.len(), pushed, "live batches planned");
+    tracing::debug!(target: "blockfill::live", chain = %name, planned = planned.len(), "live batches planned");
     metrics::gauge!("blockfill_live_cursor", "chain" => name.to_string()).set(target as f64);
     Ok(range.len())
 }

@@ -64,3 +64,16 @@ pub struct ServeArgs {
     #[arg(long, env = "BLOCKFILL_LOCK_DATABASE_URL")]
     pub lock_database_url: Option<String>,
 }
+
+impl ServeArgs {
+    /// `serve` on `stores` with `scheduler`, its API on a free loopback port (the demo, the
+    /// benchmarks and tests).
+    pub fn on_loopback(stores: StoreArgs, scheduler: SchedulerArgs) -> Self {
+        Self {
+            stores,
+            scheduler,
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lock_database_url: None,
+        }
+    }
+}

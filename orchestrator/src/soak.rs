@@ -110,12 +110,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let scheduler = SchedulerArgs::default();
     let live_bound = scheduler.max_queued_live_batches;
     let orchestrator = Orchestrator::start(
-        ServeArgs {
-            stores: stores.clone(),
-            scheduler,
-            api_addr: "127.0.0.1:0".parse()?,
-            lock_database_url: None,
-        },
+        ServeArgs::on_loopback(stores.clone(), scheduler),
         shutdown.clone(),
     )
     .await?;

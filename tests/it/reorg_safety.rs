@@ -111,19 +111,8 @@ async fn a_reorg_deeper_than_the_limit_halts_live_sync_until_an_operator_acts() 
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["live_halted"], json!(false), "{body}");
     assert_eq!(body["max_reorg_depth"], json!(100), "{body}");
-    wait_for("the reorg repaired", Duration::from_secs(60), async || {
-        let (_, status) = app.get("/v1/chains/deep/status").await;
-        let (_, backfills) = app.get("/v1/backfills?chain=deep").await;
-        let settled = backfills.as_array().is_some_and(|all| {
-            all.iter()
-                .all(|b| b["mode"] == "live" || b["status"] == "completed")
-        });
-        (status["live"]["reorgs_seen"].as_i64() >= Some(1)
-            && status["live"]["halted"] == json!(false)
-            && settled)
-            .then_some(status)
-    })
-    .await;
+    let status = app.wait_for_reorgs_repaired("deep", 1).await;
+    assert_eq!(status["live"]["halted"], json!(false), "{status}");
     assert_verified(&app, &anvil, "deep", outcome.new_head - 1).await;
     app.teardown().await;
 }
@@ -233,15 +222,7 @@ async fn blocks_the_node_does_not_have_yet_are_not_a_reorg() {
     for _ in 0..4 {
         anvil.mine_with_transaction().await.unwrap();
     }
-    wait_for("the reorg repaired", Duration::from_secs(60), async || {
-        let (_, status) = app.get("/v1/chains/lagging/status").await;
-        let (_, backfills) = app.get("/v1/backfills?chain=lagging").await;
-        let settled = backfills
-            .as_array()
-            .is_some_and(|all| all.iter().all(|b| b["status"] == "completed"));
-        (status["live"]["reorgs_seen"].as_i64() >= Some(1) && settled).then_some(status)
-    })
-    .await;
+    app.wait_for_reorgs_repaired("lagging", 1).await;
     assert_verified(&app, &anvil, "lagging", head).await;
     app.teardown().await;
 }

@@ -10,26 +10,7 @@ use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},
 };
-use serde_json::{Value, json};
-
-async fn wait_for_reorgs(app: &TestApp, chain: &str, count: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, status) = app.get(&format!("/v1/chains/{chain}/status")).await;
-        let (_, backfills) = app.get(&format!("/v1/backfills?chain={chain}")).await;
-        let settled = backfills
-            .as_array()
-            .is_some_and(|all| all.iter().all(|b| b["status"] == "completed"));
-        if status["live"]["reorgs_seen"].as_i64() >= Some(count) && settled {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "reorg {count} not repaired: {status}\n{backfills}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use serde_json::json;
 
 async fn assert_verified(app: &TestApp, anvil: &Anvil, chain: &str, to: u64) {
     app.assert_verified(&anvil.url, chain, BlockRange::new(0, to).unwrap())
@@ -65,7 +46,7 @@ async fn tip_reorgs_of_depth_1_and_5_are_found_unwound_and_reindexed() {
             .count("SELECT MAX(number) FROM blocks WHERE chain = 'tip'")
             .await as u64;
         let outcome = anvil.reorg(depth).await.unwrap();
-        let status = wait_for_reorgs(&app, "tip", round).await;
+        let status = app.wait_for_reorgs_repaired("tip", round).await;
         let last = &status["live"]["last_reorg"];
         assert_eq!(last["detected_by"], json!("seam"), "{status}");
         assert_eq!(

@@ -122,12 +122,7 @@ pub async fn spawn_app_with(
     init_test_logging();
     let stores = fresh_stores();
     let shutdown = CancellationToken::new();
-    let mut args = ServeArgs {
-        stores: stores.clone(),
-        scheduler,
-        api_addr: "127.0.0.1:0".parse().expect("addr"),
-        lock_database_url: None,
-    };
+    let mut args = ServeArgs::on_loopback(stores.clone(), scheduler);
     adjust(&mut args);
     let orchestrator = Orchestrator::start(args, shutdown.clone())
         .await
@@ -256,6 +251,28 @@ impl TestApp {
             }
         });
         self.workers.push(token);
+    }
+
+    /// Polls until the chain's status counts at least `count` repaired reorgs and every
+    /// (non-live) backfill of the chain is completed; returns the status.
+    pub async fn wait_for_reorgs_repaired(&self, chain: &str, count: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, status) = self.get(&format!("/v1/chains/{chain}/status")).await;
+            let (_, backfills) = self.get(&format!("/v1/backfills?chain={chain}")).await;
+            let settled = backfills.as_array().is_some_and(|all| {
+                all.iter()
+                    .all(|b| b["mode"] == "live" || b["status"] == "completed")
+            });
+            if status["live"]["reorgs_seen"].as_i64() >= Some(count) && settled {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "reorg {count} not repaired: {status}\n{backfills}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Compares every stored block, transaction and log of `chain` in `range` with the node at
