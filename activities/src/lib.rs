@@ -12,6 +12,7 @@
 //! - [`plan`]: planning batch rows, and the gate that keeps every queue under its bound.
 //! - [`fence`]: leader terms, and refusing a deposed leader's writes.
 //! - [`queue`]: the apalis + apalis-redis job queue and worker runner shared by both binaries.
+//! - [`store`]: the control tables' reads and writes, with typed statuses, lanes and modes.
 //! - [`entity`]: sea-orm entities of the control tables.
 //! - [`settings`]: where PostgreSQL and Redis are (flags and environment variables).
 //! - [`telemetry`]: logging set-up and signal handling for both binaries.
@@ -27,13 +28,15 @@ pub mod ranges;
 pub mod reorg;
 pub mod settings;
 pub mod source;
+pub mod store;
 pub mod telemetry;
 pub mod types;
 pub mod write;
 
 pub use activity::{BatchFailure, BatchOutcome, BatchPolicy, Resolution, run_batch};
-pub use plan::{EnqueueError, Lane, enqueue_batches};
+pub use plan::{EnqueueError, enqueue_batches};
 pub use source::{
     BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource, SourceRegistry,
 };
+pub use store::Lane;
 pub use types::{BatchId, BatchJob, BlockRange, ChainName, SchedulerJob};

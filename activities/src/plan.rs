@@ -11,52 +11,14 @@
 use sea_orm::sqlx::{self, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+pub use crate::store::Lane;
 use crate::{
     queue::{JobQueue, QueueError},
-    types::{BatchId, BatchJob, BlockRange, ChainName, lanes},
+    types::{BatchId, BatchJob, BlockRange, ChainName},
 };
 
 /// Bound of a lane whose leader has not recorded one yet.
 pub const DEFAULT_QUEUE_BOUND: u64 = 256;
-
-/// A batch lane: its spelling in PostgreSQL (`batches.lane`) and its Redis queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lane {
-    /// Historical work.
-    Backfill,
-    /// Live sync.
-    Live,
-}
-
-impl Lane {
-    /// Both lanes.
-    pub const ALL: [Lane; 2] = [Lane::Backfill, Lane::Live];
-
-    /// The value of `batches.lane`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Backfill => "backfill",
-            Self::Live => "live",
-        }
-    }
-
-    /// The lane's Redis queue name (persisted: never renamed).
-    pub fn queue(self) -> &'static str {
-        match self {
-            Self::Backfill => lanes::BATCHES,
-            Self::Live => lanes::LIVE,
-        }
-    }
-
-    /// Parses `batches.lane`.
-    pub fn parse(lane: &str) -> Option<Self> {
-        match lane {
-            "backfill" => Some(Self::Backfill),
-            "live" => Some(Self::Live),
-            _ => None,
-        }
-    }
-}
 
 /// Why batches could not be queued.
 #[derive(Debug, thiserror::Error)]

@@ -205,14 +205,10 @@ impl SchedulerJob {
     }
 }
 
-/// Queue lane names (persisted in Redis keys: never rename one).
+/// Queue names other than the batch lanes' (those are [`crate::store::Lane::queue`]).
 pub mod lanes {
-    /// Historical batch jobs.
-    pub const BATCHES: &str = "batches";
     /// Scheduler generations.
     pub const SCHEDULER: &str = "scheduler";
-    /// Live-sync batch jobs (their own queue, so backfill never delays them).
-    pub const LIVE: &str = "live";
 }
 
 #[cfg(test)]

@@ -25,11 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, ApiContext},
+    context::AppContext,
     head::track_heads,
     leader::{self, Role},
-    reconciler,
-    scheduler::{self, SchedulerContext},
-    seams,
+    reconciler, scheduler, seams,
     settings::ServeArgs,
 };
 
@@ -59,10 +58,10 @@ pub struct Orchestrator {
     /// Where the admin API listens.
     pub api_addr: SocketAddr,
     /// The scheduler context (database, queues), for callers that drive it directly.
-    pub context: SchedulerContext,
+    pub context: AppContext,
     /// This orchestrator's identity and role.
     pub role: Role,
-    leading: Arc<Mutex<Option<SchedulerContext>>>,
+    leading: Arc<Mutex<Option<AppContext>>>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
@@ -73,10 +72,11 @@ impl Orchestrator {
         let conn = prepare_database(&args.stores, 16).await?;
         let pool = conn.get_postgres_connection_pool().clone();
         let queue_settings = args.stores.queue();
-        let batches = JobQueue::<BatchJob>::connect(&queue_settings, lanes::BATCHES).await?;
+        let batches =
+            JobQueue::<BatchJob>::connect(&queue_settings, Lane::Backfill.queue()).await?;
         let scheduler_queue =
             JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
-        let live = JobQueue::<BatchJob>::connect(&queue_settings, lanes::LIVE).await?;
+        let live = JobQueue::<BatchJob>::connect(&queue_settings, Lane::Live.queue()).await?;
         let listener = TcpListener::bind(args.api_addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr",
@@ -85,7 +85,7 @@ impl Orchestrator {
         })?;
         let api_addr = listener.local_addr()?;
         let role = Role::new(api_addr.to_string());
-        let context = SchedulerContext {
+        let context = AppContext {
             db: conn.clone(),
             pool: pool.clone(),
             batches,
@@ -96,7 +96,7 @@ impl Orchestrator {
             instance: role.instance.clone(),
             term: None,
         };
-        let leading: Arc<Mutex<Option<SchedulerContext>>> = Arc::default();
+        let leading: Arc<Mutex<Option<AppContext>>> = Arc::default();
         let mut tasks = JoinSet::new();
 
         let campaign_ctx = context.clone();
@@ -118,7 +118,7 @@ impl Orchestrator {
             )
             .await
             {
-                let term_ctx = SchedulerContext {
+                let term_ctx = AppContext {
                     shutdown: term.token.clone(),
                     term: Some(term.term.clone()),
                     ..campaign_ctx.clone()
@@ -138,7 +138,7 @@ impl Orchestrator {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let router = api::router(ApiContext {
-            scheduler: context.clone(),
+            app: context.clone(),
             role: role.clone(),
             metrics: prometheus(),
         });
@@ -162,7 +162,7 @@ impl Orchestrator {
     }
 
     /// The scheduler context of the current leader term, while this orchestrator leads.
-    pub fn leader_context(&self) -> Option<SchedulerContext> {
+    pub fn leader_context(&self) -> Option<AppContext> {
         self.leading
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -187,7 +187,7 @@ impl Orchestrator {
     }
 }
 
-fn set_leading(leading: &Mutex<Option<SchedulerContext>>, ctx: Option<SchedulerContext>) {
+fn set_leading(leading: &Mutex<Option<AppContext>>, ctx: Option<AppContext>) {
     *leading
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = ctx;
@@ -196,7 +196,7 @@ fn set_leading(leading: &Mutex<Option<SchedulerContext>>, ctx: Option<SchedulerC
 /// Starts what only the leader runs, for one term (`ctx.shutdown` is the term's token):
 /// resuming every unfinished backfill, the scheduler's worker, the reconciler, the head tracker.
 fn lead(
-    ctx: SchedulerContext,
+    ctx: AppContext,
     head_poll_interval: Duration,
     seam_check_interval: Duration,
 ) -> JoinSet<()> {

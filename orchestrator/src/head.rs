@@ -8,13 +8,13 @@ use blockfill_activities::{ChainName, SourceRegistry, entity::chains};
 use sea_orm::{EntityTrait, sqlx};
 
 use crate::{
+    context::AppContext,
     live::{advance_live, feed_live},
-    scheduler::SchedulerContext,
 };
 
 /// Polls heads every `interval`, and whenever `wake` is notified, until `ctx.shutdown`.
 pub async fn track_heads(
-    ctx: SchedulerContext,
+    ctx: AppContext,
     sources: SourceRegistry,
     interval: Duration,
     wake: Arc<tokio::sync::Notify>,
@@ -50,7 +50,7 @@ pub async fn track_heads(
 }
 
 /// Reads one chain's head, records it and hands the new blocks to the live lane.
-async fn poll_chain(ctx: &SchedulerContext, sources: &SourceRegistry, row: &chains::Model) {
+async fn poll_chain(ctx: &AppContext, sources: &SourceRegistry, row: &chains::Model) {
     let Ok(name) = ChainName::parse(&row.name) else {
         return;
     };

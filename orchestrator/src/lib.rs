@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`settings`]: flags and environment variables of `serve`, with defaults.
+//! - [`context`]: [`context::AppContext`], what the API, scheduler, head tracker and live lane share.
 //! - [`app`]: wiring of `serve` ([`app::Orchestrator`]), database preparation, metrics.
 //! - [`scheduler`]: the continue-as-new scheduler job that plans bounded windows of batches.
 //! - [`head`]: the head tracker.
@@ -25,6 +26,7 @@ pub mod api;
 pub mod app;
 pub mod bench;
 pub mod compaction;
+pub mod context;
 pub mod demo;
 pub mod devnet_server;
 pub mod faults;

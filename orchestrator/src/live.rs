@@ -18,7 +18,7 @@ use blockfill_activities::{
 use sea_orm::sqlx;
 use uuid::Uuid;
 
-use crate::scheduler::{SchedulerContext, SchedulerError};
+use crate::{context::AppContext, scheduler::SchedulerError};
 
 /// Most blocks the live lane catches up at once; further behind, it jumps to the tip.
 pub const LIVE_MAX_CATCH_UP: u64 = 1_000;
@@ -32,7 +32,7 @@ pub fn live_target(head: u64, confirmations: u64) -> u64 {
 /// tracker pushes them with [`feed_live`] after every poll of all chains.
 /// Returns how many blocks were handed to the live lane.
 pub async fn advance_live(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     chain: &chains::Model,
     head: u64,
 ) -> Result<u64, SchedulerError> {
@@ -77,13 +77,13 @@ pub async fn advance_live(
 
 /// Pushes planned live batches of every chain through the gate, lowest first, as the live
 /// queue's bound allows. Returns how many it pushed.
-pub async fn feed_live(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
+pub async fn feed_live(ctx: &AppContext) -> Result<usize, SchedulerError> {
     Ok(feed_planned(&ctx.pool, &ctx.live, Lane::Live, None).await?)
 }
 
 /// The chain's `live` backfill, created on first use.
 async fn live_backfill(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     chain: &chains::Model,
     from: u64,
 ) -> Result<Uuid, SchedulerError> {

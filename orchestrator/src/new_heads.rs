@@ -17,7 +17,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler::SchedulerContext;
+use crate::context::AppContext;
 
 /// How often the set of chains is read again.
 const CHAINS_REFRESH: Duration = Duration::from_secs(5);
@@ -54,7 +54,7 @@ pub fn websocket_url(http_url: &str) -> Option<String> {
 
 /// Until `ctx.shutdown`: keeps one new-head subscription per chain with live sync on, each
 /// notifying `wake` on every new head.
-pub async fn follow_new_heads(ctx: SchedulerContext, wake: Arc<Notify>) {
+pub async fn follow_new_heads(ctx: AppContext, wake: Arc<Notify>) {
     let mut running: HashMap<String, (Vec<String>, JoinHandle<()>)> = HashMap::new();
     let mut ticker = tokio::time::interval(CHAINS_REFRESH);
     loop {

@@ -12,10 +12,7 @@ use blockfill_activities::{
 use sea_orm::sqlx;
 use uuid::Uuid;
 
-use crate::{
-    compaction,
-    scheduler::{SchedulerContext, SchedulerError},
-};
+use crate::{compaction, context::AppContext, scheduler::SchedulerError};
 
 /// How long queued or running batches may be missing from Redis before the reconciler re-feeds
 /// them, and how long a scheduler generation may make no progress before it is resumed.
@@ -24,7 +21,7 @@ pub const RECONCILE_GRACE: Duration = Duration::from_secs(5);
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs the reconciler until `ctx.shutdown` (the leader term's token).
-pub async fn run(ctx: SchedulerContext) {
+pub async fn run(ctx: AppContext) {
     let mut ticker = tokio::time::interval(RECONCILE_INTERVAL);
     let mut next_compaction = tokio::time::Instant::now() + compaction::COMPACTION_INTERVAL;
     loop {
@@ -76,7 +73,7 @@ pub async fn run(ctx: SchedulerContext) {
 /// orchestrator, a flushed Redis). Duplicates are harmless: generations serialise on their
 /// checkpoint row and a stale one stops at once.
 pub async fn resume_backfills(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     stalled_after: Duration,
 ) -> Result<usize, SchedulerError> {
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
@@ -117,7 +114,7 @@ pub async fn resume_backfills(
 /// between planning and pushing), once they have been in that state for `grace`. Each gets a new queue round, hence a fresh task id.
 /// Returns how many were re-fed. Bounded: at most 1,000 rows per pass.
 pub async fn refeed_lost_batches(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     grace: Duration,
 ) -> Result<usize, SchedulerError> {
     let mut count = 0;
@@ -128,7 +125,7 @@ pub async fn refeed_lost_batches(
 }
 
 async fn refeed_lane(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     lane: Lane,
     grace: Duration,
 ) -> Result<usize, SchedulerError> {

@@ -7,22 +7,21 @@
 use std::time::{Duration, Instant};
 
 use blockfill_activities::{
-    BatchJob, BlockRange, ChainName, SchedulerJob,
+    BlockRange, ChainName, SchedulerJob,
     entity::{backfills, chains},
-    fence::{self, FenceError, LeaderTerm},
+    fence::FenceError,
     plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned, plan_batches},
-    queue::{JobFailure, JobQueue},
+    queue::JobFailure,
     ranges,
 };
 use sea_orm::{
-    DatabaseConnection, EntityTrait,
+    EntityTrait,
     sqlx::{self, PgPool},
 };
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::settings::SchedulerArgs;
+use crate::context::AppContext;
 
 /// Batches planned in one step (one transaction) at most.
 const MAX_STEP_BATCHES: u64 = 200;
@@ -62,53 +61,9 @@ impl SchedulerError {
     }
 }
 
-/// What the scheduler needs.
-#[derive(Clone)]
-pub struct SchedulerContext {
-    /// sea-orm connection.
-    pub db: DatabaseConnection,
-    /// The same pool, for raw SQL.
-    pub pool: PgPool,
-    /// The batch queue.
-    pub batches: JobQueue<BatchJob>,
-    /// The scheduler's own queue.
-    pub scheduler: JobQueue<SchedulerJob>,
-    /// The live lane's batch queue.
-    pub live: JobQueue<BatchJob>,
-    /// Tuning.
-    pub settings: SchedulerArgs,
-    /// Stops generations early (they continue as new).
-    pub shutdown: CancellationToken,
-    /// This orchestrator's instance id (recorded on the checkpoints it writes).
-    pub instance: String,
-    /// The leader term this context schedules under; every scheduler write confirms it (`None`
-    /// outside a term: the API's own writes).
-    pub term: Option<LeaderTerm>,
-}
-
-impl SchedulerContext {
-    /// Starts a transaction whose writes belong to this context's leader term (refused, with
-    /// [`SchedulerError::Fenced`], once a newer term exists).
-    pub async fn fenced_tx(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, SchedulerError> {
-        let mut tx = self.pool.begin().await?;
-        fence::confirm(self.term.as_ref(), &mut tx).await?;
-        Ok(tx)
-    }
-
-    /// The batch queue of `lane`.
-    pub fn queue(&self, lane: Lane) -> &JobQueue<BatchJob> {
-        match lane {
-            Lane::Backfill => &self.batches,
-            Lane::Live => &self.live,
-        }
-    }
-}
-
 /// Records a new backfill of `[from, to]` (`mode` is `range` or `gaps`) and starts its scheduler.
 pub async fn create_backfill(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     chain: &ChainName,
     mode: &str,
     from: u64,
@@ -132,7 +87,7 @@ pub async fn create_backfill(
 
 /// Starts a new backfill's scheduler: generation 0 at `from`.
 pub async fn start_backfill(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     backfill_id: Uuid,
     from: u64,
 ) -> Result<(), SchedulerError> {
@@ -153,10 +108,7 @@ pub async fn start_backfill(
 }
 
 /// The apalis handler of scheduler jobs.
-pub async fn handle_scheduler_job(
-    job: SchedulerJob,
-    ctx: SchedulerContext,
-) -> Result<(), JobFailure> {
+pub async fn handle_scheduler_job(job: SchedulerJob, ctx: AppContext) -> Result<(), JobFailure> {
     run_generation(&ctx, &job).await.map_err(|e| {
         tracing::warn!(target: "blockfill::scheduler", backfill_id = %job.backfill_id, generation = job.generation, error = %e, "scheduler generation failed");
         if e.is_deposed() {
@@ -176,7 +128,7 @@ struct Plan {
 }
 
 async fn load_plan(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     backfill_id: Uuid,
 ) -> Result<Option<(Plan, String)>, SchedulerError> {
     let Some(backfill) = backfills::Entity::find_by_id(backfill_id)
@@ -218,7 +170,7 @@ async fn latest_generation(
 }
 
 #[tracing::instrument(name = "scheduler_generation", skip_all, fields(backfill_id = %job.backfill_id, generation = job.generation))]
-async fn run_generation(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
+async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
     let Some((mut plan, status)) = load_plan(ctx, job.backfill_id).await? else {
         tracing::warn!(target: "blockfill::scheduler", "scheduler job for an unknown backfill dropped");
         return Ok(());
@@ -315,7 +267,7 @@ async fn touch(pool: &PgPool, job: &SchedulerJob, instance: &str) -> Result<(), 
 
 /// Batch jobs not yet finished, by PostgreSQL and by Redis; the larger counts against the bound.
 async fn pending_batches(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<u64, SchedulerError> {
     let (in_db,): (i64,) = sqlx::query_as(
@@ -344,7 +296,7 @@ enum Step {
 /// of all backfills are serialised by an advisory lock, so the room left under the queue bound is
 /// computed by one planner at a time and the bound holds with several schedulers running.
 async fn plan_step(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     job: &SchedulerJob,
     plan: &Plan,
     want: u64,
@@ -455,7 +407,7 @@ async fn plan_step(
 /// Pushes planned batches through the gate (what does not fit stays planned and is fed by the
 /// next loop of the generation).
 async fn push_batches(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     backfill_id: Uuid,
     chain: &ChainName,
     planned: &[(BlockRange, i32)],
@@ -471,7 +423,7 @@ async fn push_batches(
 /// it plans the still uncovered blocks itself (a rescan, at most [`MAX_RESCANS`] times). Returns
 /// whether it finished.
 async fn finish_if_complete(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     job: &SchedulerJob,
     plan: &mut Plan,
 ) -> Result<bool, SchedulerError> {
@@ -591,7 +543,7 @@ async fn overlapping_work(
 /// Plans the uncovered blocks of the backfill's range again: its cursor goes back to the start
 /// and, from now on, its steps plan only what the coverage ledger lacks.
 async fn rescan(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     job: &SchedulerJob,
     plan: &Plan,
     uncovered: i64,
@@ -616,7 +568,7 @@ async fn rescan(
 }
 
 /// Writes the next generation's checkpoint and queues it; keeps the last 10 generations.
-async fn continue_as_new(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
+async fn continue_as_new(ctx: &AppContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
     let next = SchedulerJob {
         backfill_id: job.backfill_id,
         generation: job.generation + 1,
@@ -651,7 +603,7 @@ async fn continue_as_new(ctx: &SchedulerContext, job: &SchedulerJob) -> Result<(
 /// released, the backfill reopened and its scheduler resumed, which queues them. Returns how many
 /// batches were reopened.
 pub async fn retry_batches(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     backfill_id: Uuid,
     batch_ids: &[String],
 ) -> Result<u64, SchedulerError> {

@@ -14,7 +14,7 @@ use blockfill_activities::{
 };
 use sea_orm::{EntityTrait, sqlx};
 
-use crate::scheduler::{SchedulerContext, SchedulerError};
+use crate::{context::AppContext, scheduler::SchedulerError};
 
 /// Stored blocks whose parent links are checked on every pass.
 const CONTINUITY_WINDOW: i64 = 10_000;
@@ -23,7 +23,7 @@ const TIP_WINDOW: u64 = 64;
 
 /// One pass over every chain. Returns how many reorgs were repaired.
 pub async fn check_seams(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     sources: &SourceRegistry,
 ) -> Result<usize, SchedulerError> {
     let mut repaired = 0;
@@ -46,7 +46,7 @@ pub async fn check_seams(
 }
 
 async fn check_chain(
-    ctx: &SchedulerContext,
+    ctx: &AppContext,
     sources: &SourceRegistry,
     chain: &chains::Model,
     name: &ChainName,

@@ -9,7 +9,7 @@ use std::{
 };
 
 use blockfill_activities::{
-    BatchJob, BatchPolicy, BlockRange, ChainName, DevnetChain, DevnetConfig, Resolution,
+    BatchJob, BatchPolicy, BlockRange, ChainName, DevnetChain, DevnetConfig, Lane, Resolution,
     SourceRegistry, db,
     queue::{JobQueue, QueueDepth},
     run_batch,
@@ -45,7 +45,7 @@ async fn a_fleet_outage_leaves_live_work_planned_in_postgres_and_live_sync_recov
     let mut app = spawn_app(scheduler).await;
     app.register(json!({"name": "outage", "rpc_urls": [anvil.url], "batch_size": 1}))
         .await;
-    let live = JobQueue::<BatchJob>::connect(&app.stores.queue(), lanes::LIVE)
+    let live = JobQueue::<BatchJob>::connect(&app.stores.queue(), Lane::Live.queue())
         .await
         .unwrap();
 
@@ -101,8 +101,8 @@ async fn a_fleet_outage_leaves_live_work_planned_in_postgres_and_live_sync_recov
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (live, batches, scheduler) = (
-            depth(&app, lanes::LIVE).await,
-            depth(&app, lanes::BATCHES).await,
+            depth(&app, Lane::Live.queue()).await,
+            depth(&app, Lane::Backfill.queue()).await,
             depth(&app, lanes::SCHEDULER).await,
         );
         let finished = |d: QueueDepth| d.done + d.dead;
@@ -178,7 +178,7 @@ async fn retries_refeeds_and_requeues_respect_the_queue_bound() {
     scheduler.seam_check_interval = Duration::from_secs(3_600);
     let mut app = spawn_app(scheduler).await;
     app.register_chain("bound", &anvil.url, 10).await;
-    let batches = JobQueue::<BatchJob>::connect(&app.stores.queue(), lanes::BATCHES)
+    let batches = JobQueue::<BatchJob>::connect(&app.stores.queue(), Lane::Backfill.queue())
         .await
         .unwrap();
 

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use blockfill_activities::{BatchJob, DevnetChain, DevnetConfig, queue::JobQueue, types::lanes};
+use blockfill_activities::{BatchJob, DevnetChain, DevnetConfig, Lane, queue::JobQueue};
 use blockfill_orchestrator::devnet_server::spawn_devnet;
 use blockfill_tests::app::{
     Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
@@ -88,7 +88,7 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
     let id = backfill["id"].as_str().expect("backfill id").to_owned();
 
     // Watch the real Redis queue the whole time.
-    let queue = JobQueue::<BatchJob>::connect(&stores.queue(), lanes::BATCHES)
+    let queue = JobQueue::<BatchJob>::connect(&stores.queue(), Lane::Backfill.queue())
         .await
         .unwrap();
     let max_depth = Arc::new(AtomicU64::new(0));

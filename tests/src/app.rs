@@ -153,7 +153,7 @@ pub fn init_test_logging() {
 impl TestApp {
     /// The in-process orchestrator's scheduler context (database, queues, settings): that of its
     /// current leader term while it leads.
-    pub fn context(&self) -> blockfill_orchestrator::scheduler::SchedulerContext {
+    pub fn context(&self) -> blockfill_orchestrator::context::AppContext {
         self.orchestrator
             .as_ref()
             .map(|(o, _)| o.leader_context().unwrap_or_else(|| o.context.clone()))

@@ -16,7 +16,6 @@ use blockfill_activities::{
     run_batch,
     settings::{RpcArgs, StoreArgs},
     source::RequestPriority,
-    types::lanes,
 };
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -76,8 +75,9 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         HEALTH_REPORT_INTERVAL,
         shutdown.clone(),
     ));
-    let batches = JobQueue::<BatchJob>::connect(&args.stores.queue(), lanes::BATCHES).await?;
-    let live = JobQueue::<BatchJob>::connect(&args.stores.queue(), lanes::LIVE).await?;
+    let batches =
+        JobQueue::<BatchJob>::connect(&args.stores.queue(), Lane::Backfill.queue()).await?;
+    let live = JobQueue::<BatchJob>::connect(&args.stores.queue(), Lane::Live.queue()).await?;
     let policy = BatchPolicy {
         attempt_budget: args.attempt_budget.max(1) as i32,
         database_wait: args.database_wait,

@@ -72,7 +72,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body?;
     let chain = chains::Entity::find_by_id(body.chain.as_str())
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -130,7 +130,7 @@ async fn create(
         Mode::Range => "range",
         Mode::Gaps => "gaps",
     };
-    let id = create_backfill(&ctx.scheduler, &chain_name, mode, from, to).await?;
+    let id = create_backfill(&ctx.app, &chain_name, mode, from, to).await?;
     tracing::info!(target: "blockfill::api", %id, chain = %chain.name, from, to, mode = ?body.mode, "backfill requested");
     Ok((
         StatusCode::ACCEPTED,
@@ -347,10 +347,10 @@ async fn show(
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
     let row = backfills::Entity::find_by_id(id)
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no backfill {id}")))?;
-    Ok(Json(view(&ctx.scheduler.pool, row).await?))
+    Ok(Json(view(&ctx.app.pool, row).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,8 +378,8 @@ async fn list(
         select = select.filter(backfills::Column::Chain.eq(chain.into_string()));
     }
     let mut views = Vec::new();
-    for row in select.all(&ctx.scheduler.db).await? {
-        views.push(view(&ctx.scheduler.pool, row).await?);
+    for row in select.all(&ctx.app.db).await? {
+        views.push(view(&ctx.app.pool, row).await?);
     }
     Ok(Json(views))
 }

@@ -127,13 +127,13 @@ async fn list(
     if let Some(backfill) = query.backfill {
         select = select.filter(batches::Column::BackfillId.eq(backfill));
     }
-    let rows = select.all(&ctx.scheduler.db).await?;
+    let rows = select.all(&ctx.app.db).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
 async fn find(ctx: &ApiContext, id: &str) -> Result<batches::Model, ApiError> {
     batches::Entity::find_by_id(id.to_owned())
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no batch {id}")))
 }
@@ -163,7 +163,7 @@ async fn retry_one(
             batch.status
         )));
     }
-    let retried = retry_batches(&ctx.scheduler, batch.backfill_id, &[id.into_string()]).await?;
+    let retried = retry_batches(&ctx.app, batch.backfill_id, &[id.into_string()]).await?;
     Ok(Json(RetryView { retried }))
 }
 
@@ -177,12 +177,12 @@ async fn retry_failed(
         "SELECT id FROM batches WHERE backfill_id = $1 AND status IN ('failed', 'quarantined')",
     )
     .bind(backfill_id)
-    .fetch_all(&ctx.scheduler.pool)
+    .fetch_all(&ctx.app.pool)
     .await?;
     if ids.is_empty() {
         let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM backfills WHERE id = $1")
             .bind(backfill_id)
-            .fetch_optional(&ctx.scheduler.pool)
+            .fetch_optional(&ctx.app.pool)
             .await?;
         if exists.is_none() {
             return Err(ApiError::NotFound(format!("no backfill {backfill_id}")));
@@ -190,7 +190,7 @@ async fn retry_failed(
         return Ok(Json(RetryView { retried: 0 }));
     }
     let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
-    let retried = retry_batches(&ctx.scheduler, backfill_id, &ids).await?;
+    let retried = retry_batches(&ctx.app, backfill_id, &ids).await?;
     Ok(Json(RetryView { retried }))
 }
 
@@ -238,7 +238,7 @@ async fn quarantine(
     )
     .bind(query.chain.map(Text::into_string))
     .bind(limit)
-    .fetch_all(&ctx.scheduler.pool)
+    .fetch_all(&ctx.app.pool)
     .await?;
     Ok(Json(rows))
 }

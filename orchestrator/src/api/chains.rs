@@ -297,7 +297,7 @@ async fn register(
     }
     // Answers early without probing the endpoints; the insert below is what settles a race.
     if chains::Entity::find_by_id(name.to_string())
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .is_some()
     {
@@ -346,7 +346,7 @@ async fn register(
         live_halted_reason: Set(None),
         live_halted_at: Set(None),
     }
-    .insert(&ctx.scheduler.db)
+    .insert(&ctx.app.db)
     .await
     .map_err(|e| match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => {
@@ -361,7 +361,7 @@ async fn register(
 async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<ChainView>>, ApiError> {
     let rows = chains::Entity::find()
         .order_by_asc(chains::Column::Name)
-        .all(&ctx.scheduler.db)
+        .all(&ctx.app.db)
         .await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -371,7 +371,7 @@ async fn show(
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainView>, ApiError> {
     let row = chains::Entity::find_by_id(name.as_str())
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
     Ok(Json(row.into()))

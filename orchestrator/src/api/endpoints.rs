@@ -127,7 +127,7 @@ async fn endpoints(
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<EndpointsView>, ApiError> {
     let chain = chains::Entity::find_by_id(name.as_str())
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
     let reports: Vec<(String, String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
@@ -137,7 +137,7 @@ async fn endpoints(
     )
     .bind(&chain.name)
     .bind(FRESH_SECONDS)
-    .fetch_all(&ctx.scheduler.pool)
+    .fetch_all(&ctx.app.pool)
     .await?;
     let mut by_url: BTreeMap<String, Vec<(String, EndpointSnapshot, DateTime<Utc>)>> =
         BTreeMap::new();

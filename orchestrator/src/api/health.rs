@@ -19,11 +19,11 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
-    let postgres = match ctx.scheduler.db.execute_unprepared("SELECT 1").await {
+    let postgres = match ctx.app.db.execute_unprepared("SELECT 1").await {
         Ok(_) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };
-    let redis = match ctx.scheduler.batches.depth().await {
+    let redis = match ctx.app.batches.depth().await {
         Ok(_) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };

@@ -54,7 +54,7 @@ async fn resume(
     )
     .bind(&name)
     .bind(body.max_reorg_depth.map(|d| d as i64))
-    .execute(&ctx.scheduler.pool)
+    .execute(&ctx.app.pool)
     .await?
     .rows_affected();
     if resumed == 0 {
@@ -63,7 +63,7 @@ async fn resume(
     metrics::gauge!("blockfill_live_halted", "chain" => name.clone()).set(0.0);
     tracing::warn!(target: "blockfill::api", chain = %name, max_reorg_depth = ?body.max_reorg_depth, "live sync resumed by an operator");
     let row = chains::Entity::find_by_id(name.clone())
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
     Ok(Json(row.into()))

@@ -37,13 +37,13 @@ pub use status::{
     LiveStatus, WorkStatus, chain_status, gap_page, gap_summary,
 };
 
-use crate::{leader::Role, scheduler::SchedulerContext};
+use crate::{context::AppContext, leader::Role};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiContext {
     /// The scheduler's context (database, queues, settings).
-    pub scheduler: SchedulerContext,
+    pub app: AppContext,
     /// This orchestrator's identity and whether it leads (standbys are read-only).
     pub role: Role,
     /// Prometheus renderer, when metrics are installed.
@@ -87,7 +87,7 @@ async fn read_only_standby(
     }
     let leader: Option<(String, Option<String>)> =
         sea_orm::sqlx::query_as("SELECT holder, api_addr FROM leadership WHERE role = 'scheduler'")
-            .fetch_optional(&ctx.scheduler.pool)
+            .fetch_optional(&ctx.app.pool)
             .await
             .ok()
             .flatten();

@@ -39,7 +39,7 @@ async fn show(State(ctx): State<ApiContext>) -> Result<Json<OrchestratorView>, A
     let leader: Option<LeaderView> = sqlx::query_as(
         "SELECT holder, api_addr, acquired_at, heartbeat_at FROM leadership WHERE role = 'scheduler'",
     )
-    .fetch_optional(&ctx.scheduler.pool)
+    .fetch_optional(&ctx.app.pool)
     .await?;
     Ok(Json(OrchestratorView {
         instance: ctx.role.instance.clone(),

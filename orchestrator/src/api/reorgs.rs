@@ -73,12 +73,12 @@ async fn list(
     }
     let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM chains WHERE name = $1")
         .bind(name.as_str())
-        .fetch_optional(&ctx.scheduler.pool)
+        .fetch_optional(&ctx.app.pool)
         .await?;
     if exists.is_none() {
         return Err(ApiError::NotFound(format!("no chain named {name}")));
     }
     Ok(Json(
-        recent_reorgs(&ctx.scheduler.pool, name.as_str(), limit).await?,
+        recent_reorgs(&ctx.app.pool, name.as_str(), limit).await?,
     ))
 }

@@ -406,7 +406,7 @@ pub async fn chain_status(
 
 async fn find_chain(ctx: &ApiContext, name: &str) -> Result<chains::Model, ApiError> {
     chains::Entity::find_by_id(name.to_owned())
-        .one(&ctx.scheduler.db)
+        .one(&ctx.app.db)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))
 }
@@ -416,7 +416,7 @@ async fn status(
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainStatus>, ApiError> {
     let chain = find_chain(&ctx, name.as_str()).await?;
-    Ok(Json(chain_status(&ctx.scheduler.pool, &chain).await?))
+    Ok(Json(chain_status(&ctx.app.pool, &chain).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -459,21 +459,13 @@ async fn gaps(
         ));
     }
     let chain = find_chain(&ctx, name.as_str()).await?;
-    let Some((from, to)) = covered_range(&ctx.scheduler.pool, &chain).await? else {
+    let Some((from, to)) = covered_range(&ctx.app.pool, &chain).await? else {
         return Ok(Json(GapPage {
             gaps: Vec::new(),
             next_after: None,
         }));
     };
-    let mut page = gap_page(
-        &ctx.scheduler.pool,
-        &chain.name,
-        from,
-        to,
-        query.after,
-        limit + 1,
-    )
-    .await?;
+    let mut page = gap_page(&ctx.app.pool, &chain.name, from, to, query.after, limit + 1).await?;
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
     Ok(Json(GapPage {
