@@ -13,6 +13,7 @@ use blockfill_activities::{
     plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned, plan_batches},
     queue::JobFailure,
     ranges,
+    store::{BackfillMode, BackfillStatus},
 };
 use sea_orm::{
     EntityTrait,
@@ -65,7 +66,7 @@ impl SchedulerError {
 pub async fn create_backfill(
     ctx: &AppContext,
     chain: &ChainName,
-    mode: &str,
+    mode: BackfillMode,
     from: u64,
     to: u64,
 ) -> Result<Uuid, SchedulerError> {
@@ -130,7 +131,7 @@ struct Plan {
 async fn load_plan(
     ctx: &AppContext,
     backfill_id: Uuid,
-) -> Result<Option<(Plan, String)>, SchedulerError> {
+) -> Result<Option<(Plan, BackfillStatus)>, SchedulerError> {
     let Some(backfill) = backfills::Entity::find_by_id(backfill_id)
         .one(&ctx.db)
         .await?
@@ -148,7 +149,7 @@ async fn load_plan(
     Ok(Some((
         Plan {
             chain,
-            gaps_only: backfill.mode == "gaps" || backfill.rescans > 0,
+            gaps_only: backfill.mode == BackfillMode::Gaps || backfill.rescans > 0,
             range,
             batch_size: chain_row.batch_size.max(1) as u64,
         },
@@ -175,7 +176,7 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
         tracing::warn!(target: "blockfill::scheduler", "scheduler job for an unknown backfill dropped");
         return Ok(());
     };
-    if !matches!(status.as_str(), "planned" | "running") {
+    if !status.is_active() {
         return Ok(());
     }
     let Some((latest, _)) = latest_generation(&ctx.pool, job.backfill_id).await? else {

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::store::{BackfillMode, BackfillStatus};
+
 /// A backfill request and its lifecycle.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "backfills")]
@@ -12,13 +14,13 @@ pub struct Model {
     /// Chain name.
     pub chain: String,
     /// `range` or `gaps`.
-    pub mode: String,
+    pub mode: BackfillMode,
     /// First block.
     pub from_block: i64,
     /// Last block.
     pub to_block: i64,
     /// planned, running, completed, failed or cancelled.
-    pub status: String,
+    pub status: BackfillStatus,
     /// When it was asked for.
     pub requested_at: DateTimeWithTimeZone,
     /// When the scheduler first planned it.

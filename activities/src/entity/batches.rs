@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::store::{BatchStatus, Lane};
+
 /// A batch and its execution record.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "batches")]
@@ -18,7 +20,7 @@ pub struct Model {
     /// The backfill that owns the batch now.
     pub backfill_id: Uuid,
     /// planned, queued, running, done, failed, split or quarantined.
-    pub status: String,
+    pub status: BatchStatus,
     /// Failed attempts.
     pub attempts: i32,
     /// Times a worker started the batch.
@@ -40,7 +42,7 @@ pub struct Model {
     /// How many times it was queued again (part of its queue task id).
     pub queue_round: i32,
     /// `backfill` or `live`.
-    pub lane: String,
+    pub lane: Lane,
 }
 
 /// No relations are navigated through sea-orm.

@@ -9,7 +9,10 @@ use axum::{
     http::StatusCode,
     routing::get,
 };
-use blockfill_activities::entity::{backfills, chains};
+use blockfill_activities::{
+    entity::{backfills, chains},
+    store::{BackfillMode, BackfillStatus},
+};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -127,8 +130,8 @@ async fn create(
     let chain_name = ChainName::parse(&chain.name)
         .map_err(|e| ApiError::Internal(format!("stored chain name: {e}")))?;
     let mode = match body.mode {
-        Mode::Range => "range",
-        Mode::Gaps => "gaps",
+        Mode::Range => BackfillMode::Range,
+        Mode::Gaps => BackfillMode::Gaps,
     };
     let id = create_backfill(&ctx.app, &chain_name, mode, from, to).await?;
     tracing::info!(target: "blockfill::api", %id, chain = %chain.name, from, to, mode = ?body.mode, "backfill requested");
@@ -165,14 +168,14 @@ pub struct BackfillView {
     pub id: Uuid,
     /// Chain name.
     pub chain: String,
-    /// `range` or `gaps`.
-    pub mode: String,
+    /// `range` or `gaps` (`live` for a chain's live lane).
+    pub mode: BackfillMode,
     /// First block.
     pub from: i64,
     /// Last block.
     pub to: i64,
     /// planned, running, completed, failed or cancelled.
-    pub status: String,
+    pub status: BackfillStatus,
     /// Asked for at.
     pub requested_at: DateTime<Utc>,
     /// First planned at.
@@ -279,7 +282,7 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
         };
         blocks_done = get("blocks_done");
     }
-    let blocks_total = if row.mode == "gaps" {
+    let blocks_total = if row.mode == BackfillMode::Gaps {
         let missing = gap_summary(pool, &row.chain, row.from_block, row.to_block)
             .await?
             .missing;

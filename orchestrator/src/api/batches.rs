@@ -7,7 +7,7 @@ use axum::{
     extract::{Query, State, rejection::QueryRejection},
     routing::{get, post},
 };
-use blockfill_activities::entity::batches;
+use blockfill_activities::{entity::batches, store::BatchStatus};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sqlx};
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ pub struct BatchView {
     /// Owning backfill.
     pub backfill_id: Uuid,
     /// planned, queued, running, done, failed, split or quarantined.
-    pub status: String,
+    pub status: BatchStatus,
     /// Failed attempts.
     pub attempts: i32,
     /// Times a worker started it.
