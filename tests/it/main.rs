@@ -21,6 +21,7 @@ mod poison;
 mod queue_bounds;
 mod reorg_safety;
 mod reorgs;
+mod resolution;
 mod scheduler;
 mod status_cost;
 mod status_gaps;
