@@ -16,7 +16,8 @@ use crate::{
     BatchId,
     reorg::{ReorgError, RepairRequest, repair_reorg},
     source::{ChainSource, RequestPriority, SourceError, SourceRegistry},
-    types::{BatchJob, BlockRange},
+    store::{FailureKind, backfills, batches, batches::Started},
+    types::BatchJob,
     write::{WriteError, WriteOutcome, write_batch},
 };
 
@@ -38,6 +39,15 @@ pub enum ActivityError {
     /// Bookkeeping in PostgreSQL failed.
     #[error("recording batch state failed: {0}")]
     Database(String),
+    /// A failure recorded on an earlier delivery, read back with its kind (the budget was found
+    /// spent before this delivery fetched anything).
+    #[error("{message}")]
+    Stored {
+        /// What kind of failure it was.
+        kind: FailureKind,
+        /// Its message as recorded.
+        message: String,
+    },
     /// Workers took the batch again and again and never finished it (they died running it).
     #[error(
         "delivered {deliveries} times with {attempts} recorded failures: its workers keep dying"
@@ -51,15 +61,80 @@ pub enum ActivityError {
 }
 
 impl ActivityError {
+    /// The kind of this failure, as it is stored with the batch.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::UnknownChain(_) => FailureKind::UnknownChain,
+            Self::Source(e) => source_failure_kind(e),
+            Self::Write(_) => FailureKind::Write,
+            Self::Reorg(ReorgError::Source(e)) => source_failure_kind(e),
+            Self::Reorg(_) => FailureKind::Reorg,
+            Self::Database(_) => FailureKind::Database,
+            Self::Stored { kind, .. } => *kind,
+            Self::CrashLoop { .. } => FailureKind::CrashLoop,
+        }
+    }
+
     /// Whether the failure is tied to the blocks of the range (so halving the range can isolate
     /// it), rather than to an endpoint, the database or time.
     pub fn is_block_specific(&self) -> bool {
-        matches!(
-            self,
-            Self::Source(SourceError::Malformed { .. } | SourceError::Rpc { .. })
-                | Self::CrashLoop { .. }
-        )
+        self.kind().is_block_specific()
     }
+}
+
+fn source_failure_kind(error: &SourceError) -> FailureKind {
+    match error {
+        SourceError::Malformed { .. } => FailureKind::Malformed,
+        SourceError::Rpc { .. } => FailureKind::Rpc,
+        SourceError::NotYetAvailable { .. } => FailureKind::NotYetAvailable,
+        _ => FailureKind::Unavailable,
+    }
+}
+
+/// How a batch out of attempts is resolved, by its failure's kind and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Split in halves (a block-specific failure over more than one block).
+    Split,
+    /// Set the single block aside (a block-specific failure on one block).
+    Quarantine,
+    /// Failed for good (splitting cannot fix it).
+    Fail,
+}
+
+impl Verdict {
+    /// The verdict for a batch of `blocks` blocks whose budget a `kind` failure spent.
+    pub fn for_exhausted(kind: FailureKind, blocks: u64) -> Self {
+        if !kind.is_block_specific() {
+            Self::Fail
+        } else if blocks <= 1 {
+            Self::Quarantine
+        } else {
+            Self::Split
+        }
+    }
+}
+
+/// What a started delivery must do before fetching: resolve the batch now (its budget was spent
+/// on earlier deliveries, or its workers keep dying) with this error, or go on (`None`).
+pub fn exhausted_on_start(started: &Started, attempt_budget: i32) -> Option<ActivityError> {
+    // Deliveries beyond the recorded failures are crashes: a batch that kills its workers must
+    // not loop forever.
+    if started.deliveries > started.attempts + attempt_budget {
+        return Some(ActivityError::CrashLoop {
+            deliveries: started.deliveries,
+            attempts: started.attempts,
+        });
+    }
+    // A batch already out of budget (a crash between recording the last failure and resolving
+    // it, or a lowered budget) is resolved now, as its stored failure warrants.
+    (started.attempts >= attempt_budget).then(|| ActivityError::Stored {
+        kind: started.last_failure_kind.unwrap_or(FailureKind::Database),
+        message: started
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "out of attempts".into()),
+    })
 }
 
 /// How a worker treats failures.
@@ -151,15 +226,7 @@ pub async fn run_batch(
     policy: BatchPolicy,
 ) -> Result<BatchOutcome, BatchFailure> {
     let started = with_database(policy.database_wait, || {
-        sqlx::query_as::<_, (i32, i32, Option<String>)>(
-            "UPDATE batches SET status = 'running', deliveries = deliveries + 1, worker = $2, \
-               started_at = now() \
-             WHERE id = $1 AND status IN ('planned', 'queued', 'running') \
-             RETURNING attempts, deliveries, last_error",
-        )
-        .bind(&job.batch_id)
-        .bind(worker)
-        .fetch_optional(pool)
+        batches::start(pool, &job.batch_id, worker)
     })
     .await;
     let started = match started {
@@ -172,10 +239,8 @@ pub async fn run_batch(
             });
         }
     };
-    let Some((attempts, deliveries, last_error)) = started else {
-        let exists: Option<(String,)> = sqlx::query_as("SELECT status FROM batches WHERE id = $1")
-            .bind(&job.batch_id)
-            .fetch_optional(pool)
+    let Some(started) = started else {
+        let exists = batches::status(pool, &job.batch_id)
             .await
             .map_err(|e| BatchFailure {
                 error: ActivityError::Database(e.to_string()),
@@ -187,19 +252,8 @@ pub async fn run_batch(
             None => BatchOutcome::Unknown,
         });
     };
-    // Deliveries beyond the recorded failures are crashes: a batch that kills its workers must
-    // not loop forever. A batch already out of budget (a crash between recording the last
-    // failure and resolving it) is resolved now.
-    if deliveries > attempts + policy.attempt_budget {
-        let error = ActivityError::CrashLoop {
-            deliveries,
-            attempts,
-        };
-        return Err(resolve_exhausted(pool, job, error, attempts).await);
-    }
-    if attempts >= policy.attempt_budget {
-        let error = ActivityError::Database(last_error.unwrap_or_else(|| "out of attempts".into()));
-        return Err(resolve_exhausted(pool, job, error, attempts).await);
+    if let Some(error) = exhausted_on_start(&started, policy.attempt_budget) {
+        return Err(resolve_exhausted(pool, job, error, started.attempts).await);
     }
     let result = async {
         let source = sources.get_for(&job.chain, policy.priority).await?;
@@ -248,17 +302,10 @@ async fn repair_and_reindex(
     let mut total = WriteOutcome::default();
     for range in &repair.planned {
         let batch_id = BatchId::new(&job.chain, *range).to_string();
-        let claimed = sqlx::query(
-            "UPDATE batches SET status = 'running', deliveries = deliveries + 1, worker = $2, \
-               started_at = now() WHERE id = $1 AND status = 'planned'",
-        )
-        .bind(&batch_id)
-        .bind(worker)
-        .execute(pool)
-        .await
-        .map_err(|e| ActivityError::Database(e.to_string()))?
-        .rows_affected();
-        if claimed == 0 {
+        let claimed = batches::claim_planned(pool, &batch_id, worker)
+            .await
+            .map_err(|e| ActivityError::Database(e.to_string()))?;
+        if !claimed {
             continue;
         }
         let bundle = source.fetch_range(*range).await?;
@@ -282,24 +329,17 @@ async fn record_failure(
     policy: BatchPolicy,
 ) -> BatchFailure {
     let message = error.to_string();
-    let recorded: Result<(i32,), sqlx::Error> = sqlx::query_as(
-        "UPDATE batches SET attempts = attempts + 1, last_error = $2, status = 'queued' \
-         WHERE id = $1 AND status = 'running' RETURNING attempts",
-    )
-    .bind(&job.batch_id)
-    .bind(&message)
-    .fetch_one(pool)
-    .await;
-    let _ = sqlx::query("UPDATE backfills SET last_error = $2 WHERE id = $1")
-        .bind(job.backfill_id)
-        .bind(&message)
-        .execute(pool)
-        .await;
+    let recorded = batches::record_failure(pool, &job.batch_id, error.kind(), &message)
+        .await
+        .and_then(|attempts| attempts.ok_or(sqlx::Error::RowNotFound));
+    if let Err(e) = backfills::record_error(pool, job.backfill_id, &message).await {
+        tracing::debug!(target: "blockfill::activities", error = %e, "could not record the backfill's last error");
+    }
     match recorded {
-        Ok((attempts,)) if attempts >= policy.attempt_budget => {
+        Ok(attempts) if attempts >= policy.attempt_budget => {
             resolve_exhausted(pool, job, error, attempts).await
         }
-        Ok((attempts,)) => {
+        Ok(attempts) => {
             tracing::warn!(target: "blockfill::activities", attempts, error = %message, "batch attempt failed");
             metrics::counter!("blockfill_batch_attempts_failed_total").increment(1);
             BatchFailure {
@@ -327,16 +367,17 @@ async fn resolve_exhausted(
     attempts: i32,
 ) -> BatchFailure {
     let message = error.to_string();
-    let resolved = if !error.is_block_specific() {
-        mark_finished(pool, job, "failed", &message)
+    let kind = error.kind();
+    let resolved = match Verdict::for_exhausted(kind, job.range.len()) {
+        Verdict::Fail => batches::fail(pool, &job.batch_id, kind, &message)
             .await
-            .map(|_| Resolution::Failed)
-    } else if job.range.len() == 1 {
-        quarantine(pool, job, &message, attempts)
+            .map(|_| Resolution::Failed),
+        Verdict::Quarantine => batches::quarantine(pool, job, kind, &message, attempts)
             .await
-            .map(|_| Resolution::Quarantined)
-    } else {
-        split(pool, job, &message).await.map(Resolution::Split)
+            .map(|_| Resolution::Quarantined),
+        Verdict::Split => batches::split(pool, job, &job.range.halves(), kind, &message)
+            .await
+            .map(Resolution::Split),
     };
     let resolution = resolved.unwrap_or_else(|e| {
         tracing::warn!(target: "blockfill::activities", error = %e, "could not resolve an exhausted batch; it will be retried");
@@ -364,125 +405,100 @@ async fn resolve_exhausted(
     }
 }
 
-async fn mark_finished(
-    pool: &PgPool,
-    job: &BatchJob,
-    status: &str,
-    message: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE batches SET status = $2, last_error = $3, finished_at = now() \
-         WHERE id = $1 AND status IN ('planned', 'queued', 'running')",
-    )
-    .bind(&job.batch_id)
-    .bind(status)
-    .bind(message)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::BlockRange;
 
-async fn quarantine(
-    pool: &PgPool,
-    job: &BatchJob,
-    message: &str,
-    attempts: i32,
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "UPDATE batches SET status = 'quarantined', last_error = $2, finished_at = now() WHERE id = $1",
-    )
-    .bind(&job.batch_id)
-    .bind(message)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO quarantined_blocks (chain, number, batch_id, backfill_id, error, attempts) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (chain, number) DO UPDATE SET batch_id = EXCLUDED.batch_id, \
-           backfill_id = EXCLUDED.backfill_id, error = EXCLUDED.error, attempts = EXCLUDED.attempts, \
-           quarantined_at = now(), released_at = NULL",
-    )
-    .bind(job.chain.as_str())
-    .bind(job.range.from as i64)
-    .bind(&job.batch_id)
-    .bind(job.backfill_id)
-    .bind(message)
-    .bind(attempts)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
-}
+    fn started(attempts: i32, deliveries: i32, kind: Option<FailureKind>) -> Started {
+        Started {
+            attempts,
+            deliveries,
+            last_error: kind.map(|k| format!("a {k} failure")),
+            last_failure_kind: kind,
+        }
+    }
 
-/// Marks the batch split and plans its two halves in its lane (taking over finished batches of the
-/// same ranges). Returns the children that must be queued, with their queue rounds.
-async fn split(
-    pool: &PgPool,
-    job: &BatchJob,
-    message: &str,
-) -> Result<Vec<(BatchJob, i32)>, sqlx::Error> {
-    let mid = job.range.from + (job.range.len() / 2) - 1;
-    let halves = [
-        BlockRange {
-            from: job.range.from,
-            to: mid,
-        },
-        BlockRange {
-            from: mid + 1,
-            to: job.range.to,
-        },
-    ];
-    let mut tx = pool.begin().await?;
-    let lane: Option<(String,)> = sqlx::query_as(
-        "UPDATE batches SET status = 'split', last_error = $2, finished_at = now() \
-         WHERE id = $1 AND status IN ('planned', 'queued', 'running') RETURNING lane",
-    )
-    .bind(&job.batch_id)
-    .bind(message)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((lane,)) = lane else {
-        return Ok(Vec::new());
-    };
-    let ids: Vec<String> = halves
-        .iter()
-        .map(|r| BatchId::new(&job.chain, *r).to_string())
-        .collect();
-    let planned: Vec<(String, i64, i64, i32)> = sqlx::query_as(
-        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, parent_id, lane) \
-         SELECT id, $2, f, t, $3, 'planned', $4, $7 FROM UNNEST($1::text[], $5::int8[], $6::int8[]) AS b(id, f, t) \
-         ON CONFLICT (id) DO UPDATE SET backfill_id = EXCLUDED.backfill_id, status = 'planned', \
-           parent_id = EXCLUDED.parent_id, lane = EXCLUDED.lane, attempts = 0, deliveries = 0, last_error = NULL, \
-           worker = NULL, queue_round = batches.queue_round + 1, planned_at = now(), \
-           queued_at = NULL, started_at = NULL, finished_at = NULL \
-         WHERE batches.status IN ('done', 'failed', 'split', 'quarantined') \
-         RETURNING id, from_block, to_block, queue_round",
-    )
-    .bind(&ids)
-    .bind(job.chain.as_str())
-    .bind(job.backfill_id)
-    .bind(&job.batch_id)
-    .bind(halves.iter().map(|r| r.from as i64).collect::<Vec<_>>())
-    .bind(halves.iter().map(|r| r.to as i64).collect::<Vec<_>>())
-    .bind(&lane)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(planned
-        .into_iter()
-        .map(|(batch_id, from, to, round)| {
-            (
-                BatchJob {
-                    batch_id,
-                    chain: job.chain.clone(),
-                    range: BlockRange {
-                        from: from as u64,
-                        to: to as u64,
-                    },
-                    backfill_id: job.backfill_id,
-                },
-                round,
-            )
-        })
-        .collect())
+    #[test]
+    fn block_specific_failures_split_then_quarantine_and_the_rest_fail() {
+        for kind in [
+            FailureKind::Malformed,
+            FailureKind::Rpc,
+            FailureKind::CrashLoop,
+        ] {
+            assert_eq!(Verdict::for_exhausted(kind, 100), Verdict::Split, "{kind}");
+            assert_eq!(Verdict::for_exhausted(kind, 2), Verdict::Split, "{kind}");
+            assert_eq!(
+                Verdict::for_exhausted(kind, 1),
+                Verdict::Quarantine,
+                "{kind}"
+            );
+        }
+        for kind in [
+            FailureKind::UnknownChain,
+            FailureKind::Unavailable,
+            FailureKind::NotYetAvailable,
+            FailureKind::Write,
+            FailureKind::Reorg,
+            FailureKind::Database,
+        ] {
+            assert_eq!(Verdict::for_exhausted(kind, 100), Verdict::Fail, "{kind}");
+            assert_eq!(Verdict::for_exhausted(kind, 1), Verdict::Fail, "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_with_budget_left_goes_on() {
+        assert!(exhausted_on_start(&started(0, 1, None), 5).is_none());
+        assert!(exhausted_on_start(&started(4, 5, Some(FailureKind::Malformed)), 5).is_none());
+        // Crash deliveries within the budget are tolerated.
+        assert!(exhausted_on_start(&started(0, 5, None), 5).is_none());
+    }
+
+    #[test]
+    fn a_spent_budget_is_resolved_by_the_stored_failure_kind() {
+        let error = exhausted_on_start(&started(5, 6, Some(FailureKind::Malformed)), 5)
+            .expect("out of budget");
+        assert_eq!(error.kind(), FailureKind::Malformed);
+        assert!(error.is_block_specific());
+        assert_eq!(error.to_string(), "a malformed failure");
+        let error = exhausted_on_start(&started(5, 6, Some(FailureKind::Unavailable)), 5)
+            .expect("out of budget");
+        assert!(!error.is_block_specific());
+        // A row from before failure kinds were recorded: not split on a guess.
+        let error = exhausted_on_start(&started(5, 6, None), 5).expect("out of budget");
+        assert_eq!(error.kind(), FailureKind::Database);
+    }
+
+    #[test]
+    fn workers_dying_on_a_batch_is_a_crash_loop() {
+        let error = exhausted_on_start(&started(1, 7, None), 5).expect("crash loop");
+        assert!(matches!(
+            error,
+            ActivityError::CrashLoop {
+                deliveries: 7,
+                attempts: 1
+            }
+        ));
+        assert_eq!(Verdict::for_exhausted(error.kind(), 1), Verdict::Quarantine);
+    }
+
+    #[test]
+    fn source_failures_map_to_their_kinds() {
+        let malformed = ActivityError::Source(SourceError::Malformed {
+            endpoint: "http://node/…".into(),
+            range: BlockRange { from: 1, to: 2 },
+            message: "missing hash".into(),
+        });
+        assert_eq!(malformed.kind(), FailureKind::Malformed);
+        let not_yet = ActivityError::Source(SourceError::NotYetAvailable {
+            endpoint: "http://node/…".into(),
+            block: 9,
+        });
+        assert_eq!(not_yet.kind(), FailureKind::NotYetAvailable);
+        assert_eq!(
+            ActivityError::Database("gone".into()).kind(),
+            FailureKind::Database
+        );
+    }
 }

@@ -116,6 +116,25 @@ impl BlockRange {
         self.from..=self.to
     }
 
+    /// The range cut in two halves (the lower one takes the middle block of an odd range); a
+    /// single block has no halves and comes back whole.
+    pub fn halves(&self) -> Vec<BlockRange> {
+        if self.len() < 2 {
+            return vec![*self];
+        }
+        let mid = self.from + (self.len() / 2) - 1;
+        vec![
+            BlockRange {
+                from: self.from,
+                to: mid,
+            },
+            BlockRange {
+                from: mid + 1,
+                to: self.to,
+            },
+        ]
+    }
+
     /// The part of both ranges, if any.
     pub fn intersect(&self, other: &BlockRange) -> Option<BlockRange> {
         let from = self.from.max(other.from);
@@ -237,6 +256,24 @@ mod tests {
             Some(BlockRange { from: 6, to: 7 })
         );
         assert_eq!(range.intersect(&BlockRange { from: 8, to: 10 }), None);
+    }
+
+    #[test]
+    fn halves_cover_the_range_without_overlap() {
+        for (from, to) in [(0, 1), (0, 99), (10, 20), (7, 7), (5, 6)] {
+            let range = BlockRange::new(from, to).expect("valid");
+            let halves = range.halves();
+            assert_eq!(halves.first().map(|h| h.from), Some(from));
+            assert_eq!(halves.last().map(|h| h.to), Some(to));
+            assert_eq!(halves.iter().map(BlockRange::len).sum::<u64>(), range.len());
+            if range.len() > 1 {
+                assert_eq!(halves.len(), 2);
+                assert_eq!(halves[0].to + 1, halves[1].from);
+                assert!(halves[0].len().abs_diff(halves[1].len()) <= 1);
+            } else {
+                assert_eq!(halves, vec![range]);
+            }
+        }
     }
 
     #[test]

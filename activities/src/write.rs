@@ -4,6 +4,7 @@
 
 use sea_orm::sqlx::{self, PgPool, Postgres, Transaction};
 
+use crate::store::batches;
 use crate::{
     source::BlockBundle,
     types::{BlockRange, ChainName},
@@ -78,13 +79,7 @@ pub async fn write_batch(
     let outcome = write_rows(&mut tx, chain, bundle).await.map_err(wrap)?;
     add_coverage(&mut tx, chain, range).await.map_err(wrap)?;
     if let Some(batch_id) = batch_id {
-        sqlx::query(
-            "UPDATE batches SET status = 'done', finished_at = now(), last_error = NULL WHERE id = $1",
-        )
-        .bind(batch_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(wrap)?;
+        batches::mark_done(&mut tx, batch_id).await.map_err(wrap)?;
     }
     tx.commit().await.map_err(wrap)?;
     metrics::counter!("blockfill_blocks_written_total").increment(outcome.blocks_inserted);

@@ -13,6 +13,7 @@
 //!   term, queue bounds, backfill rescans.
 //! - `m20261202_000007_bounded_status`: partial indexes for the status answer, counters of
 //!   compacted live batches on backfills.
+//! - `m20261202_000008_failure_kinds`: the kind of each batch's last failure.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -23,6 +24,7 @@ mod m20261122_000004_live_lane;
 mod m20261201_000005_endpoint_health;
 mod m20261202_000006_safety;
 mod m20261202_000007_bounded_status;
+mod m20261202_000008_failure_kinds;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -39,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_endpoint_health::Migration),
             Box::new(m20261202_000006_safety::Migration),
             Box::new(m20261202_000007_bounded_status::Migration),
+            Box::new(m20261202_000008_failure_kinds::Migration),
         ]
     }
 }

@@ -8,17 +8,14 @@ use std::time::{Duration, Instant};
 
 use blockfill_activities::{
     BlockRange, ChainName, SchedulerJob,
-    entity::{backfills, chains},
+    entity::chains,
     fence::FenceError,
     plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned, plan_batches},
     queue::JobFailure,
     ranges,
-    store::{BackfillMode, BackfillStatus},
+    store::{BackfillMode, BackfillStatus, BatchStatus, backfills, batches, checkpoints, coverage},
 };
-use sea_orm::{
-    EntityTrait,
-    sqlx::{self, PgPool},
-};
+use sea_orm::{EntityTrait, sqlx};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -70,18 +67,7 @@ pub async fn create_backfill(
     from: u64,
     to: u64,
 ) -> Result<Uuid, SchedulerError> {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status) \
-         VALUES ($1, $2, $3, $4, $5, 'planned')",
-    )
-    .bind(id)
-    .bind(chain.as_str())
-    .bind(mode)
-    .bind(from as i64)
-    .bind(to as i64)
-    .execute(&ctx.pool)
-    .await?;
+    let id = backfills::create(&ctx.pool, chain, mode, from, to).await?;
     start_backfill(ctx, id, from).await?;
     Ok(id)
 }
@@ -92,14 +78,7 @@ pub async fn start_backfill(
     backfill_id: Uuid,
     from: u64,
 ) -> Result<(), SchedulerError> {
-    sqlx::query(
-        "INSERT INTO scheduler_checkpoints (backfill_id, generation, cursor_block) VALUES ($1, 0, $2) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(backfill_id)
-    .bind(from as i64)
-    .execute(&ctx.pool)
-    .await?;
+    checkpoints::start(&ctx.pool, backfill_id, from).await?;
     let job = SchedulerJob {
         backfill_id,
         generation: 0,
@@ -132,10 +111,7 @@ async fn load_plan(
     ctx: &AppContext,
     backfill_id: Uuid,
 ) -> Result<Option<(Plan, BackfillStatus)>, SchedulerError> {
-    let Some(backfill) = backfills::Entity::find_by_id(backfill_id)
-        .one(&ctx.db)
-        .await?
-    else {
+    let Some(backfill) = backfills::find(&ctx.db, backfill_id).await? else {
         return Ok(None);
     };
     let chain_row = chains::Entity::find_by_id(backfill.chain.clone())
@@ -157,19 +133,6 @@ async fn load_plan(
     )))
 }
 
-async fn latest_generation(
-    pool: &PgPool,
-    backfill_id: Uuid,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT generation, cursor_block FROM scheduler_checkpoints WHERE backfill_id = $1 \
-         ORDER BY generation DESC LIMIT 1",
-    )
-    .bind(backfill_id)
-    .fetch_optional(pool)
-    .await
-}
-
 #[tracing::instrument(name = "scheduler_generation", skip_all, fields(backfill_id = %job.backfill_id, generation = job.generation))]
 async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
     let Some((mut plan, status)) = load_plan(ctx, job.backfill_id).await? else {
@@ -179,7 +142,7 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
     if !status.is_active() {
         return Ok(());
     }
-    let Some((latest, _)) = latest_generation(&ctx.pool, job.backfill_id).await? else {
+    let Some((latest, _)) = checkpoints::latest(&ctx.pool, job.backfill_id).await? else {
         return Ok(());
     };
     if job.generation < latest {
@@ -197,9 +160,9 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
         if ctx.shutdown.is_cancelled() {
             break;
         }
-        touch(&ctx.pool, job, &ctx.instance).await?;
+        checkpoints::touch(&ctx.pool, job.backfill_id, job.generation, &ctx.instance).await?;
         let (Some((latest, cursor)), over_time) = (
-            latest_generation(&ctx.pool, job.backfill_id).await?,
+            checkpoints::latest(&ctx.pool, job.backfill_id).await?,
             started.elapsed() >= ctx.settings.generation_timeout,
         ) else {
             return Ok(());
@@ -252,33 +215,15 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
     continue_as_new(ctx, job).await
 }
 
-/// Records that generation `job` is alive.
-async fn touch(pool: &PgPool, job: &SchedulerJob, instance: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE scheduler_checkpoints SET updated_at = now(), holder = $3 \
-         WHERE backfill_id = $1 AND generation = $2",
-    )
-    .bind(job.backfill_id)
-    .bind(job.generation)
-    .bind(instance)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Batch jobs not yet finished, by PostgreSQL and by Redis; the larger counts against the bound.
+/// Batch jobs of the backfill lane not yet finished, by PostgreSQL and by Redis; the larger
+/// counts against the bound.
 async fn pending_batches(
     ctx: &AppContext,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<u64, SchedulerError> {
-    let (in_db,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM batches \
-         WHERE lane = 'backfill' AND status IN ('planned', 'queued', 'running')",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
+    let in_db = batches::count_in(tx, Lane::Backfill, &BatchStatus::UNFINISHED).await?;
     let in_redis = ctx.batches.depth().await?.pending();
-    Ok((in_db.max(0) as u64).max(in_redis))
+    Ok(in_db.max(in_redis))
 }
 
 /// What one planning step did.
@@ -303,21 +248,11 @@ async fn plan_step(
     want: u64,
 ) -> Result<Step, SchedulerError> {
     let mut tx = ctx.fenced_tx().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.plan'))")
-        .execute(&mut *tx)
-        .await?;
-    let cursor: Option<(i64,)> = sqlx::query_as(
-        "SELECT cursor_block FROM scheduler_checkpoints WHERE backfill_id = $1 AND generation = $2 \
-         FOR UPDATE",
-    )
-    .bind(job.backfill_id)
-    .bind(job.generation)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((cursor,)) = cursor else {
+    checkpoints::lock_planning(&mut tx).await?;
+    let Some(cursor) = checkpoints::lock_cursor(&mut tx, job.backfill_id, job.generation).await?
+    else {
         return Ok(Step::Stale);
     };
-    let cursor = cursor as u64;
     if cursor > plan.range.to {
         return Ok(Step::Planned(Vec::new()));
     }
@@ -338,22 +273,7 @@ async fn plan_step(
         to: window_end,
     };
     let candidates: Vec<BlockRange> = if plan.gaps_only {
-        let covered: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT start_block, end_block FROM coverage WHERE chain = $1 AND end_block >= $2 \
-             AND start_block <= $3 ORDER BY start_block",
-        )
-        .bind(plan.chain.as_str())
-        .bind(window.from as i64)
-        .bind(window.to as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        let covered: Vec<BlockRange> = covered
-            .into_iter()
-            .map(|(s, e)| BlockRange {
-                from: s as u64,
-                to: e as u64,
-            })
-            .collect();
+        let covered = coverage::covered(&mut tx, &plan.chain, window).await?;
         ranges::gaps(&covered, window)
             .into_iter()
             .flat_map(|gap| ranges::aligned_batches(gap, plan.batch_size))
@@ -379,27 +299,16 @@ async fn plan_step(
     )
     .await?;
     let blocks: u64 = planned.iter().map(|(r, _)| r.len()).sum();
-    sqlx::query(
-        "UPDATE scheduler_checkpoints SET cursor_block = $3, planned_batches = planned_batches + $4, \
-           updated_at = now(), holder = $5 WHERE backfill_id = $1 AND generation = $2",
+    checkpoints::advance(
+        &mut tx,
+        job.backfill_id,
+        job.generation,
+        next_cursor,
+        planned.len() as u64,
+        &ctx.instance,
     )
-    .bind(job.backfill_id)
-    .bind(job.generation)
-    .bind(next_cursor as i64)
-    .bind(planned.len() as i64)
-    .bind(&ctx.instance)
-    .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE backfills SET planned_batches = planned_batches + $2, planned_blocks = planned_blocks + $3, \
-           status = 'running', started_at = COALESCE(started_at, now()) \
-         WHERE id = $1 AND status IN ('planned', 'running')",
-    )
-    .bind(job.backfill_id)
-    .bind(planned.len() as i64)
-    .bind(blocks as i64)
-    .execute(&mut *tx)
-    .await?;
+    backfills::record_planned(&mut tx, job.backfill_id, planned.len() as u64, blocks).await?;
     tx.commit().await?;
     tracing::debug!(target: "blockfill::scheduler", cursor, next_cursor, planned = planned.len(), "planned a step");
     Ok(Step::Planned(planned))
@@ -429,29 +338,22 @@ async fn finish_if_complete(
     plan: &mut Plan,
 ) -> Result<bool, SchedulerError> {
     let backfill_id = job.backfill_id;
-    let counts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, count(*) FROM batches WHERE backfill_id = $1 GROUP BY status",
-    )
-    .bind(backfill_id)
-    .fetch_all(&ctx.pool)
-    .await?;
-    let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-    if count("planned") + count("queued") + count("running") > 0 {
+    let counts = batches::counts(&ctx.pool, backfill_id).await?;
+    if counts.unfinished() > 0 {
         return Ok(false);
     }
-    let failed = count("failed");
+    let failed = counts.get(BatchStatus::Failed);
     let mut last_error = None;
     if failed == 0 {
-        let uncovered = uncovered_blocks(&ctx.pool, &plan.chain, plan.range).await?;
+        let uncovered = {
+            let mut conn = ctx.pool.acquire().await?;
+            coverage::uncovered_blocks(&mut conn, &plan.chain, plan.range).await?
+        };
         if uncovered > 0 {
-            if overlapping_work(&ctx.pool, &plan.chain, plan.range).await? {
+            if batches::unfinished_overlap(&ctx.pool, &plan.chain, plan.range).await? {
                 return Ok(false); // another backfill's batches over the range are running
             }
-            let rescans: (i32,) = sqlx::query_as("SELECT rescans FROM backfills WHERE id = $1")
-                .bind(backfill_id)
-                .fetch_one(&ctx.pool)
-                .await?;
-            if rescans.0 < MAX_RESCANS {
+            if backfills::rescans(&ctx.pool, backfill_id).await? < MAX_RESCANS {
                 rescan(ctx, job, plan, uncovered).await?;
                 plan.gaps_only = true;
                 return Ok(false);
@@ -463,82 +365,24 @@ async fn finish_if_complete(
         }
     }
     // Done live batches compacted away (`crate::compaction`) still count.
-    let (blocks_done, compacted_batches): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE((SELECT sum(to_block - from_block + 1) FROM batches \
-                          WHERE backfill_id = $1 AND status = 'done'), 0)::int8 \
-                  + COALESCE((SELECT compacted_blocks FROM backfills WHERE id = $1), 0), \
-                COALESCE((SELECT compacted_batches FROM backfills WHERE id = $1), 0)",
-    )
-    .bind(backfill_id)
-    .fetch_one(&ctx.pool)
-    .await?;
+    let (blocks_done, compacted_batches) = backfills::blocks_done(&ctx.pool, backfill_id).await?;
     // Quarantined blocks do not fail a backfill: they are listed, and can be retried.
     let status = if failed > 0 || last_error.is_some() {
-        "failed"
+        BackfillStatus::Failed
     } else {
-        "completed"
+        BackfillStatus::Completed
     };
     let final_counts = json!({
         "planned": 0, "queued": 0, "running": 0,
-        "done": count("done") + compacted_batches, "failed": failed,
-        "split": count("split"), "quarantined": count("quarantined"),
+        "done": counts.get(BatchStatus::Done) + compacted_batches, "failed": failed,
+        "split": counts.get(BatchStatus::Split), "quarantined": counts.get(BatchStatus::Quarantined),
         "blocks_done": blocks_done,
     });
     let mut tx = ctx.fenced_tx().await?;
-    sqlx::query(
-        "UPDATE backfills SET status = $2, finished_at = now(), final_counts = $3, \
-           last_error = COALESCE($4, last_error) \
-         WHERE id = $1 AND status IN ('planned', 'running')",
-    )
-    .bind(backfill_id)
-    .bind(status)
-    .bind(final_counts)
-    .bind(last_error)
-    .execute(&mut *tx)
-    .await?;
+    backfills::finish(&mut tx, backfill_id, status, final_counts, last_error).await?;
     tx.commit().await?;
-    tracing::info!(target: "blockfill::scheduler", %backfill_id, status, failed, "backfill finished");
+    tracing::info!(target: "blockfill::scheduler", %backfill_id, %status, failed, "backfill finished");
     Ok(true)
-}
-
-/// Blocks of `range` that are neither covered nor quarantined.
-async fn uncovered_blocks(
-    pool: &PgPool,
-    chain: &ChainName,
-    range: BlockRange,
-) -> Result<i64, sqlx::Error> {
-    let (covered, quarantined): (i64, i64) = sqlx::query_as(
-        "SELECT \
-           (SELECT COALESCE(sum(LEAST(end_block, $3) - GREATEST(start_block, $2) + 1), 0)::int8 \
-            FROM coverage WHERE chain = $1 AND end_block >= $2 AND start_block <= $3), \
-           (SELECT count(*) FROM quarantined_blocks \
-            WHERE chain = $1 AND number BETWEEN $2 AND $3 AND released_at IS NULL)",
-    )
-    .bind(chain.as_str())
-    .bind(range.from as i64)
-    .bind(range.to as i64)
-    .fetch_one(pool)
-    .await?;
-    Ok(range.len() as i64 - covered - quarantined)
-}
-
-/// Whether unfinished batches of any backfill overlap `range`.
-async fn overlapping_work(
-    pool: &PgPool,
-    chain: &ChainName,
-    range: BlockRange,
-) -> Result<bool, sqlx::Error> {
-    let (found,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM batches WHERE chain = $1 \
-           AND status IN ('planned', 'queued', 'running') \
-           AND to_block >= $2 AND from_block <= $3)",
-    )
-    .bind(chain.as_str())
-    .bind(range.from as i64)
-    .bind(range.to as i64)
-    .fetch_one(pool)
-    .await?;
-    Ok(found)
 }
 
 /// Plans the uncovered blocks of the backfill's range again: its cursor goes back to the start
@@ -550,19 +394,8 @@ async fn rescan(
     uncovered: i64,
 ) -> Result<(), SchedulerError> {
     let mut tx = ctx.fenced_tx().await?;
-    sqlx::query("UPDATE backfills SET rescans = rescans + 1 WHERE id = $1")
-        .bind(job.backfill_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE scheduler_checkpoints SET cursor_block = $3, updated_at = now() \
-         WHERE backfill_id = $1 AND generation = $2",
-    )
-    .bind(job.backfill_id)
-    .bind(job.generation)
-    .bind(plan.range.from as i64)
-    .execute(&mut *tx)
-    .await?;
+    backfills::add_rescan(&mut tx, job.backfill_id).await?;
+    checkpoints::rewind(&mut tx, job.backfill_id, job.generation, plan.range.from).await?;
     tx.commit().await?;
     tracing::warn!(target: "blockfill::scheduler", backfill_id = %job.backfill_id, uncovered, "backfill range not covered after its batches finished; planning the missing blocks again");
     Ok(())
@@ -575,24 +408,9 @@ async fn continue_as_new(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sch
         generation: job.generation + 1,
     };
     let mut tx = ctx.fenced_tx().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO scheduler_checkpoints (backfill_id, generation, cursor_block, planned_batches) \
-         SELECT backfill_id, $2, cursor_block, planned_batches FROM scheduler_checkpoints \
-         WHERE backfill_id = $1 AND generation = $3 ON CONFLICT DO NOTHING",
-    )
-    .bind(job.backfill_id)
-    .bind(next.generation)
-    .bind(job.generation)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query("DELETE FROM scheduler_checkpoints WHERE backfill_id = $1 AND generation < $2")
-        .bind(job.backfill_id)
-        .bind(next.generation - 10)
-        .execute(&mut *tx)
-        .await?;
+    let inserted = checkpoints::continue_as_new(&mut tx, job.backfill_id, job.generation).await?;
     tx.commit().await?;
-    if inserted > 0 {
+    if inserted {
         ctx.scheduler.push(&next.task_id(), next, None).await?;
         metrics::counter!("blockfill_scheduler_generations_total").increment(1);
     }
@@ -609,32 +427,13 @@ pub async fn retry_batches(
     batch_ids: &[String],
 ) -> Result<u64, SchedulerError> {
     let mut tx = ctx.pool.begin().await?;
-    let reopened = sqlx::query(
-        "UPDATE batches SET status = 'planned', attempts = 0, deliveries = 0, \
-           queue_round = queue_round + 1, queued_at = NULL, started_at = NULL, finished_at = NULL \
-         WHERE backfill_id = $1 AND id = ANY($2) AND status IN ('failed', 'quarantined')",
-    )
-    .bind(backfill_id)
-    .bind(batch_ids)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let reopened = batches::reopen(&mut tx, backfill_id, batch_ids).await?;
     if reopened == 0 {
         return Ok(0);
     }
-    sqlx::query("UPDATE quarantined_blocks SET released_at = now() WHERE batch_id = ANY($1) AND released_at IS NULL")
-        .bind(batch_ids)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE backfills SET status = 'running', finished_at = NULL, final_counts = NULL \
-         WHERE id = $1",
-    )
-    .bind(backfill_id)
-    .execute(&mut *tx)
-    .await?;
+    backfills::reopen(&mut tx, backfill_id).await?;
     tx.commit().await?;
-    if let Some((generation, _)) = latest_generation(&ctx.pool, backfill_id).await? {
+    if let Some((generation, _)) = checkpoints::latest(&ctx.pool, backfill_id).await? {
         let job = SchedulerJob {
             backfill_id,
             generation,

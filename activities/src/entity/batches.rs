@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::store::{BatchStatus, Lane};
+use crate::store::{BatchStatus, FailureKind, Lane};
 
 /// A batch and its execution record.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -27,6 +27,8 @@ pub struct Model {
     pub deliveries: i32,
     /// The last error.
     pub last_error: Option<String>,
+    /// The kind of the last failure.
+    pub last_failure_kind: Option<FailureKind>,
     /// The worker that last started it.
     pub worker: Option<String>,
     /// When it was planned.
