@@ -9,6 +9,7 @@ mod backfill_anvil;
 mod bad_input;
 mod chain_identity;
 mod chaos;
+mod coverage_sql;
 mod crash_loop;
 mod database_outage;
 mod endpoints;

@@ -11,7 +11,7 @@ mod live;
 mod orchestrator;
 mod params;
 mod reorgs;
-mod status;
+pub mod status;
 mod ui;
 
 use std::time::Duration;
