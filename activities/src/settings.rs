@@ -68,16 +68,24 @@ pub struct RpcArgs {
 }
 
 impl Default for RpcArgs {
+    /// The flags' declared defaults.
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(10),
-            batch_size: 100,
-            rps: 0,
-            initial_concurrency: 16,
-            max_concurrency: 256,
-            identity_check_interval: Duration::from_secs(30),
-        }
+        flag_defaults()
     }
+}
+
+/// The defaults a set of flags declares (`default_value` attributes), ignoring the environment:
+/// each default is written once, on its flag, and `Default` implementations read it from there.
+///
+/// # Panics
+/// If a flag of `T` is required and has no default (a programming error, caught by the tests).
+pub fn flag_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults"))
+        .mut_args(|arg| arg.env(None::<&'static str>));
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .unwrap_or_else(|e| panic!("every flag has a default: {e}"));
+    T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("defaults parse: {e}"))
 }
 
 impl RpcArgs {
@@ -98,5 +106,23 @@ impl RpcArgs {
             identity_check_interval: self.identity_check_interval,
             ..defaults
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_flags_defaults() {
+        let rpc = RpcArgs::default();
+        assert_eq!(rpc.timeout, Duration::from_secs(10));
+        assert_eq!(rpc.batch_size, 100);
+        assert_eq!(rpc.identity_check_interval, Duration::from_secs(30));
+        // The JSON-RPC client's own default agrees with the flag.
+        assert_eq!(RpcSettings::default().timeout, rpc.timeout);
+        assert_eq!(RpcSettings::default().batch_size, rpc.batch_size as usize);
+        let stores: StoreArgs = flag_defaults();
+        assert_eq!(stores.redis_prefix, "blockfill");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use blockfill_activities::settings::flag_defaults;
 pub use blockfill_activities::settings::{RpcArgs, StoreArgs};
 use clap::Args;
 
@@ -34,16 +35,9 @@ pub struct SchedulerArgs {
 }
 
 impl Default for SchedulerArgs {
+    /// The flags' declared defaults.
     fn default() -> Self {
-        Self {
-            generation_batches: 500,
-            max_queued_batches: 256,
-            max_queued_live_batches: 256,
-            generation_timeout: Duration::from_secs(30),
-            head_poll_interval: Duration::from_millis(500),
-            seam_check_interval: Duration::from_secs(10),
-            rpc: RpcArgs::default(),
-        }
+        flag_defaults()
     }
 }
 
@@ -75,5 +69,20 @@ impl ServeArgs {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lock_database_url: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_defaults_are_the_flags_defaults() {
+        let defaults = SchedulerArgs::default();
+        assert_eq!(defaults.generation_batches, 500);
+        assert_eq!(defaults.max_queued_batches, 256);
+        assert_eq!(defaults.generation_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.head_poll_interval, Duration::from_millis(500));
+        assert_eq!(defaults.rpc.timeout, RpcArgs::default().timeout);
     }
 }

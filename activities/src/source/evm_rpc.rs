@@ -17,18 +17,19 @@ use crate::types::BlockRange;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RpcSettings {
-    /// Requests per HTTP batch. Default: 100.
+    /// Requests per HTTP batch. Default: `--rpc-batch-size`'s.
     pub batch_size: usize,
-    /// Per-request timeout. Default: 30s.
+    /// Per-request timeout. Default: `--rpc-timeout`'s.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
 }
 
 impl Default for RpcSettings {
     fn default() -> Self {
+        let flags = crate::settings::RpcArgs::default();
         Self {
-            batch_size: 100,
-            timeout: Duration::from_secs(30),
+            batch_size: flags.batch_size.max(1) as usize,
+            timeout: flags.timeout,
         }
     }
 }
