@@ -123,3 +123,106 @@ async fn writing_twice_changes_nothing_and_verify_catches_every_difference() {
     );
     app.teardown().await;
 }
+
+/// The rows of `chain` in each index table, without the chain column, hashed in key order.
+async fn chain_fingerprint(pool: &sea_orm::sqlx::PgPool, chain: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for (table, order) in [
+        ("blocks", "number"),
+        ("transactions", "block_number, tx_index"),
+        ("logs", "block_number, log_index"),
+    ] {
+        let sql = format!(
+            "SELECT md5(string_agg((to_jsonb(t) - 'chain')::text, '|' ORDER BY {order})) \
+             FROM {table} t WHERE chain = $1"
+        );
+        let (hash,): (Option<String>,) = sea_orm::sqlx::query_as(sea_orm::sqlx::AssertSqlSafe(sql))
+            .bind(chain)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        out.push(hash);
+    }
+    out
+}
+
+/// Batches written in any order, overlapping and repeated (re-deliveries, a second run), leave
+/// exactly the rows and the coverage of writing each block once.
+#[test]
+fn writes_in_any_order_and_any_number_leave_the_rows_of_one_write() {
+    use blockfill_orchestrator::app::prepare_database;
+    use blockfill_tests::app::{drop_stores, fresh_stores};
+    use proptest::{prelude::*, test_runner::TestRunner};
+
+    const BLOCKS: u64 = 120;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stores = fresh_stores();
+    let conn = runtime.block_on(prepare_database(&stores, 4)).unwrap();
+    let pool = conn.get_postgres_connection_pool().clone();
+    let devnet = DevnetChain::new(DevnetConfig {
+        blocks: BLOCKS,
+        ..DevnetConfig::default()
+    });
+    let whole = BlockRange::new(0, BLOCKS - 1).unwrap();
+    let reference = runtime.block_on(async {
+        sea_orm::sqlx::query("INSERT INTO chains (name, rpc_urls) VALUES ('once', '[]')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let bundle = devnet.fetch_range(whole).await.unwrap();
+        let chain = ChainName::parse("once").unwrap();
+        write_batch(&pool, &chain, whole, None, &bundle)
+            .await
+            .unwrap();
+        chain_fingerprint(&pool, "once").await
+    });
+    let case = std::sync::atomic::AtomicU32::new(0);
+    let batches = prop::collection::vec(
+        (0..BLOCKS, 1..30u64).prop_map(|(from, len)| (from, (from + len - 1).min(BLOCKS - 1))),
+        1..20,
+    );
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    });
+    let outcome = runner.run(&batches, |batches| {
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("many{n}");
+        runtime.block_on(async {
+            sea_orm::sqlx::query("INSERT INTO chains (name, rpc_urls) VALUES ($1, '[]')")
+                .bind(&name)
+                .execute(&pool)
+                .await
+                .unwrap();
+            let chain = ChainName::parse(&name).unwrap();
+            // The random batches, then every block once more (so the whole range is written):
+            // a second run over what the first wrote.
+            let mut ranges: Vec<BlockRange> = batches
+                .iter()
+                .map(|(from, to)| BlockRange::new(*from, *to).unwrap())
+                .collect();
+            ranges.push(whole);
+            ranges.extend(ranges.clone());
+            for range in &ranges {
+                let bundle = devnet.fetch_range(*range).await.unwrap();
+                write_batch(&pool, &chain, *range, None, &bundle)
+                    .await
+                    .unwrap();
+            }
+            prop_assert_eq!(chain_fingerprint(&pool, &name).await, reference.clone());
+            let coverage: Vec<(i64, i64)> = sea_orm::sqlx::query_as(
+                "SELECT start_block, end_block FROM coverage WHERE chain = $1",
+            )
+            .bind(&name)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            prop_assert_eq!(coverage, vec![(0, BLOCKS as i64 - 1)]);
+            Ok(())
+        })
+    });
+    runtime.block_on(drop_stores(&stores));
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
