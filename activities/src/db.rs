@@ -27,16 +27,8 @@ pub enum DbSetupError {
     },
 }
 
-/// `url` with any password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+/// The one URL redaction, also under its old path (`db::redact_url`).
+pub use crate::redact::redact_url;
 
 /// Connects to `url` with a pool of `max_connections`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbSetupError> {

@@ -13,18 +13,22 @@
 //! - [`fence`]: leader terms, and refusing a deposed leader's writes.
 //! - [`queue`]: the apalis + apalis-redis job queue and worker runner shared by both binaries.
 //! - [`store`]: the control tables' reads and writes, with typed statuses, lanes and modes.
+//! - [`backoff`]: the one exponential backoff policy (on `backon`) every retry loop uses.
+//! - [`redact`]: [`redact_url`], how every URL appears in messages, logs and metrics.
 //! - [`entity`]: sea-orm entities of the control tables.
 //! - [`settings`]: where PostgreSQL and Redis are (flags and environment variables).
 //! - [`telemetry`]: logging set-up and signal handling for both binaries.
 //! - [`db`]: connecting to PostgreSQL, creating the database, errors an operator can act on.
 
 pub mod activity;
+pub mod backoff;
 pub mod db;
 pub mod entity;
 pub mod fence;
 pub mod plan;
 pub mod queue;
 pub mod ranges;
+pub mod redact;
 pub mod reorg;
 pub mod settings;
 pub mod source;
@@ -35,6 +39,7 @@ pub mod write;
 
 pub use activity::{BatchFailure, BatchOutcome, BatchPolicy, Resolution, run_batch};
 pub use plan::{EnqueueError, enqueue_batches};
+pub use redact::redact_url;
 pub use source::{
     BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource, SourceRegistry,
 };

@@ -91,7 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             prepare_database(&stores, 1).await?;
             println!(
                 "migrations applied to {}",
-                db::redact_url(&stores.database_url)
+                blockfill_activities::redact_url(&stores.database_url)
             );
         }
         Command::Verify {

@@ -9,7 +9,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use blockfill_activities::entity::chains;
+use blockfill_activities::{
+    backoff::{Backoff, sleep_or_cancelled},
+    entity::chains,
+};
 use futures::{SinkExt, StreamExt};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -21,8 +24,9 @@ use crate::context::AppContext;
 
 /// How often the set of chains is read again.
 const CHAINS_REFRESH: Duration = Duration::from_secs(5);
-/// Longest wait between two subscription attempts for one chain.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Waits between two rounds of subscription attempts for one chain: 1 s doubling up to 60 s,
+/// from 1 s again after a subscription that delivered heads.
+const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 /// How long connecting and subscribing may take.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -111,7 +115,7 @@ async fn subscribe_chain(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = BACKOFF.delays();
     loop {
         for ws in urls.iter().filter_map(|u| websocket_url(u)) {
             let mut heads = 0;
@@ -129,15 +133,14 @@ async fn subscribe_chain(
                 }
             }
             if heads > 0 {
-                backoff = Duration::from_secs(1);
+                backoff.reset();
             }
             metrics::gauge!("blockfill_new_heads_subscribed", "chain" => chain.clone()).set(0.0);
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        let delay = backoff.next().unwrap_or(BACKOFF.max);
+        if !sleep_or_cancelled(delay, &shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

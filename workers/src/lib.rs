@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, BatchOutcome, BatchPolicy, Lane, Resolution, SourceRegistry, db, enqueue_batches,
+    BatchJob, BatchOutcome, BatchPolicy, Lane, Resolution, SourceRegistry,
+    backoff::{Backoff, sleep_or_cancelled},
+    db, enqueue_batches,
     queue::{self, JobFailure, JobQueue, WorkerOptions},
     run_batch,
     settings::{RpcArgs, StoreArgs},
@@ -60,6 +62,8 @@ pub struct WorkerArgs {
 
 /// How often endpoint health is checked and published.
 const HEALTH_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Delays between restarts of a stopped queue worker: 500 ms doubling up to 10 s.
+const RESTART_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 
 /// Runs the worker until `shutdown` is cancelled, then lets in-flight batches finish (up to the
 /// shutdown deadline). A lost Redis (restart, flush) stops apalis' worker; it is started again
@@ -141,7 +145,7 @@ impl LaneWorker {
         queue: JobQueue<BatchJob>,
         options: WorkerOptions,
     ) -> anyhow::Result<()> {
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = RESTART_BACKOFF.delays();
         loop {
             let lane = self.clone();
             let handler_queue = queue.clone();
@@ -158,12 +162,11 @@ impl LaneWorker {
                 Ok(()) => return Ok(()),
                 Err(e) if self.shutdown.is_cancelled() => return Err(anyhow::Error::from(e)),
                 Err(e) => {
-                    tracing::warn!(target: "blockfill::worker", queue = %queue.name(), error = %e, retry_in = ?backoff, "queue worker stopped; restarting");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
+                    let retry_in = backoff.next().unwrap_or(RESTART_BACKOFF.max);
+                    tracing::warn!(target: "blockfill::worker", queue = %queue.name(), error = %e, ?retry_in, "queue worker stopped; restarting");
+                    if !sleep_or_cancelled(retry_in, &self.shutdown).await {
+                        return Ok(());
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }

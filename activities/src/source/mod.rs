@@ -22,26 +22,9 @@ use async_trait::async_trait;
 
 use crate::types::BlockRange;
 
-/// How an endpoint is named in errors, logs and metrics: `scheme://host[:port]`, with `/…` when
-/// the URL has a path, query or credentials (where providers put API keys).
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(parsed) => {
-            let host = parsed.host_str().unwrap_or("");
-            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let hidden = (parsed.path() != "/" && !parsed.path().is_empty())
-                || parsed.query().is_some()
-                || !parsed.username().is_empty()
-                || parsed.password().is_some();
-            format!(
-                "{}://{host}{port}{}",
-                parsed.scheme(),
-                if hidden { "/…" } else { "" }
-            )
-        }
-        Err(_) => "<unparsable URL>".to_owned(),
-    }
-}
+/// How an endpoint is named in errors, logs and metrics (also under its old path,
+/// `source::redact_url`).
+pub use crate::redact::redact_url;
 
 /// Why a source could not deliver a range.
 #[derive(Debug, thiserror::Error)]
@@ -174,32 +157,5 @@ pub trait ChainSource: Send + Sync {
             .into_iter()
             .map(|b| (b.number, b.hash))
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn endpoint_labels_keep_scheme_host_and_port_and_hide_keys() {
-        assert_eq!(redact_url("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
-        assert_eq!(
-            redact_url("http://127.0.0.1:8545/"),
-            "http://127.0.0.1:8545"
-        );
-        assert_eq!(
-            redact_url("https://eth-mainnet.example/v2/SECRETKEY"),
-            "https://eth-mainnet.example/…"
-        );
-        assert_eq!(
-            redact_url("https://rpc.example/?apikey=SECRET"),
-            "https://rpc.example/…"
-        );
-        assert_eq!(
-            redact_url("https://user:pw@rpc.example"),
-            "https://rpc.example/…"
-        );
-        assert_eq!(redact_url("not a url"), "<unparsable URL>");
     }
 }

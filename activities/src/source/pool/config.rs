@@ -6,7 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{breaker::BreakerSettings, concurrency::ConcurrencySettings};
-use crate::source::RpcSettings;
+use crate::{
+    backoff::{Backoff, Jitter},
+    source::RpcSettings,
+};
 
 /// One endpoint as configured for a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +87,7 @@ impl Default for PoolSettings {
 /// The delay before retry `retry` (0-based) of the same endpoint: uniform in
 /// `[0, min(max, base * 2^retry)]` ("full jitter"), so many workers do not retry in step.
 pub fn retry_delay(retry: u32, base: Duration, max: Duration, unit_draw: f64) -> Duration {
-    let ceiling = crate::queue::backoff_delay(retry as usize + 1, base, max, 1.0);
-    ceiling.mul_f64(unit_draw.clamp(0.0, 1.0))
+    Backoff::new(base, max)
+        .with_jitter(Jitter::Full)
+        .delay(retry as usize + 1, unit_draw)
 }

@@ -62,8 +62,8 @@ pub use config::{EndpointConfig, PoolSettings, retry_delay};
 pub use identity::{ChainIdentity, IdentityState};
 pub use snapshot::{EndpointSnapshot, TransitionView};
 
-use super::{BlockBundle, ChainSource, EvmRpcSource, SourceError, redact_url};
-use crate::types::BlockRange;
+use super::{BlockBundle, ChainSource, EvmRpcSource, SourceError};
+use crate::{redact::redact_url, types::BlockRange};
 
 /// One endpoint's HTTP client as the pool drives it ([`EvmRpcSource`] in production; tests use
 /// scripted fakes).
