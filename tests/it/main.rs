@@ -24,4 +24,5 @@ mod reorgs;
 mod scheduler;
 mod status_cost;
 mod status_gaps;
+mod teardown;
 mod writes;
