@@ -24,6 +24,8 @@ pub const KEEP_ENV: &str = "BLOCKFILL_TEST_KEEP";
 
 /// How long one cleanup may take before it gives up (and says so on stderr).
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many scans for keys that keep coming back.
+const SCAN_PASSES: usize = 20;
 /// Keys removed per `UNLINK`.
 const UNLINK_CHUNK: usize = 500;
 
@@ -101,7 +103,7 @@ impl Drop for TestStores {
                     .enable_all()
                     .build()
                     .map_err(|e| e.to_string())?;
-                runtime.block_on(cleanup(&args, true))
+                runtime.block_on(cleanup(&args))
             });
         let outcome = match cleanup {
             Ok(thread) => thread
@@ -124,7 +126,7 @@ pub async fn drop_stores(stores: &StoreArgs) {
     if keep_requested(stores) {
         return;
     }
-    match cleanup(stores, false).await {
+    match cleanup(stores).await {
         Ok(()) => {
             DROPPED
                 .lock()
@@ -171,13 +173,11 @@ fn database_and_admin_url(database_url: &str) -> Result<(String, String), String
     Ok((name.to_owned(), format!("{server}/postgres")))
 }
 
-/// Drops the database, then deletes the keys. `settle`: some task or process may still be
-/// writing (a test that panicked stopped nothing gracefully), so scan again until a scan finds
-/// nothing (at most a few seconds).
-async fn cleanup(stores: &StoreArgs, settle: bool) -> Result<(), String> {
+/// Drops the database, then deletes the keys.
+async fn cleanup(stores: &StoreArgs) -> Result<(), String> {
     let work = async {
         let database = drop_database(&stores.database_url).await;
-        let keys = delete_keys(stores, settle).await;
+        let keys = delete_keys(stores).await;
         database.and(keys)
     };
     tokio::time::timeout(CLEANUP_TIMEOUT, work)
@@ -214,7 +214,10 @@ fn key_pattern(prefix: &str) -> String {
     pattern
 }
 
-async fn delete_keys(stores: &StoreArgs, settle: bool) -> Result<(), String> {
+/// Deletes every key under the prefix. Something may still be writing (a worker's last
+/// heartbeat; after a panic nothing was stopped gracefully), so it scans again until two scans
+/// in a row, 150 ms apart, find nothing (at most 20 passes).
+async fn delete_keys(stores: &StoreArgs) -> Result<(), String> {
     let client = redis::Client::open(stores.redis_url.as_str()).map_err(|e| e.to_string())?;
     let mut conn = tokio::time::timeout(
         Duration::from_secs(5),
@@ -224,10 +227,8 @@ async fn delete_keys(stores: &StoreArgs, settle: bool) -> Result<(), String> {
     .map_err(|_| format!("connecting to {}: timed out", stores.redis_url))?
     .map_err(|e| format!("connecting to {}: {e}", stores.redis_url))?;
     let pattern = key_pattern(&stores.redis_prefix);
-    // Settling: two empty scans in a row, 150 ms apart, or at most 20 passes.
-    let passes = if settle { 20 } else { 1 };
     let mut quiet = 0;
-    for pass in 0..passes {
+    for pass in 0..SCAN_PASSES {
         if pass > 0 {
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
@@ -241,7 +242,7 @@ async fn delete_keys(stores: &StoreArgs, settle: bool) -> Result<(), String> {
         }
         if keys.is_empty() {
             quiet += 1;
-            if !settle || quiet >= 2 {
+            if quiet >= 2 {
                 return Ok(());
             }
         } else {
@@ -252,7 +253,11 @@ async fn delete_keys(stores: &StoreArgs, settle: bool) -> Result<(), String> {
     if left.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} keys keep coming back: {left:?}", left.len()))
+        let some: Vec<&String> = left.iter().take(5).collect();
+        Err(format!(
+            "{} keys keep coming back, such as {some:?}",
+            left.len()
+        ))
     }
 }
 
