@@ -319,11 +319,11 @@ mod tests {
     #[test]
     fn the_admin_url_is_on_the_same_server() {
         assert_eq!(
-            database_and_admin_url("postgres://postgres@127.0.0.1:5432/bf_test_00ff").unwrap(),
-            (
+            database_and_admin_url("postgres://postgres@127.0.0.1:5432/bf_test_00ff"),
+            Ok((
                 "bf_test_00ff".to_owned(),
                 "postgres://postgres@127.0.0.1:5432/postgres".to_owned()
-            )
+            ))
         );
         assert!(database_and_admin_url("postgres://h/x;drop").is_err());
     }
