@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration};
 
 use blockfill_activities::{DevnetChain, DevnetConfig};
 use blockfill_orchestrator::devnet_server::spawn_devnet;
-use blockfill_tests::app::{spawn_app, test_scheduler};
+use blockfill_tests::{
+    app::{spawn_app, test_scheduler},
+    wait::wait_until,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +50,15 @@ async fn failed_batches_keep_their_error_and_retry_failed_completes_the_backfill
 
     // The endpoint dies before the backfill starts.
     first_life.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until(
+        "the endpoint to refuse connections",
+        Duration::from_secs(10),
+        async || match tokio::net::TcpStream::connect(addr).await {
+            Err(_) => Ok(()),
+            Ok(_) => Err(format!("{addr} still accepts connections")),
+        },
+    )
+    .await;
     // One batch per slot: every batch spends its budget at once.
     app.spawn_inprocess_worker(6);
     let id = app.trigger_backfill("flaky", 0, 299).await;
@@ -86,7 +97,7 @@ async fn failed_batches_keep_their_error_and_retry_failed_completes_the_backfill
     let (_, failed) = app.get("/v1/batches?status=failed&chain=flaky").await;
     assert_eq!(failed.as_array().unwrap().len(), 6);
     assert_eq!(failed[0]["attempts"], json!(5));
-    // Nothing keeps retrying them.
+    // Nothing keeps retrying them: the 2 s without a new attempt are what is under test.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         app.count("SELECT SUM(attempts)::int8 FROM batches").await,

@@ -8,6 +8,7 @@ use blockfill_activities::BlockRange;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},
+    wait::wait_until,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -23,15 +24,19 @@ async fn status(app: &TestApp, chain: &str) -> Value {
 }
 
 async fn wait_live_synced(app: &TestApp, chain: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = status(app, chain).await;
-        if status["live"]["is_live_sync"] == json!(true) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "never live-synced: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        &format!("chain {chain} live-synced"),
+        Duration::from_secs(30),
+        async || {
+            let status = status(app, chain).await;
+            if status["live"]["is_live_sync"] == json!(true) {
+                Ok(status)
+            } else {
+                Err(status)
+            }
+        },
+    )
+    .await
 }
 
 async fn assert_verified(app: &TestApp, anvil: &Anvil, chain: &str, range: BlockRange) {
@@ -56,7 +61,8 @@ async fn live_lag_stays_bounded_while_a_backfill_runs_behind_it() {
     let first = wait_live_synced(&app, "both").await;
     let live_start = first["live"]["last_indexed"].as_u64().unwrap();
 
-    // Mine a block (with a transaction) every 250 ms while the backfill runs.
+    // Mine a block (with a transaction) every 250 ms while the backfill runs: a chain that keeps
+    // growing at a steady rate is the workload, the sleep below its pace.
     let mining = CancellationToken::new();
     let miner = {
         let (url, stop) = (anvil.url.clone(), mining.clone());
@@ -70,6 +76,7 @@ async fn live_lag_stays_bounded_while_a_backfill_runs_behind_it() {
                     .send()
                     .await;
                 mined += 1;
+                // The workload's pace, not a wait for anything.
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             mined
@@ -77,20 +84,23 @@ async fn live_lag_stays_bounded_while_a_backfill_runs_behind_it() {
     };
     let id = app.trigger_backfill("both", 0, live_start - 1).await;
     let started = Instant::now();
+    // The live lag is sampled at every check while waiting for the backfill to end.
     let mut lags = Vec::new();
-    let view = loop {
-        let status = status(&app, "both").await;
-        lags.push(status["live"]["lag_blocks"].as_i64().unwrap_or(i64::MAX));
-        let (_, view) = app.get(&format!("/v1/backfills/{id}")).await;
-        if view["status"] != "running" && view["status"] != "planned" {
-            break view;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "backfill too slow: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let view = wait_until(
+        &format!("backfill {id} to end"),
+        Duration::from_secs(120),
+        async || {
+            let status = status(&app, "both").await;
+            lags.push(status["live"]["lag_blocks"].as_i64().unwrap_or(i64::MAX));
+            let (_, view) = app.get(&format!("/v1/backfills/{id}")).await;
+            if view["status"] != "running" && view["status"] != "planned" {
+                Ok(view)
+            } else {
+                Err(view)
+            }
+        },
+    )
+    .await;
     mining.cancel();
     let mined = miner.await.unwrap();
     assert_eq!(view["status"], json!("completed"), "{view}");
@@ -199,24 +209,41 @@ async fn a_tip_reorg_is_caught_by_the_next_live_write_and_repaired() {
     app.register(json!({"name": "fork", "rpc_urls": [anvil.url], "batch_size": 10}))
         .await;
     app.spawn_inprocess_worker(2);
+    // Five blocks, each written by the live lane before the next is mined.
     for _ in 0..5 {
         anvil.mine_with_transaction().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let head = anvil.block_number().await.unwrap();
+        wait_until(
+            &format!("the live lane to write up to block {}", head - 1),
+            Duration::from_secs(30),
+            async || {
+                let status = status(&app, "fork").await;
+                // The live target stays one below the head.
+                if status["live"]["head"].as_u64() >= Some(head)
+                    && status["live"]["last_live_block"].as_u64() >= Some(head - 1)
+                {
+                    Ok(())
+                } else {
+                    Err(status)
+                }
+            },
+        )
+        .await;
     }
     wait_live_synced(&app, "fork").await;
     let outcome = anvil.reorg(3).await.unwrap();
     anvil.mine_with_transaction().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
+    let status = wait_until("the reorg repaired", Duration::from_secs(30), async || {
         let status = status(&app, "fork").await;
         if status["live"]["reorgs_seen"] == json!(1)
             && status["live"]["is_live_sync"] == json!(true)
         {
-            break status;
+            Ok(status)
+        } else {
+            Err(status)
         }
-        assert!(Instant::now() < deadline, "reorg not repaired: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let last = &status["live"]["last_reorg"];
     assert_eq!(last["detected_by"], json!("write"), "{status}");
     assert_eq!(last["common_ancestor"], json!(outcome.fork_point));
@@ -244,26 +271,53 @@ async fn a_new_head_subscription_indexes_new_blocks_long_before_the_next_poll() 
     app.register(json!({"name": "pushed", "rpc_urls": [anvil.url], "batch_size": 10}))
         .await;
     app.spawn_inprocess_worker(2);
-    // The first poll (at start) sets the live cursor; give the subscription time to connect.
+    // The first poll (at start) sets the live cursor; the subscription says on /metrics when it
+    // is connected.
     let first = wait_live_synced(&app, "pushed").await;
     let start = first["live"]["head"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    wait_until(
+        "the new-head subscription to connect",
+        Duration::from_secs(30),
+        async || {
+            let metrics = app
+                .client
+                .get(format!("http://{}/metrics", app.api))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let subscribed = metrics.lines().any(|l| {
+                l.starts_with("blockfill_new_heads_subscribed{chain=\"pushed\"}")
+                    && l.ends_with(" 1")
+            });
+            if subscribed {
+                Ok(())
+            } else {
+                Err("no blockfill_new_heads_subscribed{chain=\"pushed\"} 1".to_owned())
+            }
+        },
+    )
+    .await;
     for _ in 0..3 {
         anvil.mine_with_transaction().await.unwrap();
     }
     let mined_at = Instant::now();
     let target = start + 3 - 1; // the live target stays one below the head
-    let status = loop {
-        let status = status(&app, "pushed").await;
-        if status["live"]["last_live_block"].as_u64() >= Some(target) {
-            break status;
-        }
-        assert!(
-            mined_at.elapsed() < Duration::from_secs(10),
-            "new heads waited for the next poll: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = wait_until(
+        &format!("block {target} written by the live lane (not waiting for the next poll)"),
+        Duration::from_secs(10),
+        async || {
+            let status = status(&app, "pushed").await;
+            if status["live"]["last_live_block"].as_u64() >= Some(target) {
+                Ok(status)
+            } else {
+                Err(status)
+            }
+        },
+    )
+    .await;
     println!(
         "3 new blocks indexed {:.2}s after they were mined (poll interval 60s)",
         mined_at.elapsed().as_secs_f64()

@@ -4,6 +4,7 @@
 // Tests unwrap: a failure is a panic with the error, which is what a test should do.
 #![allow(clippy::unwrap_used)]
 
+mod anvil_fixtures;
 mod api;
 mod backfill_anvil;
 mod bad_input;
@@ -26,4 +27,5 @@ mod resolution;
 mod scheduler;
 mod status_cost;
 mod status_gaps;
+mod teardown;
 mod writes;

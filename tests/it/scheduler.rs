@@ -7,14 +7,17 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use blockfill_activities::{BatchJob, DevnetChain, DevnetConfig, Lane, queue::JobQueue};
 use blockfill_orchestrator::devnet_server::spawn_devnet;
-use blockfill_tests::app::{
-    Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
-    wait_healthy,
+use blockfill_tests::{
+    app::{
+        Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
+        wait_healthy,
+    },
+    wait::wait_until,
 };
 use sea_orm::sqlx;
 use serde_json::{Value, json};
@@ -95,12 +98,15 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
     let (probe_max, probe_stop) = (Arc::clone(&max_depth), stop.clone());
     let probe = tokio::spawn(async move {
         let mut samples = 0u64;
+        // A sample every 10 ms: the probe's resolution, not synchronisation.
+        let mut every = tokio::time::interval(Duration::from_millis(10));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !probe_stop.is_cancelled() {
+            every.tick().await;
             if let Ok(depth) = queue.depth().await {
                 probe_max.fetch_max(depth.pending(), Ordering::Relaxed);
                 samples += 1;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         samples
     });
@@ -120,14 +126,16 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
                 .0
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count("SELECT count(*) FROM batches").await < BOUND as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "the scheduler never filled the queue"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the scheduler to fill the queue",
+        Duration::from_secs(20),
+        async || match count("SELECT count(*) FROM batches").await {
+            planned if planned >= BOUND as i64 => Ok(()),
+            planned => Err(format!("{planned} batches planned")),
+        },
+    )
+    .await;
+    // What is under test: with no worker, nothing more is planned for a while.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         count("SELECT count(*) FROM batches").await,
@@ -135,42 +143,57 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
         "planned past the bound with no workers"
     );
 
-    // One slow worker keeps the scheduler planning; kill -9 the orchestrator twice mid-plan.
-    let bins = binaries().unwrap();
-    let mut worker_env = store_env(&stores);
-    worker_env.push(("BLOCKFILL_WORKER_CONCURRENCY", "2".into()));
-    let mut worker = Process::start(&bins.worker, &[], &worker_env, "scheduler-worker").unwrap();
+    // One slow worker keeps the scheduler planning; kill -9 the orchestrator twice mid-plan, each
+    // time once it planned a generation's worth of new batches (the first time past the bound,
+    // then past what the killed one had planned).
+    let mut worker = Process::worker(&stores, 2, &[], "scheduler-worker").unwrap();
+    let mut planned_before_run = BOUND as i64;
     for run in 1..=2 {
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        let planned_before = count("SELECT count(*) FROM batches").await;
+        let planned_before = wait_until(
+            &format!("orchestrator run {} to plan more batches", run - 1),
+            Duration::from_secs(60),
+            async || match count("SELECT count(*) FROM batches").await {
+                planned if planned >= planned_before_run + 7 => Ok(planned),
+                planned => Err(format!(
+                    "{planned} batches planned, waiting for {}",
+                    planned_before_run + 7
+                )),
+            },
+        )
+        .await;
         orchestrator.kill9().await;
         assert!(
             planned_before < (BLOCKS / BATCH) as i64,
             "the kill came after planning ended"
         );
+        planned_before_run = count("SELECT count(*) FROM batches").await;
         orchestrator = start_orchestrator(&stores, port, run);
         wait_healthy(api, Duration::from_secs(30))
             .await
             .expect("restarted orchestrator healthy");
     }
-    let mut worker2 = Process::start(&bins.worker, &[], &worker_env, "scheduler-worker-2").unwrap();
+    let mut worker2 = Process::worker(&stores, 2, &[], "scheduler-worker-2").unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let view = loop {
-        let view: Value = client
-            .get(format!("http://{api}/v1/backfills/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if view["status"] == "completed" || view["status"] == "failed" {
-            break view;
-        }
-        assert!(Instant::now() < deadline, "backfill did not finish: {view}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let view = wait_until(
+        &format!("backfill {id} to finish"),
+        Duration::from_secs(240),
+        async || {
+            let view: Value = client
+                .get(format!("http://{api}/v1/backfills/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if view["status"] == "completed" || view["status"] == "failed" {
+                Ok(view)
+            } else {
+                Err(view)
+            }
+        },
+    )
+    .await;
     stop.cancel();
     let samples = probe.await.unwrap();
     assert_eq!(view["status"], "completed", "{view}");

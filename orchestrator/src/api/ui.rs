@@ -1,44 +1,122 @@
-//! The dashboard: `admin-ui/` embedded in the binary, served at `/`.
+//! The dashboard: `admin-ui/` embedded in the binary, served at `/` (the page, its stylesheet and
+//! its ES modules: `app.js` and `js/*.js`).
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
 
 use super::ApiContext;
 
-const INDEX_HTML: &str = include_str!("../../../admin-ui/index.html");
-const APP_JS: &str = include_str!("../../../admin-ui/app.js");
-const STYLE_CSS: &str = include_str!("../../../admin-ui/style.css");
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// Every file of the dashboard: path, content type, content.
+const FILES: &[(&str, &str, &str)] = &[
+    ("/", HTML, include_str!("../../../admin-ui/index.html")),
+    (
+        "/style.css",
+        CSS,
+        include_str!("../../../admin-ui/style.css"),
+    ),
+    (
+        "/app.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/app.js"),
+    ),
+    (
+        "/js/config.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/config.js"),
+    ),
+    (
+        "/js/format.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/format.js"),
+    ),
+    (
+        "/js/dom.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/dom.js"),
+    ),
+    (
+        "/js/network.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/network.js"),
+    ),
+    (
+        "/js/selection.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/selection.js"),
+    ),
+    (
+        "/js/derived.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/derived.js"),
+    ),
+    (
+        "/js/render.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/render.js"),
+    ),
+    (
+        "/js/endpoints.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/endpoints.js"),
+    ),
+    (
+        "/js/form.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/form.js"),
+    ),
+];
 
 pub(super) fn router() -> Router<ApiContext> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    INDEX_HTML,
-                )
-            }),
-        )
-        .route(
-            "/app.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    APP_JS,
-                )
-            }),
-        )
-        .route(
-            "/style.css",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-                    STYLE_CSS,
-                )
-            }),
-        )
-        .route(
-            "/favicon.ico",
-            get(|| async { axum::http::StatusCode::NO_CONTENT.into_response() }),
-        )
+    let mut router = Router::new();
+    for &(path, content_type, body) in FILES {
+        router = router.route(
+            path,
+            get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) }),
+        );
+    }
+    router.route(
+        "/favicon.ico",
+        get(|| async { axum::http::StatusCode::NO_CONTENT.into_response() }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FILES;
+
+    /// Every module in `admin-ui/js/` is embedded (a new one needs a line in `FILES`).
+    #[test]
+    fn every_module_file_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../admin-ui/js");
+        for entry in std::fs::read_dir(&dir).expect("admin-ui/js") {
+            let name = entry.expect("a directory entry").file_name();
+            let path = format!("/js/{}", name.to_string_lossy());
+            assert!(
+                FILES.iter().any(|(p, _, _)| *p == path),
+                "{path} is not served: add it to FILES"
+            );
+        }
+    }
+
+    /// Every module an embedded script imports is embedded too.
+    #[test]
+    fn every_imported_module_is_served() {
+        for (path, _, body) in FILES.iter().filter(|(p, _, _)| p.ends_with(".js")) {
+            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            for line in body.lines().filter(|l| l.starts_with("import ")) {
+                let target = line
+                    .rsplit_once("from '")
+                    .and_then(|(_, rest)| rest.strip_suffix("';"))
+                    .unwrap_or_else(|| panic!("{path}: unexpected import line {line}"));
+                let resolved = format!("{dir}/{}", target.trim_start_matches("./"));
+                assert!(
+                    FILES.iter().any(|(p, _, _)| *p == resolved),
+                    "{path} imports {target} ({resolved}), which is not served"
+                );
+            }
+        }
+    }
 }

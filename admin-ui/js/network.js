@@ -1,0 +1,151 @@
+// The API client and the polling loop that loads chains, status, backfills, gaps, endpoints.
+
+import { GAP_PAGE_SIZE, MAX_GAP_PAGES, POLL_MS, REQUEST_TIMEOUT_MS, state } from './config.js';
+import { pickSelection } from './selection.js';
+import { render } from './render.js';
+
+export class ApiError extends Error {
+  constructor(kind, message, httpStatus) {
+    super(message);
+    this.kind = kind;          // 'network' | 'http' | 'parse'
+    this.httpStatus = httpStatus || null;
+  }
+}
+
+export async function api(path, options) {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), REQUEST_TIMEOUT_MS);
+  let res;
+  try {
+    res = await fetch(path, Object.assign({ cache: 'no-store', signal: ctrl.signal }, options || {}));
+  } catch (e) {
+    const why = e && e.name === 'AbortError' ? 'timed out after ' + REQUEST_TIMEOUT_MS / 1000 + 's' : 'network error';
+    throw new ApiError('network', why + ' (' + path.split('?')[0] + ')');
+  } finally {
+    clearTimeout(timer);
+  }
+  let text = '';
+  try { text = await res.text(); } catch (e) { text = ''; }
+  let body = null;
+  if (text) {
+    try { body = JSON.parse(text); } catch (e) { body = null; }
+  }
+  if (!res.ok) {
+    const msg = body && typeof body.error === 'string' ? body.error : (res.statusText || 'request failed');
+    throw new ApiError('http', 'HTTP ' + res.status + ': ' + msg, res.status);
+  }
+  if (body === null && text) throw new ApiError('parse', 'invalid JSON from ' + path.split('?')[0]);
+  return body;
+}
+
+export const enc = encodeURIComponent;
+
+export async function loadStatus(name) {
+  try {
+    state.status[name] = await api('/v1/chains/' + enc(name) + '/status');
+    delete state.statusErr[name];
+  } catch (e) {
+    state.statusErr[name] = e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
+export async function loadBackfills(name) {
+  try {
+    const list = await api('/v1/backfills?chain=' + enc(name));
+    state.backfills[name] = Array.isArray(list) ? list : [];
+    delete state.backfillsErr[name];
+  } catch (e) {
+    state.backfillsErr[name] = e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
+// Re-reads as many pages as the operator has opened, so paged-in gaps stay
+// current while backfills close them.
+export async function loadGaps(name) {
+  const pages = Math.max(1, Math.min(MAX_GAP_PAGES, state.gapPages[name] || 1));
+  const items = [];
+  let after = null;
+  let nextAfter = null;
+  try {
+    for (let i = 0; i < pages; i++) {
+      let path = '/v1/chains/' + enc(name) + '/gaps?limit=' + GAP_PAGE_SIZE;
+      if (after !== null) path += '&after=' + enc(String(after));
+      const page = await api(path);
+      const gaps = page && Array.isArray(page.gaps) ? page.gaps : [];
+      items.push.apply(items, gaps);
+      nextAfter = page && page.next_after !== undefined ? page.next_after : null;
+      if (nextAfter === null) break;
+      after = nextAfter;
+    }
+    state.gaps[name] = { items: items, nextAfter: nextAfter };
+    delete state.gapsErr[name];
+  } catch (e) {
+    state.gapsErr[name] = e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
+export async function loadEndpoints(name) {
+  try {
+    const r = await api('/v1/chains/' + enc(name) + '/endpoints');
+    state.endpoints[name] = r && Array.isArray(r.endpoints) ? r.endpoints : [];
+    delete state.endpointsErr[name];
+  } catch (e) {
+    state.endpointsErr[name] = e.httpStatus === 404 && !/no chain/i.test(e.message)
+      ? e.message + ' (this API may not serve endpoint health yet)'
+      : e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
+export async function loadHealth() {
+  try {
+    const h = await api('/healthz');
+    const s = h && typeof h.status === 'string' ? h.status : 'unknown';
+    state.health = { ok: s === 'ok', text: s };
+  } catch (e) {
+    state.health = { ok: false, text: e.kind === 'network' ? 'unreachable' : e.httpStatus ? 'HTTP ' + e.httpStatus : 'error' };
+  }
+}
+
+export async function poll() {
+  if (state.polling) { state.pollAgain = true; return; }
+  state.polling = true;
+  clearTimeout(state.timer);
+  const health = loadHealth();
+  try {
+    const chains = await api('/v1/chains');
+    state.chains = Array.isArray(chains) ? chains : [];
+    pickSelection();
+    const jobs = [];
+    for (const c of state.chains) {
+      jobs.push(loadStatus(c.name), loadBackfills(c.name));
+    }
+    if (state.selected) jobs.push(loadGaps(state.selected), loadEndpoints(state.selected));
+    const results = await Promise.allSettled(jobs);
+    const down = results.find((r) => r.status === 'rejected');
+    if (down) throw down.reason;
+    state.apiError = null;
+    state.failingSince = null;
+    state.lastOk = Date.now();
+  } catch (e) {
+    const network = e && e.kind === 'network';
+    state.apiError = {
+      title: network ? 'API unreachable' : 'API error',
+      msg: (e && e.message) || String(e),
+    };
+    if (state.failingSince === null) state.failingSince = Date.now();
+  }
+  await health;
+  state.polling = false;
+  try {
+    render();
+  } catch (e) {
+    // A rendering bug must not stop polling.
+    console.error('render failed', e);
+  }
+  if (state.pollAgain) { state.pollAgain = false; poll(); return; }
+  state.timer = setTimeout(poll, POLL_MS);
+}
