@@ -14,6 +14,7 @@ use sea_orm::sqlx::{self, PgPool};
 
 use crate::{
     BatchId,
+    backoff::Backoff,
     reorg::{ReorgError, RepairRequest, repair_reorg},
     source::{ChainSource, RequestPriority, SourceError, SourceRegistry},
     store::{FailureKind, backfills, batches, batches::Started},
@@ -193,6 +194,9 @@ pub struct BatchFailure {
     pub resolution: Resolution,
 }
 
+/// How bookkeeping waits for PostgreSQL to come back.
+const DATABASE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+
 /// Runs `op` until it succeeds or `wait` has passed, backing off between tries: PostgreSQL being
 /// away for a while (failover, restart) must not burn a batch's attempts.
 async fn with_database<T, F, Fut>(wait: Duration, mut op: F) -> Result<T, sqlx::Error>
@@ -201,16 +205,18 @@ where
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut delay = Duration::from_millis(200);
+    let mut delays = DATABASE_BACKOFF.delays();
     loop {
         match op().await {
             Ok(value) => return Ok(value),
-            Err(e) if tokio::time::Instant::now() + delay < deadline => {
-                tracing::warn!(target: "blockfill::activities", error = %e, "PostgreSQL unavailable; retrying");
+            Err(e) => {
+                let delay = delays.next().unwrap_or(DATABASE_BACKOFF.max);
+                if tokio::time::Instant::now() + delay >= deadline {
+                    return Err(e);
+                }
+                tracing::warn!(target: "blockfill::activities", error = %e, ?delay, "PostgreSQL unavailable; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(e),
         }
     }
 }

@@ -11,7 +11,9 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, SchedulerJob, SourceRegistry, db,
+    BatchJob, SchedulerJob, SourceRegistry,
+    backoff::{Backoff, sleep_or_cancelled},
+    db,
     plan::{Lane, set_queue_bounds},
     queue::{self, JobQueue, WorkerOptions},
     settings::StoreArgs,
@@ -31,6 +33,10 @@ use crate::{
     reconciler, scheduler, seams,
     settings::ServeArgs,
 };
+
+/// How the scheduler's queue worker restarts after it stopped on an error.
+const SCHEDULER_RESTART_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 
 /// Connects to PostgreSQL (creating the database if needed) and applies pending migrations.
 pub async fn prepare_database(
@@ -214,7 +220,7 @@ fn lead(
         if let Err(e) = reconciler::resume_backfills(&worker_ctx, Duration::ZERO).await {
             tracing::warn!(target: "blockfill::scheduler", error = %e, "resuming backfills failed; the reconciler will retry");
         }
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = SCHEDULER_RESTART_BACKOFF.delays();
         while !worker_ctx.shutdown.is_cancelled() {
             let handler_ctx = worker_ctx.clone();
             let result = queue::run_worker(
@@ -231,12 +237,9 @@ fn lead(
             )
             .await;
             if let Err(e) = result {
-                tracing::warn!(target: "blockfill::scheduler", error = %e, retry_in = ?backoff, "scheduler worker stopped; restarting");
-                tokio::select! {
-                    _ = worker_ctx.shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                let retry_in = backoff.next().unwrap_or(SCHEDULER_RESTART_BACKOFF.max);
+                tracing::warn!(target: "blockfill::scheduler", error = %e, ?retry_in, "scheduler worker stopped; restarting");
+                sleep_or_cancelled(retry_in, &worker_ctx.shutdown).await;
             }
         }
     });
