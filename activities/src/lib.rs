@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`types`]: chain names, block ranges, batch ids, job payloads, queue lane names.
 //! - [`ranges`]: aligned batch splitting, interval merging and gap arithmetic (property-tested).
-//! - [`source`]: the [`source::ChainSource`] trait, the EVM JSON-RPC source and the devnet.
+//! - [`source`]: the [`source::ChainSource`] trait, the EVM JSON-RPC source and the endpoint
+//!   pool (the devnet chain is in the `blockfill-devnet` crate).
 //! - [`write`]: one batch into PostgreSQL in one transaction (rows, coverage, batch status),
 //!   refused when it does not link to the stored neighbours (a reorg).
 //! - [`reorg`]: finding the common ancestor, unwinding above it, recording the reorg.
@@ -40,8 +41,6 @@ pub mod write;
 pub use activity::{BatchFailure, BatchOutcome, BatchPolicy, Resolution, run_batch};
 pub use plan::{EnqueueError, enqueue_batches};
 pub use redact::redact_url;
-pub use source::{
-    BlockBundle, ChainSource, DevnetChain, DevnetConfig, EvmRpcSource, SourceRegistry,
-};
+pub use source::{BlockBundle, ChainSource, EvmRpcSource, SourceRegistry};
 pub use store::Lane;
 pub use types::{BatchId, BatchJob, BlockRange, ChainName, SchedulerJob};

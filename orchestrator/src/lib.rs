@@ -1,5 +1,5 @@
 //! The `blockfill` binary's library: the scheduler, the head tracker, the admin API and the
-//! dashboard, plus the devnet server, `verify`, `demo` and `bench`.
+//! dashboard (the production path), plus `migrate`, `verify` and the tooling commands.
 //!
 //! # Layout
 //! - [`settings`]: flags and environment variables of `serve`, with defaults.
@@ -15,31 +15,30 @@
 //!   finished jobs, live batch compaction).
 //! - [`compaction`]: deleting old done live batch rows, counted on their backfill.
 //! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
-//! - [`devnet_server`]: the devnet over JSON-RPC on loopback (`blockfill devnet`), with faults.
-//! - [`faults`]: fault injection for JSON-RPC endpoints (latency, 503s, 429s, hangs, batches).
-//! - [`verify`]: database-versus-node comparison.
 //! - [`fleet`]: starting and stopping local `blockfill-worker` processes.
-//! - [`demo`], [`bench`]: the README's demo and the end-to-end benchmark.
-//! - [`soak`]: the long-running benchmark of live sync through a fleet outage.
+//! - [`migrate`]: `blockfill migrate`.
+//! - [`verify`]: `blockfill verify`, database-versus-node comparison.
+//! - [`tools`]: `blockfill demo`, `bench` and `soak`: tooling over the devnet, kept apart from
+//!   the production modules.
+//!
+//! The devnet, its JSON-RPC server (`blockfill devnet`) and the fault layer are in the
+//! `blockfill-devnet` crate; only [`tools`] and the binary's `devnet` command use it.
 
 pub mod api;
 pub mod app;
-pub mod bench;
 pub mod compaction;
 pub mod context;
-pub mod demo;
-pub mod devnet_server;
-pub mod faults;
 pub mod fleet;
 pub mod head;
 pub mod leader;
 pub mod live;
+pub mod migrate;
 pub mod new_heads;
 pub mod reconciler;
 pub mod scheduler;
 pub mod seams;
 pub mod settings;
-pub mod soak;
+pub mod tools;
 pub mod verify;
 
 pub use app::Orchestrator;

@@ -1,10 +1,106 @@
 //! `blockfill verify`: compares the index tables with the node, block by block: hash, parent
 //! hash, transaction count and hashes, log count and identities. Any difference is a mismatch.
+//!
+//! [`run`] is the command (flags in [`VerifyArgs`]); [`verify_range`] is the comparison, which
+//! the tests also call.
 
 use std::collections::BTreeMap;
 
-use blockfill_activities::{BlockRange, ChainName, ChainSource, ranges::aligned_batches};
-use sea_orm::sqlx::{self, PgPool};
+use anyhow::Context as _;
+use blockfill_activities::{
+    BlockRange, ChainName, ChainSource, db,
+    entity::chains,
+    ranges::aligned_batches,
+    settings::StoreArgs,
+    source::{EndpointConfig, EndpointPool, PoolSettings},
+};
+use clap::Args;
+use sea_orm::{
+    EntityTrait,
+    sqlx::{self, PgPool},
+};
+
+/// Flags of `blockfill verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// PostgreSQL and Redis.
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Chain name.
+    #[arg(long)]
+    pub chain: String,
+    /// First block.
+    #[arg(long)]
+    pub from: u64,
+    /// Last block (inclusive).
+    #[arg(long)]
+    pub to: u64,
+    /// RPC URL to compare with (default: the chain's first RPC URL).
+    #[arg(long)]
+    pub rpc_url: Option<String>,
+}
+
+/// `blockfill verify`: compares the chain's range in the database with the node (the chain's
+/// endpoints, or `--rpc-url`), prints one `MISMATCH` line per difference and a summary line.
+/// Returns whether the database equals the node.
+pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
+    let VerifyArgs {
+        stores,
+        chain,
+        from,
+        to,
+        rpc_url,
+    } = args;
+    let chain = ChainName::parse(&chain)?;
+    let range = BlockRange::new(from, to)?;
+    let conn = db::connect(&stores.database_url, 4).await?;
+    let row = chains::Entity::find_by_id(chain.to_string())
+        .one(&conn)
+        .await?;
+    // The node must serve the registered chain (a node of another chain would only report
+    // mismatches).
+    let expected = row
+        .as_ref()
+        .map(chains::Model::identity)
+        .unwrap_or_default();
+    let endpoints = match rpc_url {
+        Some(url) => vec![EndpointConfig::new(url)],
+        None => row
+            .with_context(|| format!("chain {chain} is not registered"))?
+            .endpoints(),
+    };
+    anyhow::ensure!(!endpoints.is_empty(), "chain {chain} has no RPC URL");
+    let url = endpoints
+        .iter()
+        .map(|e| e.url.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let source = EndpointPool::connect(
+        chain.as_str(),
+        &endpoints,
+        expected,
+        PoolSettings::default(),
+    )?;
+    let report = verify_range(
+        conn.get_postgres_connection_pool(),
+        &chain,
+        &source,
+        range,
+        1_000,
+    )
+    .await?;
+    for line in &report.mismatches {
+        println!("MISMATCH {line}");
+    }
+    println!(
+        "verified chain {chain} blocks {range} against {url}: {} blocks, {} transactions, {} logs, {} mismatches",
+        report.blocks_checked,
+        report.transactions_checked,
+        report.logs_checked,
+        report.mismatch_count
+    );
+    Ok(report.is_clean())
+}
 
 /// What a verification found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use blockfill_activities::{DevnetChain, DevnetConfig};
-use blockfill_orchestrator::devnet_server::spawn_devnet;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::app::{spawn_app, test_scheduler};
 use reqwest::StatusCode;
 use serde_json::json;

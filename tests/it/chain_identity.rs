@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use blockfill_activities::{BlockRange, ChainName, EvmRpcSource, source::RpcSettings};
-use blockfill_orchestrator::{faults::FaultProfile, verify::verify_range};
+use blockfill_devnet::faults::FaultProfile;
+use blockfill_orchestrator::verify::verify_range;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec, GENESIS_TIMESTAMP},
     app::{TestApp, spawn_app, test_scheduler},

@@ -12,7 +12,7 @@ use std::{
 };
 
 use axum::{Json, Router, extract::State, routing::post};
-use blockfill_activities::{DevnetChain, DevnetConfig};
+use blockfill_devnet::{DevnetChain, DevnetConfig};
 use blockfill_tests::app::{
     Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
     wait_healthy,

@@ -7,8 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use blockfill_activities::{BlockRange, ChainName, DevnetChain, DevnetConfig};
-use blockfill_orchestrator::{devnet_server::spawn_devnet, verify::verify_range};
+use blockfill_activities::{BlockRange, ChainName};
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
+use blockfill_orchestrator::verify::verify_range;
 use blockfill_tests::app::{base_urls, spawn_app, test_scheduler};
 use sea_orm::{ConnectionTrait, sqlx};
 use serde_json::json;

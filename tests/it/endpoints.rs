@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use blockfill_activities::BlockRange;
-use blockfill_orchestrator::faults::FaultProfile;
+use blockfill_devnet::faults::FaultProfile;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},

@@ -5,8 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use blockfill_activities::{DevnetChain, DevnetConfig};
-use blockfill_orchestrator::devnet_server::spawn_devnet;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::{
     app::{spawn_app, test_scheduler},
     wait::wait_until,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use blockfill_orchestrator::faults::{BATCH_REJECTION, FaultProfile, TRUNCATED_ANSWER};
+use blockfill_devnet::faults::{BATCH_REJECTION, FaultProfile, TRUNCATED_ANSWER};
 use blockfill_tests::{
     anvil::Anvil,
     proxy::{FaultProxy, dead_endpoint},

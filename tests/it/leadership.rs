@@ -8,8 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use blockfill_activities::{DevnetChain, DevnetConfig};
-use blockfill_orchestrator::devnet_server::spawn_devnet;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::app::{
     Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
     wait_healthy,

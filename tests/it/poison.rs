@@ -4,8 +4,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use blockfill_activities::{BlockRange, ChainName, DevnetChain, DevnetConfig};
-use blockfill_orchestrator::{devnet_server::spawn_devnet, verify::verify_range};
+use blockfill_activities::{BlockRange, ChainName};
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
+use blockfill_orchestrator::verify::verify_range;
 use blockfill_tests::app::{spawn_app, test_scheduler};
 use reqwest::StatusCode;
 use serde_json::json;

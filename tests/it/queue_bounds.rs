@@ -9,14 +9,13 @@ use std::{
 };
 
 use blockfill_activities::{
-    BatchJob, BatchPolicy, BlockRange, ChainName, DevnetChain, DevnetConfig, Lane, Resolution,
-    SourceRegistry, db,
+    BatchJob, BatchPolicy, BlockRange, ChainName, Lane, Resolution, SourceRegistry, db,
     queue::{JobQueue, QueueDepth},
     run_batch,
     source::PoolSettings,
     types::lanes,
 };
-use blockfill_orchestrator::devnet_server::spawn_devnet;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},

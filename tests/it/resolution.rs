@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use blockfill_activities::{
-    BatchJob, BatchPolicy, BlockRange, ChainName, DevnetChain, DevnetConfig, Resolution,
-    SourceRegistry, db, run_batch, source::PoolSettings,
+    BatchJob, BatchPolicy, BlockRange, ChainName, Resolution, SourceRegistry, db, run_batch,
+    source::PoolSettings,
 };
-use blockfill_orchestrator::devnet_server::spawn_devnet;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::app::{TestApp, spawn_app, test_scheduler};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

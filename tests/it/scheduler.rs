@@ -10,8 +10,8 @@ use std::{
     time::Duration,
 };
 
-use blockfill_activities::{BatchJob, DevnetChain, DevnetConfig, Lane, queue::JobQueue};
-use blockfill_orchestrator::devnet_server::spawn_devnet;
+use blockfill_activities::{BatchJob, Lane, queue::JobQueue};
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::{
     app::{
         Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,

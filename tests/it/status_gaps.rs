@@ -6,10 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use blockfill_activities::{
-    BlockRange, ChainName, ChainSource, DevnetChain, DevnetConfig, write::write_batch,
-};
-use blockfill_orchestrator::devnet_server::spawn_devnet;
+use blockfill_activities::{BlockRange, ChainName, ChainSource, write::write_batch};
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::app::{TestApp, spawn_app, test_scheduler};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use blockfill_activities::{
-    BlockRange, ChainName, ChainSource, DevnetChain, DevnetConfig, write::write_batch,
-};
+use blockfill_activities::{BlockRange, ChainName, ChainSource, write::write_batch};
+use blockfill_devnet::{DevnetChain, DevnetConfig};
 use blockfill_orchestrator::verify::verify_range;
 use blockfill_tests::app::{spawn_app, test_scheduler};
 

@@ -5,7 +5,7 @@
 //! [`FaultProxy::start`] binds a free port of 127.0.0.1 and forwards every `POST /` body as-is
 //! to the upstream URL, answering with the upstream's status, `Content-Type`, `Retry-After` and
 //! body (HTTP 502 when the upstream cannot be reached). The
-//! [fault layer](blockfill_orchestrator::faults) sits in front: change the faults of a running
+//! [fault layer](blockfill_devnet::faults) sits in front: change the faults of a running
 //! proxy with `proxy.injector.set(profile)` and read what it injected with
 //! `proxy.injector.injected()`. [`FaultProxy::set_upstream`] re-points a running proxy (a
 //! provider URL that starts serving another node). The proxy stops when the handle is dropped.
@@ -24,7 +24,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use blockfill_orchestrator::faults::{FaultInjector, FaultLayer, FaultProfile};
+use blockfill_devnet::faults::{FaultInjector, FaultLayer, FaultProfile};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -1,14 +1,13 @@
 //! Chain sources: where blocks come from. [`ChainSource`] is the one interface the fetch activity
-//! uses; [`EvmRpcSource`] talks JSON-RPC to a node, [`DevnetChain`] is our deterministic chain.
+//! uses; [`EvmRpcSource`] talks JSON-RPC to a node through an [`EndpointPool`]. The deterministic
+//! devnet chain is test tooling and lives in the `blockfill-devnet` crate.
 
-mod devnet;
 mod evm_rpc;
 pub mod pool;
 mod registry;
 mod rows;
 mod rpc_types;
 
-pub use devnet::{DevnetChain, DevnetConfig};
 pub use evm_rpc::{EvmRpcSource, RpcSettings};
 pub use pool::{
     ChainIdentity, EndpointConfig, EndpointPool, EndpointSnapshot, IdentityState, PoolSettings,

@@ -4,7 +4,7 @@
 
 use super::*;
 
-fn hashes_of(chain: &DevnetChain, range: BlockRange) -> Vec<(u64, String)> {
+fn hashes_of(chain: &TestChain, range: BlockRange) -> Vec<(u64, String)> {
     range
         .blocks()
         .map(|n| (n, format!("{:#x}", chain.block_hash(n))))

@@ -15,7 +15,7 @@ use super::breaker::BreakerSettings;
 use tokio::time::Instant;
 
 use super::*;
-use crate::source::{DevnetChain, DevnetConfig};
+use chain::{TestChain, TestChainConfig};
 
 /// What a scripted endpoint does with one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,12 +32,12 @@ enum Step {
     Stall,
 }
 
-/// An endpoint that serves a devnet after `latency`, or fails as its script says. Every call
+/// An endpoint that serves a test chain after `latency`, or fails as its script says. Every call
 /// (identity checks included) takes the next step of the script.
 struct Scripted {
     url: String,
     /// What it serves: [`the_chain`] unless re-pointed.
-    chain: RwLock<Arc<DevnetChain>>,
+    chain: RwLock<Arc<TestChain>>,
     latency: Duration,
     script: Mutex<VecDeque<Step>>,
     then: Step,
@@ -54,11 +54,11 @@ impl Scripted {
         latency: Duration,
         script: &[Step],
         then: Step,
-        chain: DevnetConfig,
+        chain: TestChainConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
             url: url.to_owned(),
-            chain: RwLock::new(Arc::new(DevnetChain::new(chain))),
+            chain: RwLock::new(Arc::new(TestChain::new(chain))),
             latency,
             script: Mutex::new(script.iter().copied().collect()),
             then,
@@ -70,13 +70,13 @@ impl Scripted {
         self.calls.load(Ordering::SeqCst)
     }
 
-    fn chain(&self) -> Arc<DevnetChain> {
+    fn chain(&self) -> Arc<TestChain> {
         Arc::clone(&self.chain.read().expect("chain"))
     }
 
     /// Its URL serves another node from now on.
-    fn re_point(&self, chain: DevnetConfig) {
-        *self.chain.write().expect("chain") = Arc::new(DevnetChain::new(chain));
+    fn re_point(&self, chain: TestChainConfig) {
+        *self.chain.write().expect("chain") = Arc::new(TestChain::new(chain));
     }
 
     async fn step(&self, range: BlockRange) -> Result<Step, SourceError> {
@@ -163,16 +163,16 @@ fn settings() -> PoolSettings {
 }
 
 /// The chain the pools of these tests serve.
-fn the_chain() -> DevnetConfig {
-    DevnetConfig {
+fn the_chain() -> TestChainConfig {
+    TestChainConfig {
         blocks: 10_000,
-        ..DevnetConfig::default()
+        ..TestChainConfig::default()
     }
 }
 
 /// Another network: its own chain id, and another genesis when `seed` differs from 0.
-fn another_chain(chain_id: u64, seed: u64) -> DevnetConfig {
-    DevnetConfig {
+fn another_chain(chain_id: u64, seed: u64) -> TestChainConfig {
+    TestChainConfig {
         chain_id,
         seed,
         blocks: 20_000,
@@ -181,7 +181,7 @@ fn another_chain(chain_id: u64, seed: u64) -> DevnetConfig {
 
 /// What [`the_chain`]'s endpoints must serve.
 fn its_identity() -> ChainIdentity {
-    let chain = DevnetChain::new(the_chain());
+    let chain = TestChain::new(the_chain());
     ChainIdentity::new(1337, Some(format!("{:#x}", chain.block_hash(0))))
 }
 
@@ -599,5 +599,6 @@ async fn a_health_probe_that_is_dropped_gives_its_claim_back() {
     pool.fetch_range(range(0)).await.expect("served");
 }
 
+mod chain;
 /// The hashes of `range` on `chain`.
 mod identity;

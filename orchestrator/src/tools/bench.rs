@@ -17,8 +17,11 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchId, BatchJob, BatchPolicy, BlockRange, ChainName, DevnetChain, DevnetConfig,
-    SourceRegistry, ranges::aligned_batches, run_batch, settings::StoreArgs,
+    BatchId, BatchJob, BatchPolicy, BlockRange, ChainName, SourceRegistry, ranges::aligned_batches,
+    run_batch, settings::StoreArgs,
+};
+use blockfill_devnet::{
+    DevnetChain, DevnetConfig, FaultInjector, FaultProfile, spawn_devnet, spawn_devnet_with_faults,
 };
 use clap::Args;
 use futures::StreamExt;
@@ -30,11 +33,9 @@ use uuid::Uuid;
 use crate::{
     Orchestrator,
     app::prepare_database,
-    demo::{follow_backfill, request_backfill, upsert_chain},
-    devnet_server::{spawn_devnet, spawn_devnet_with_faults},
-    faults::{FaultInjector, FaultProfile},
     fleet::{spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
+    tools::demo::{follow_backfill, request_backfill, upsert_chain},
 };
 
 /// Settings of `blockfill bench`.

@@ -9,7 +9,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use blockfill_activities::{DevnetChain, DevnetConfig, settings::StoreArgs};
+use blockfill_activities::settings::StoreArgs;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -17,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Orchestrator,
-    devnet_server::spawn_devnet,
     fleet::{WorkerProcess, spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
 };

@@ -15,7 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use blockfill_activities::{DevnetChain, DevnetConfig, settings::StoreArgs};
+use blockfill_activities::settings::StoreArgs;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use clap::Args;
 use sea_orm::sqlx::{self, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -23,10 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Orchestrator,
     app::prepare_database,
-    demo::upsert_chain,
-    devnet_server::spawn_devnet,
     fleet::{WorkerProcess, spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
+    tools::demo::upsert_chain,
 };
 
 /// Settings of `blockfill soak`.
@@ -75,7 +75,7 @@ struct Sample {
 /// Runs the soak and prints its figures.
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let (stores, database) = crate::bench::run_stores(&args.stores, "soak")?;
+    let (stores, database) = crate::tools::bench::run_stores(&args.stores, "soak")?;
     let devnet = Arc::new(DevnetChain::new(DevnetConfig {
         blocks: 1_000,
         seed: 9,
@@ -197,7 +197,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = orchestrator.wait().await;
     report(&samples, outage, live_bound);
-    crate::bench::cleanup(
+    crate::tools::bench::cleanup(
         &stores,
         &args.stores.database_url,
         &database,

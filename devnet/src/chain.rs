@@ -15,8 +15,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{BlockBundle, ChainSource, RpcBlock, RpcLog, RpcTransaction, SourceError};
-use crate::types::BlockRange;
+use blockfill_activities::{
+    BlockBundle, BlockRange, ChainSource,
+    source::{RpcBlock, RpcLog, RpcTransaction, SourceError},
+};
 
 /// What the devnet looks like.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -5,15 +5,16 @@
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::Context as _;
 use axum::{Json, Router, body::Bytes, extract::State, routing::post};
-use blockfill_activities::{DevnetChain, DevnetConfig};
 use clap::Args;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::faults::{FaultInjector, FaultLayer, FaultProfile, FaultProfileError};
+use crate::{
+    DevnetChain, DevnetConfig,
+    faults::{FaultInjector, FaultLayer, FaultProfile, FaultProfileError},
+};
 
 /// The devnet's JSON-RPC router (`POST /`).
 pub fn devnet_router(chain: Arc<DevnetChain>) -> Router {
@@ -197,7 +198,7 @@ pub struct DevnetFaultArgs {
 
 impl DevnetFaultArgs {
     /// The profile these flags describe, if valid; the error names the flags.
-    pub fn profile(&self) -> anyhow::Result<FaultProfile> {
+    pub fn profile(&self) -> Result<FaultProfile, FaultFlagError> {
         let profile = FaultProfile {
             latency: self.latency,
             jitter: self.jitter,
@@ -210,24 +211,70 @@ impl DevnetFaultArgs {
         };
         match profile.validate() {
             Ok(()) => Ok(profile),
-            Err(FaultProfileError::RateOutOfRange { name, value }) => Err(anyhow::anyhow!(
-                "--{} must be a fraction between 0 and 1, got {value}",
-                name.replace('_', "-")
-            )),
+            Err(FaultProfileError::RateOutOfRange { name, value }) => {
+                Err(FaultFlagError::RateOutOfRange {
+                    flag: name.replace('_', "-"),
+                    value,
+                })
+            }
             Err(FaultProfileError::RatesAboveOne {
                 error_rate,
                 rate_limit_rate,
-            }) => Err(anyhow::anyhow!(
-                "--error-rate ({error_rate}) plus --rate-limit-rate ({rate_limit_rate}) must be at most 1"
-            )),
+            }) => Err(FaultFlagError::RatesAboveOne {
+                error_rate,
+                rate_limit_rate,
+            }),
         }
     }
+}
+
+/// Invalid fault flags of `blockfill devnet`, named as the flags are spelled.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultFlagError {
+    /// A rate flag is not a fraction in `[0, 1]`.
+    #[error("--{flag} must be a fraction between 0 and 1, got {value}")]
+    RateOutOfRange {
+        /// The flag without its dashes (`error-rate`).
+        flag: String,
+        /// Its value.
+        value: f64,
+    },
+    /// `--error-rate` and `--rate-limit-rate` add up to more than 1.
+    #[error(
+        "--error-rate ({error_rate}) plus --rate-limit-rate ({rate_limit_rate}) must be at most 1"
+    )]
+    RatesAboveOne {
+        /// `--error-rate`.
+        error_rate: f64,
+        /// `--rate-limit-rate`.
+        rate_limit_rate: f64,
+    },
+}
+
+/// Why `blockfill devnet` could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// The fault flags are invalid.
+    #[error(transparent)]
+    Flags(#[from] FaultFlagError),
+    /// The fault profile is invalid.
+    #[error(transparent)]
+    Profile(#[from] FaultProfileError),
+    /// An endpoint could not be bound.
+    #[error("starting the devnet at {addr}")]
+    Start {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What binding said.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// `blockfill devnet`: serves the devnet on every endpoint until `shutdown`, printing one line
 /// per endpoint (the first as `devnet: {blocks} blocks, chain id {chain_id}, JSON-RPC at
 /// http://{addr}`), the active faults, and at the end what was injected.
-pub async fn run(args: DevnetArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(args: DevnetArgs, shutdown: CancellationToken) -> Result<(), DevnetError> {
     let profile = args.faults.profile()?;
     let injector = FaultInjector::new(profile.clone())?;
     let DevnetArgs {
@@ -244,7 +291,7 @@ pub async fn run(args: DevnetArgs, shutdown: CancellationToken) -> anyhow::Resul
     }));
     let bound = spawn_devnet_endpoints(chain, addr, endpoints, injector.clone(), shutdown.clone())
         .await
-        .with_context(|| format!("starting the devnet at {addr}"))?;
+        .map_err(|source| DevnetError::Start { addr, source })?;
     for (i, bound) in bound.iter().enumerate() {
         if i == 0 {
             println!("devnet: {blocks} blocks, chain id {chain_id}, JSON-RPC at http://{bound}");

@@ -1,0 +1,12 @@
+//! Tooling commands of the `blockfill` binary, apart from the production modules: they start a
+//! devnet (from the `blockfill-devnet` crate), an orchestrator and worker processes on loopback.
+//!
+//! # Layout
+//! - [`demo`]: `blockfill demo`, the README's demo (and the chain and backfill helpers the
+//!   benchmarks share).
+//! - [`bench`](mod@bench): `blockfill bench`, the end-to-end benchmark against the raw loop.
+//! - [`soak`]: `blockfill soak`, the long-running benchmark of live sync through a fleet outage.
+
+pub mod bench;
+pub mod demo;
+pub mod soak;
