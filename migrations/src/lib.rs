@@ -17,6 +17,28 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// Declares this module's `Migration`: it runs the SQL script `$up` to apply and `$down` to revert
+/// (each script is one string of statements).
+macro_rules! sql_migration {
+    ($up:expr, $down:expr) => {
+        #[derive(DeriveMigrationName)]
+        pub(crate) struct Migration;
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager.get_connection().execute_unprepared($up).await?;
+                Ok(())
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager.get_connection().execute_unprepared($down).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
 mod m20261122_000001_create_schema;
 mod m20261122_000002_failure_handling;
 mod m20261122_000003_reorgs;

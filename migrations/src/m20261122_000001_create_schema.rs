@@ -3,9 +3,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
-
 const UP: &str = r#"
 CREATE TABLE chains (
     name             text PRIMARY KEY,
@@ -128,15 +125,4 @@ DROP TABLE logs; DROP TABLE transactions; DROP TABLE blocks; DROP TABLE coverage
 DROP TABLE scheduler_checkpoints; DROP TABLE batches; DROP TABLE backfills; DROP TABLE chains;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

@@ -4,9 +4,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
-
 const UP: &str = r#"
 ALTER TABLE batches DROP CONSTRAINT batches_status_check;
 ALTER TABLE batches ADD CONSTRAINT batches_status_check
@@ -50,15 +47,4 @@ ALTER TABLE batches ADD CONSTRAINT batches_status_check
     CHECK (status IN ('planned', 'queued', 'running', 'done', 'failed'));
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

@@ -3,9 +3,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
-
 const UP: &str = r#"
 CREATE TABLE reorgs (
     id              bigserial PRIMARY KEY,
@@ -22,15 +19,4 @@ CREATE INDEX reorgs_chain_detected ON reorgs (chain, detected_at DESC);
 
 const DOWN: &str = "DROP TABLE reorgs;";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

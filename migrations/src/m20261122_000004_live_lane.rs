@@ -3,9 +3,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
-
 const UP: &str = r#"
 ALTER TABLE chains ADD COLUMN live_sync boolean NOT NULL DEFAULT true;
 ALTER TABLE chains ADD COLUMN live_cursor bigint;
@@ -28,15 +25,4 @@ ALTER TABLE chains DROP COLUMN live_cursor;
 ALTER TABLE chains DROP COLUMN live_sync;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

@@ -3,9 +3,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
-
 const UP: &str = r#"
 CREATE TABLE endpoint_health (
     chain      text        NOT NULL REFERENCES chains (name) ON DELETE CASCADE,
@@ -19,15 +16,4 @@ CREATE TABLE endpoint_health (
 
 const DOWN: &str = "DROP TABLE endpoint_health;";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

@@ -4,9 +4,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
-
 const UP: &str = r#"
 ALTER TABLE chains ADD COLUMN genesis_hash text;
 ALTER TABLE chains ADD COLUMN max_reorg_depth bigint NOT NULL DEFAULT 64 CHECK (max_reorg_depth >= 1);
@@ -36,15 +33,4 @@ ALTER TABLE chains DROP COLUMN max_reorg_depth;
 ALTER TABLE chains DROP COLUMN genesis_hash;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

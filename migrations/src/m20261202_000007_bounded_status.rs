@@ -5,9 +5,6 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
-
 const UP: &str = r#"
 CREATE INDEX batches_retried ON batches (chain) WHERE attempts > 0;
 CREATE INDEX batches_redelivered ON batches (chain) WHERE deliveries > 1;
@@ -38,15 +35,4 @@ DROP INDEX batches_redelivered;
 DROP INDEX batches_retried;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

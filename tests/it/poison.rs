@@ -5,31 +5,20 @@
 use std::{sync::Arc, time::Duration};
 
 use blockfill_activities::{BlockRange, ChainName};
-use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_orchestrator::verify::verify_range;
 use blockfill_tests::app::{spawn_app, test_scheduler};
+use blockfill_tests::devnet::ServedDevnet;
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const POISON: u64 = 1_234;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_block_is_isolated_quarantined_reported_and_filled_after_a_fix() {
     let mut app = spawn_app(test_scheduler()).await;
-    let stop = CancellationToken::new();
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
-        blocks: 3_000,
-        ..DevnetConfig::default()
-    }));
+    let served = ServedDevnet::with_blocks(3_000).await;
+    let (devnet, addr, stop) = (Arc::clone(&served.chain), served.addr, served.stop_token());
     devnet.set_malformed_blocks([POISON]);
-    let addr = spawn_devnet(
-        Arc::clone(&devnet),
-        "127.0.0.1:0".parse().unwrap(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
     app.register_chain("poison", &format!("http://{addr}"), 100)
         .await;
     app.spawn_inprocess_worker(4);

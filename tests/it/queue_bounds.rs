@@ -15,14 +15,13 @@ use blockfill_activities::{
     source::PoolSettings,
     types::lanes,
 };
-use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
+use blockfill_tests::devnet::ServedDevnet;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
     app::{TestApp, spawn_app, test_scheduler},
 };
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 async fn depth(app: &TestApp, lane: &str) -> QueueDepth {
@@ -226,19 +225,9 @@ async fn retries_refeeds_and_requeues_respect_the_queue_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_children_of_a_live_batch_stay_in_the_live_lane() {
     let app = spawn_app(test_scheduler()).await;
-    let stop = CancellationToken::new();
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
-        blocks: 200,
-        ..DevnetConfig::default()
-    }));
+    let served = ServedDevnet::with_blocks(200).await;
+    let (devnet, addr, stop) = (Arc::clone(&served.chain), served.addr, served.stop_token());
     devnet.set_malformed_blocks([150]);
-    let addr = spawn_devnet(
-        Arc::clone(&devnet),
-        "127.0.0.1:0".parse().unwrap(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
     app.register_chain("lanes", &format!("http://{addr}"), 100)
         .await;
     // A live batch of the chain's live backfill, as the live lane plans them.

@@ -11,6 +11,7 @@ use blockfill_activities::{
 };
 use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::app::{TestApp, spawn_app, test_scheduler};
+use blockfill_tests::devnet::ServedDevnet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -55,19 +56,9 @@ fn budget(attempt_budget: i32) -> BatchPolicy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_batch_out_of_budget_is_resolved_by_its_stored_failure() {
     let app = spawn_app(test_scheduler()).await;
-    let stop = CancellationToken::new();
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
-        blocks: 200,
-        ..DevnetConfig::default()
-    }));
+    let served = ServedDevnet::with_blocks(200).await;
+    let (devnet, addr, stop) = (Arc::clone(&served.chain), served.addr, served.stop_token());
     devnet.set_malformed_blocks([50]);
-    let addr = spawn_devnet(
-        Arc::clone(&devnet),
-        "127.0.0.1:0".parse().unwrap(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
     app.register_chain("stored", &format!("http://{addr}"), 100)
         .await;
     let conn = db::connect(&app.stores.database_url, 4).await.unwrap();

@@ -7,12 +7,14 @@
 //!   when the test panics ([`stores::TestStores`], `BLOCKFILL_TEST_KEEP=1` keeps them).
 //! - [`process`]: the real binaries as child processes ([`process::Process`]).
 //! - [`wait`]: waiting on a signal the system exposes, with a deadline ([`wait::wait_until`]).
+//! - [`devnet`]: a devnet served on loopback for one test ([`devnet::ServedDevnet`]).
 //! - [`anvil`]: installing, starting and driving a real Anvil node.
 //! - [`proxy`]: a fault-injecting proxy in front of a JSON-RPC node, and a dead endpoint.
 //! - [`tcp_proxy`]: a TCP proxy that can freeze (a partition that closes nothing).
 
 pub mod anvil;
 pub mod app;
+pub mod devnet;
 pub mod process;
 pub mod proxy;
 pub mod stores;
