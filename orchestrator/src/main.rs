@@ -8,14 +8,13 @@ use blockfill_activities::{
     entity::chains,
     settings::StoreArgs,
     source::{EndpointConfig, EndpointPool, PoolSettings},
-    telemetry,
+    store, telemetry,
 };
 use blockfill_orchestrator::{
     Orchestrator, app::prepare_database, bench, demo, devnet_server, settings::ServeArgs, soak,
     verify::verify_range,
 };
 use clap::{Parser, Subcommand};
-use sea_orm::EntityTrait;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -104,9 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let chain = ChainName::parse(&chain)?;
             let range = BlockRange::new(from, to)?;
             let conn = db::connect(&stores.database_url, 4).await?;
-            let row = chains::Entity::find_by_id(chain.to_string())
-                .one(&conn)
-                .await?;
+            let row = store::chains::find(&conn, chain.as_str()).await?;
             // The node must serve the registered chain (a node of another chain would only
             // report mismatches).
             let expected = row
