@@ -86,6 +86,10 @@ pub struct Quarantined {
     pub quarantined_at: DateTime<Utc>,
 }
 
+/// A `quarantined_blocks` row as read: chain, number, batch_id, backfill_id, error, attempts,
+/// quarantined_at.
+type QuarantinedRow = (String, i64, String, Uuid, String, i32, DateTime<Utc>);
+
 /// The first `limit` blocks held in quarantine (of `chain`, or of every chain), by chain and
 /// number; released ones are left out.
 pub async fn quarantined(
@@ -93,7 +97,7 @@ pub async fn quarantined(
     chain: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Quarantined>, sqlx::Error> {
-    let rows: Vec<(String, i64, String, Uuid, String, i32, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<QuarantinedRow> = sqlx::query_as(
         "SELECT chain, number, batch_id, backfill_id, error, attempts, quarantined_at \
          FROM quarantined_blocks WHERE released_at IS NULL AND ($1::text IS NULL OR chain = $1) \
          ORDER BY chain, number LIMIT $2",

@@ -94,9 +94,12 @@ pub struct Leader {
     pub heartbeat_at: DateTime<Utc>,
 }
 
+/// A `leadership` row as read: holder, api_addr, acquired_at, heartbeat_at.
+type LeaderRow = (String, Option<String>, DateTime<Utc>, DateTime<Utc>);
+
 /// The recorded scheduler leader, if any was ever elected.
 pub async fn leader(pool: &PgPool) -> Result<Option<Leader>, sqlx::Error> {
-    let row: Option<(String, Option<String>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    let row: Option<LeaderRow> = sqlx::query_as(
         "SELECT holder, api_addr, acquired_at, heartbeat_at FROM leadership WHERE role = $1",
     )
     .bind(SCHEDULER_ROLE)

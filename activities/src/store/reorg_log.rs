@@ -23,6 +23,8 @@ pub struct ReorgRecord {
     pub detected_at: DateTime<Utc>,
 }
 
+/// A `reorgs` row as read: id, common_ancestor, depth, old_hashes, new_hashes, detected_by,
+/// detected_at.
 type ReorgRow = (
     i64,
     i64,
