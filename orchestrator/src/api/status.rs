@@ -1,6 +1,7 @@
 //! `GET /v1/chains/{name}/status` (live section apart from historical gaps) and
 //! `GET /v1/chains/{name}/gaps?limit=&after=`. Everything is computed from the coverage ledger,
-//! whose size is the number of gaps, never the number of blocks.
+//! whose size is the number of gaps, never the number of blocks; the reads are
+//! [`blockfill_activities::store::status`]'s, this file shapes their answers.
 
 use axum::{
     Json, Router,
