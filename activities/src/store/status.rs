@@ -275,3 +275,18 @@ pub async fn work_counts(pool: &PgPool, chain: &str) -> Result<WorkCounts, sqlx:
         last_errors: last_errors.into_iter().map(|(e,)| e).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RecentWork;
+
+    #[test]
+    fn the_recent_rate_counts_at_least_one_and_at_most_thirty_seconds() {
+        let work = |blocks, seconds| RecentWork { blocks, seconds };
+        assert_eq!(work(None, None).blocks_per_second(), None);
+        assert_eq!(work(Some(60), None).blocks_per_second(), None);
+        assert_eq!(work(Some(60), Some(0.2)).blocks_per_second(), Some(60.0));
+        assert_eq!(work(Some(60), Some(12.0)).blocks_per_second(), Some(5.0));
+        assert_eq!(work(Some(60), Some(45.0)).blocks_per_second(), Some(2.0));
+    }
+}
