@@ -6,6 +6,8 @@
 
 use sea_orm::sqlx::{self, PgConnection};
 
+use crate::store::leadership;
+
 /// A leader's term, carried by its scheduler context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderTerm {
@@ -35,24 +37,14 @@ impl LeaderTerm {
     /// Confirms, inside the caller's transaction, that this term is still the current one, and
     /// keeps it so until the transaction ends.
     pub async fn confirm(&self, conn: &mut PgConnection) -> Result<(), FenceError> {
-        let current: Option<(i64,)> = sqlx::query_as(
-            "SELECT term FROM leadership WHERE role = 'scheduler' AND holder = $1 AND term = $2 \
-             FOR SHARE",
-        )
-        .bind(&self.holder)
-        .bind(self.term)
-        .fetch_optional(conn)
-        .await?;
-        match current {
-            Some(_) => Ok(()),
-            None => {
-                metrics::counter!("blockfill_fenced_writes_total").increment(1);
-                Err(FenceError::Deposed {
-                    holder: self.holder.clone(),
-                    term: self.term,
-                })
-            }
+        if leadership::confirm_term(conn, &self.holder, self.term).await? {
+            return Ok(());
         }
+        metrics::counter!("blockfill_fenced_writes_total").increment(1);
+        Err(FenceError::Deposed {
+            holder: self.holder.clone(),
+            term: self.term,
+        })
     }
 }
 

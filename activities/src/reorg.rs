@@ -20,6 +20,7 @@ use crate::{
     plan::{Lane, plan_batches},
     ranges::aligned_batches,
     source::{ChainSource, SourceError},
+    store::{blocks, chains, reorg_log, repair},
     types::{BlockRange, ChainName},
 };
 
@@ -110,24 +111,18 @@ struct ChainLimits {
 }
 
 async fn chain_limits(pool: &PgPool, chain: &ChainName) -> Result<ChainLimits, ReorgError> {
-    let row: Option<(i64, bool, Option<String>, i32)> = sqlx::query_as(
-        "SELECT max_reorg_depth, live_halted, live_halted_reason, batch_size FROM chains \
-         WHERE name = $1",
-    )
-    .bind(chain.as_str())
-    .fetch_optional(pool)
-    .await?;
-    let (max_depth, halted, reason, batch_size) =
-        row.ok_or_else(|| ReorgError::UnknownChain(chain.clone()))?;
-    if halted {
+    let settings = chains::repair_settings(pool, chain.as_str())
+        .await?
+        .ok_or_else(|| ReorgError::UnknownChain(chain.clone()))?;
+    if settings.live_halted {
         return Err(ReorgError::Halted {
             chain: chain.clone(),
-            reason: reason.unwrap_or_default(),
+            reason: settings.live_halted_reason.unwrap_or_default(),
         });
     }
     Ok(ChainLimits {
-        max_depth: max_depth.max(1) as u64,
-        batch_size: batch_size.max(1) as u64,
+        max_depth: settings.max_reorg_depth.max(1) as u64,
+        batch_size: settings.batch_size.max(1) as u64,
     })
 }
 
@@ -137,14 +132,7 @@ pub async fn halt_live_sync(
     chain: &ChainName,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE chains SET live_halted = true, live_halted_reason = $2, live_halted_at = now() \
-         WHERE name = $1 AND NOT live_halted",
-    )
-    .bind(chain.as_str())
-    .bind(reason)
-    .execute(pool)
-    .await?;
+    chains::halt_live_sync(pool, chain.as_str(), reason).await?;
     tracing::error!(target: "blockfill::reorg", chain = %chain, reason, "live sync halted for an operator");
     metrics::gauge!("blockfill_live_halted", "chain" => chain.to_string()).set(1.0);
     Ok(())
@@ -161,11 +149,7 @@ pub async fn repair_reorg(
 ) -> Result<ReorgRepair, ReorgError> {
     let RepairRequest { chain, suspect, .. } = request;
     let limits = chain_limits(pool, chain).await?;
-    let (lowest, highest): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT MIN(number), MAX(number) FROM blocks WHERE chain = $1")
-            .bind(chain.as_str())
-            .fetch_one(pool)
-            .await?;
+    let (lowest, highest) = blocks::bounds(pool, chain.as_str()).await?;
     let floor = lowest.map_or(suspect, |l| l as u64);
     let stored_top = highest.map_or(suspect, |h| (h as u64).max(suspect));
     let too_deep = || ReorgError::TooDeep {
@@ -183,17 +167,12 @@ pub async fn repair_reorg(
         let low = top.saturating_sub(SEARCH_WINDOW - 1).max(floor);
         let window = BlockRange { from: low, to: top };
         let node: HashMap<u64, String> = source.block_hashes(window).await?.into_iter().collect();
-        let stored: HashMap<u64, String> = sqlx::query_as::<_, (i64, String)>(
-            "SELECT number, hash FROM blocks WHERE chain = $1 AND number BETWEEN $2 AND $3",
-        )
-        .bind(chain.as_str())
-        .bind(low as i64)
-        .bind(top as i64)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|(n, h)| (n as u64, h))
-        .collect();
+        let stored: HashMap<u64, String> =
+            blocks::hashes(pool, chain.as_str(), low as i64, top as i64)
+                .await?
+                .into_iter()
+                .map(|(n, h)| (n as u64, h))
+                .collect();
         ancestor = (low..=top)
             .rev()
             .find(|n| stored.get(n).is_some_and(|h| node.get(n) == Some(h)));
@@ -228,11 +207,7 @@ async fn unwind(
         chain, detected_by, ..
     } = request;
     let above = ancestor.map_or(floor as i64 - 1, |a| a as i64);
-    let (stored_top,): (Option<i64>,) =
-        sqlx::query_as("SELECT MAX(number) FROM blocks WHERE chain = $1")
-            .bind(chain.as_str())
-            .fetch_one(pool)
-            .await?;
+    let stored_top = blocks::tip(pool, chain.as_str()).await?;
     let Some(stored_top) = stored_top.filter(|t| *t > above) else {
         return Ok(ReorgRepair {
             common_ancestor: ancestor,
@@ -246,13 +221,7 @@ async fn unwind(
     // branch that concurrent batches already wrote are unwound and re-indexed too, but they are
     // not part of the reorg).
     let node = node_hashes(source, (above + 1) as u64, stored_top as u64).await?;
-    let stored: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT number, hash FROM blocks WHERE chain = $1 AND number > $2 ORDER BY number",
-    )
-    .bind(chain.as_str())
-    .bind(above)
-    .fetch_all(pool)
-    .await?;
+    let stored = blocks::hashes_above(pool, chain.as_str(), above).await?;
     let last_replaced = stored
         .iter()
         .rev()
@@ -264,51 +233,13 @@ async fn unwind(
         .collect();
     let mut tx = pool.begin().await?;
     fence::confirm(request.term, &mut tx).await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.coverage'), hashtext($1))")
-        .bind(chain.as_str())
-        .execute(&mut *tx)
-        .await?;
+    repair::lock_chain_coverage(&mut tx, chain.as_str()).await?;
     // Batches may have committed above the tip read before the lock; they are unwound too, so
     // the range to re-index ends at the tip under the lock.
-    let (locked_top,): (Option<i64>,) =
-        sqlx::query_as("SELECT MAX(number) FROM blocks WHERE chain = $1")
-            .bind(chain.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
+    let locked_top = blocks::tip(&mut *tx, chain.as_str()).await?;
     let unwound_top = locked_top.unwrap_or(stored_top).max(stored_top);
-    let old_hashes: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT number, hash FROM blocks WHERE chain = $1 AND number > $2 AND number <= $3 \
-         ORDER BY number",
-    )
-    .bind(chain.as_str())
-    .bind(above)
-    .bind(recorded_top)
-    .fetch_all(&mut *tx)
-    .await?;
-    for table in ["logs", "transactions"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE chain = $1 AND block_number > $2"
-        )))
-        .bind(chain.as_str())
-        .bind(above)
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query("DELETE FROM blocks WHERE chain = $1 AND number > $2")
-        .bind(chain.as_str())
-        .bind(above)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM coverage WHERE chain = $1 AND start_block > $2")
-        .bind(chain.as_str())
-        .bind(above)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE coverage SET end_block = $2 WHERE chain = $1 AND end_block > $2")
-        .bind(chain.as_str())
-        .bind(above)
-        .execute(&mut *tx)
-        .await?;
+    let old_hashes = blocks::hashes(&mut *tx, chain.as_str(), above + 1, recorded_top).await?;
+    repair::unwind_above(&mut tx, chain.as_str(), above).await?;
     let depth = (last_replaced - above).max(0) as u64;
     let to_json = |hashes: &[(u64, String)]| {
         json!(
@@ -319,17 +250,17 @@ async fn unwind(
         )
     };
     let old: Vec<(u64, String)> = old_hashes.into_iter().map(|(n, h)| (n as u64, h)).collect();
-    sqlx::query(
-        "INSERT INTO reorgs (chain, common_ancestor, depth, old_hashes, new_hashes, detected_by) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    reorg_log::record(
+        &mut tx,
+        reorg_log::NewReorg {
+            chain: chain.as_str(),
+            common_ancestor: above,
+            depth: depth as i32,
+            old_hashes: to_json(&old),
+            new_hashes: to_json(&new_hashes),
+            detected_by,
+        },
     )
-    .bind(chain.as_str())
-    .bind(above)
-    .bind(depth as i32)
-    .bind(to_json(&old))
-    .bind(to_json(&new_hashes))
-    .bind(detected_by)
-    .execute(&mut *tx)
     .await?;
     let unwound_top = unwound_top as u64;
     let reindex = BlockRange {
@@ -361,33 +292,12 @@ async fn plan_reindex(
     batch_size: u64,
 ) -> Result<(Uuid, Vec<BlockRange>), sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, started_at) \
-         VALUES ($1, $2, 'range', $3, $4, 'running', now())",
-    )
-    .bind(id)
-    .bind(chain.as_str())
-    .bind(range.from as i64)
-    .bind(range.to as i64)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO scheduler_checkpoints (backfill_id, generation, cursor_block, updated_at) \
-         VALUES ($1, 0, $2, now() - interval '1 hour')",
-    )
-    .bind(id)
-    .bind(range.to as i64 + 1)
-    .execute(&mut **tx)
-    .await?;
+    repair::insert_reindex_backfill(tx, id, chain.as_str(), range.from as i64, range.to as i64)
+        .await?;
     let batches: Vec<BlockRange> = aligned_batches(range, batch_size).collect();
     let planned = plan_batches(tx, chain, id, Lane::Backfill, &batches, false).await?;
     let blocks: u64 = planned.iter().map(|(r, _)| r.len()).sum();
-    sqlx::query("UPDATE backfills SET planned_batches = $2, planned_blocks = $3 WHERE id = $1")
-        .bind(id)
-        .bind(planned.len() as i64)
-        .bind(blocks as i64)
-        .execute(&mut **tx)
-        .await?;
+    repair::set_planned_totals(tx, id, planned.len() as i64, blocks as i64).await?;
     Ok((id, planned.into_iter().map(|(r, _)| r).collect()))
 }
 

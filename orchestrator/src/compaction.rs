@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use blockfill_activities::store;
 use sea_orm::sqlx::{self, PgPool};
 
 /// How often the leader compacts.
@@ -20,52 +21,14 @@ pub const MAX_ROWS_PER_CALL: i64 = 10_000;
 /// [`KEEP_NEWEST_PER_CHAIN`] newest (by block), at most [`MAX_ROWS_PER_CALL`] of them, oldest
 /// blocks first; returns how many. In the same statement, the owning backfill's `compacted_*`
 /// counters take over what the rows counted (batches, blocks, retried and redelivered batches,
-/// attempts, redeliveries), so its view and the chain status count the same before and after.
-///
-/// A row re-planned meanwhile (no longer done, or no longer live) is left alone: the delete
-/// checks its conditions again on the row it locks.
+/// attempts, redeliveries), so its view and the chain status count the same before and after
+/// (see [`store::compaction::compact_live_batches`]).
 pub async fn compact_live_batches(pool: &PgPool, older_than: Duration) -> Result<u64, sqlx::Error> {
-    let (deleted,): (i64,) = sqlx::query_as(
-        "WITH doomed AS ( \
-           SELECT old.id FROM chains c \
-           CROSS JOIN LATERAL ( \
-             SELECT to_block AS newest_kept FROM batches \
-             WHERE chain = c.name AND lane = 'live' AND status = 'done' \
-             ORDER BY to_block DESC OFFSET $3 - 1 LIMIT 1) k \
-           CROSS JOIN LATERAL ( \
-             SELECT id FROM batches \
-             WHERE chain = c.name AND lane = 'live' AND status = 'done' \
-               AND to_block < k.newest_kept \
-               AND finished_at < now() - make_interval(secs => $1) \
-             ORDER BY to_block LIMIT $2) old \
-           LIMIT $2), \
-         gone AS ( \
-           DELETE FROM batches b USING unnest(ARRAY(SELECT id FROM doomed)) AS d(id) \
-           WHERE b.id = d.id AND b.lane = 'live' AND b.status = 'done' \
-             AND b.finished_at < now() - make_interval(secs => $1) \
-           RETURNING b.backfill_id, b.to_block - b.from_block + 1 AS blocks, b.attempts, b.deliveries), \
-         per_backfill AS ( \
-           SELECT backfill_id, count(*) AS n, SUM(blocks) AS blocks, \
-                  count(*) FILTER (WHERE attempts > 0) AS retried, \
-                  count(*) FILTER (WHERE deliveries > 1) AS redelivered, \
-                  SUM(attempts) AS attempts, SUM(GREATEST(deliveries - 1, 0)) AS redeliveries \
-           FROM gone GROUP BY backfill_id), \
-         counted AS ( \
-           UPDATE backfills f SET \
-             compacted_batches = compacted_batches + p.n, \
-             compacted_blocks = compacted_blocks + p.blocks, \
-             compacted_retried = compacted_retried + p.retried, \
-             compacted_redelivered = compacted_redelivered + p.redelivered, \
-             compacted_attempts = compacted_attempts + p.attempts, \
-             compacted_redeliveries = compacted_redeliveries + p.redeliveries \
-           FROM per_backfill p WHERE f.id = p.backfill_id \
-           RETURNING p.n) \
-         SELECT COALESCE(SUM(n), 0)::int8 FROM counted",
+    store::compaction::compact_live_batches(
+        pool,
+        older_than,
+        MAX_ROWS_PER_CALL,
+        KEEP_NEWEST_PER_CHAIN,
     )
-    .bind(older_than.as_secs_f64())
-    .bind(MAX_ROWS_PER_CALL)
-    .bind(KEEP_NEWEST_PER_CHAIN)
-    .fetch_one(pool)
-    .await?;
-    Ok(deleted.max(0) as u64)
+    .await
 }

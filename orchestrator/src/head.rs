@@ -4,8 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use blockfill_activities::{ChainName, SourceRegistry, entity::chains};
-use sea_orm::{EntityTrait, sqlx};
+use blockfill_activities::{ChainName, SourceRegistry, entity, store::chains};
 
 use crate::{
     context::AppContext,
@@ -27,7 +26,7 @@ pub async fn track_heads(
             _ = ticker.tick() => {}
             _ = wake.notified() => {}
         }
-        let rows = match chains::Entity::find().all(&ctx.db).await {
+        let rows = match chains::all(&ctx.db).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(target: "blockfill::head", error = %e, "cannot list chains");
@@ -50,7 +49,7 @@ pub async fn track_heads(
 }
 
 /// Reads one chain's head, records it and hands the new blocks to the live lane.
-async fn poll_chain(ctx: &AppContext, sources: &SourceRegistry, row: &chains::Model) {
+async fn poll_chain(ctx: &AppContext, sources: &SourceRegistry, row: &entity::chains::Model) {
     let Ok(name) = ChainName::parse(&row.name) else {
         return;
     };
@@ -65,12 +64,7 @@ async fn poll_chain(ctx: &AppContext, sources: &SourceRegistry, row: &chains::Mo
             return;
         }
     };
-    let recorded =
-        sqlx::query("UPDATE chains SET head_block = $2, head_updated_at = now() WHERE name = $1")
-            .bind(&row.name)
-            .bind(head as i64)
-            .execute(&ctx.pool)
-            .await;
+    let recorded = chains::record_head(&ctx.pool, &row.name, head as i64).await;
     if let Err(e) = recorded {
         tracing::warn!(target: "blockfill::head", chain = %row.name, error = %e, "cannot record head");
         return;

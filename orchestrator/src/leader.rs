@@ -20,14 +20,12 @@ use std::{
 
 use std::str::FromStr;
 
-use blockfill_activities::fence::LeaderTerm;
+use blockfill_activities::{fence::LeaderTerm, store::leadership};
 use sea_orm::sqlx::{
     self, ConnectOptions, Connection, PgConnection, PgPool, postgres::PgConnectOptions,
 };
 use tokio_util::sync::CancellationToken;
 
-/// The advisory lock key of the scheduler role ("blockfil" in ASCII).
-const SCHEDULER_LOCK: i64 = 0x626c_6f63_6b66_696c;
 /// How often a standby tries the lock and a leader checks it still holds it.
 const CAMPAIGN_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest a leader goes on scheduling without confirming its lock (and longest one connection
@@ -105,23 +103,13 @@ pub async fn acquire(
             Ok(Some(connection)) => {
                 // A new term: waits for the writes of the previous term still in flight, and
                 // refuses all of its later ones.
-                let recorded: Result<(i64,), sqlx::Error> = sqlx::query_as(
-                    "INSERT INTO leadership (role, holder, api_addr, term) VALUES ('scheduler', $1, $2, 1) \
-                     ON CONFLICT (role) DO UPDATE SET holder = EXCLUDED.holder, \
-                       api_addr = EXCLUDED.api_addr, acquired_at = now(), heartbeat_at = now(), \
-                       term = leadership.term + 1 \
-                     RETURNING term",
-                )
-                .bind(&role.instance)
-                .bind(&role.api_addr)
-                .fetch_one(pool)
-                .await;
+                let recorded = leadership::begin_term(pool, &role.instance, &role.api_addr).await;
                 match recorded {
                     Err(e) => {
                         tracing::warn!(target: "blockfill::leader", error = %e, "cannot record leadership; giving the lock back");
                         drop(connection);
                     }
-                    Ok((term,)) => {
+                    Ok(term) => {
                         role.leader.store(true, Ordering::Release);
                         role.campaigned.store(true, Ordering::Release);
                         tracing::info!(target: "blockfill::leader", instance = %role.instance, term, "elected scheduler leader");
@@ -155,10 +143,7 @@ async fn try_lock(database_url: &str) -> Result<Option<PgConnection>, sqlx::Erro
     let mut connection = tokio::time::timeout(LEASE, options.connect())
         .await
         .map_err(|_| sqlx::Error::PoolTimedOut)??;
-    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-        .bind(SCHEDULER_LOCK)
-        .fetch_one(&mut connection)
-        .await?;
+    let locked = leadership::try_lock_scheduler(&mut connection).await?;
     Ok(locked.then_some(connection))
 }
 
@@ -171,14 +156,8 @@ pub async fn hold(mut term: Term, pool: &PgPool, role: &Role) {
             _ = tokio::time::sleep(CAMPAIGN_INTERVAL) => {}
         }
         // Confirmed over the lock's own connection: an answer proves the lock is still held.
-        let confirmed = tokio::time::timeout(
-            LEASE,
-            sqlx::query_as::<_, (String, i64)>(
-                "SELECT holder, term FROM leadership WHERE role = 'scheduler'",
-            )
-            .fetch_optional(&mut term.connection),
-        )
-        .await;
+        let confirmed =
+            tokio::time::timeout(LEASE, leadership::current_term(&mut term.connection)).await;
         match confirmed {
             Err(_) => {
                 tracing::error!(target: "blockfill::leader", lease = ?LEASE, "cannot confirm the scheduler lock in time; stepping down");
@@ -197,13 +176,7 @@ pub async fn hold(mut term: Term, pool: &PgPool, role: &Role) {
         }
         let _ = tokio::time::timeout(
             LEASE,
-            sqlx::query(
-                "UPDATE leadership SET heartbeat_at = now() \
-                 WHERE role = 'scheduler' AND holder = $1 AND term = $2",
-            )
-            .bind(&role.instance)
-            .bind(term.term.term)
-            .execute(pool),
+            leadership::heartbeat(pool, &role.instance, term.term.term),
         )
         .await;
     }

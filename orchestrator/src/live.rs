@@ -14,8 +14,8 @@ use blockfill_activities::{
     entity::chains,
     plan::{Lane, feed_planned, plan_batches},
     ranges::aligned_batches,
+    store::live_lane,
 };
-use sea_orm::sqlx;
 use uuid::Uuid;
 
 use crate::{context::AppContext, scheduler::SchedulerError};
@@ -59,16 +59,7 @@ pub async fn advance_live(
         aligned_batches(range, chain.batch_size.max(1) as u64).collect();
     let mut tx = ctx.fenced_tx().await?;
     let planned = plan_batches(&mut tx, &name, backfill_id, Lane::Live, &candidates, true).await?;
-    sqlx::query("UPDATE chains SET live_cursor = $2 WHERE name = $1")
-        .bind(name.as_str())
-        .bind(target as i64)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE backfills SET to_block = GREATEST(to_block, $2) WHERE id = $1")
-        .bind(backfill_id)
-        .bind(target as i64)
-        .execute(&mut *tx)
-        .await?;
+    live_lane::advance_cursor(&mut tx, name.as_str(), backfill_id, target as i64).await?;
     tx.commit().await?;
     tracing::debug!(target: "blockfill::live", chain = %name, planned = planned.len(), "live batches planned");
     metrics::gauge!("blockfill_live_cursor", "chain" => name.to_string()).set(target as f64);
@@ -92,20 +83,7 @@ async fn live_backfill(
     }
     let id = Uuid::now_v7();
     let mut tx = ctx.fenced_tx().await?;
-    sqlx::query(
-        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, started_at) \
-         VALUES ($1, $2, 'live', $3, $3, 'running', now())",
-    )
-    .bind(id)
-    .bind(&chain.name)
-    .bind(from as i64)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE chains SET live_backfill_id = $2 WHERE name = $1")
-        .bind(&chain.name)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    live_lane::create_live_backfill(&mut tx, &chain.name, id, from as i64).await?;
     tx.commit().await?;
     Ok(id)
 }

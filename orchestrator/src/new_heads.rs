@@ -11,10 +11,9 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use blockfill_activities::{
     backoff::{Backoff, sleep_or_cancelled},
-    entity::chains,
+    store::chains,
 };
 use futures::{SinkExt, StreamExt};
-use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_tungstenite::tungstenite::Message;
@@ -66,7 +65,7 @@ pub async fn follow_new_heads(ctx: AppContext, wake: Arc<Notify>) {
             _ = ctx.shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let rows = match chains::Entity::find().all(&ctx.db).await {
+        let rows = match chains::all(&ctx.db).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::debug!(target: "blockfill::head", error = %e, "cannot list chains for subscriptions");

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use blockfill_activities::{
     BatchJob, SchedulerJob,
-    plan::{BatchRow, Lane, enqueue_batches, job_from_row},
+    plan::{Lane, enqueue_batches, job_from_row},
+    store::reconcile,
 };
-use sea_orm::sqlx;
 use uuid::Uuid;
 
 use crate::{compaction, context::AppContext, scheduler::SchedulerError};
@@ -76,26 +76,13 @@ pub async fn resume_backfills(
     ctx: &AppContext,
     stalled_after: Duration,
 ) -> Result<usize, SchedulerError> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT DISTINCT ON (c.backfill_id) c.backfill_id, c.generation \
-         FROM scheduler_checkpoints c JOIN backfills b ON b.id = c.backfill_id \
-         WHERE b.status IN ('planned', 'running') \
-         ORDER BY c.backfill_id, c.generation DESC",
-    )
-    .fetch_all(&ctx.pool)
-    .await?;
+    let rows = reconcile::latest_active_generations(&ctx.pool).await?;
     let mut resumed = 0;
     for (backfill_id, generation) in rows {
-        let stalled: Option<(bool,)> = sqlx::query_as(
-            "SELECT updated_at < now() - make_interval(secs => $3) FROM scheduler_checkpoints \
-             WHERE backfill_id = $1 AND generation = $2",
-        )
-        .bind(backfill_id)
-        .bind(generation)
-        .bind(stalled_after.as_secs_f64())
-        .fetch_optional(&ctx.pool)
-        .await?;
-        if stalled_after.is_zero() || stalled.is_some_and(|(s,)| s) {
+        let stalled =
+            reconcile::generation_stalled(&ctx.pool, backfill_id, generation, stalled_after)
+                .await?;
+        if stalled_after.is_zero() || stalled == Some(true) {
             let job = SchedulerJob {
                 backfill_id,
                 generation,
@@ -130,16 +117,7 @@ async fn refeed_lane(
     grace: Duration,
 ) -> Result<usize, SchedulerError> {
     let queue = ctx.queue(lane);
-    let rows: Vec<BatchRow> = sqlx::query_as(
-        "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
-         WHERE lane = $2 AND status IN ('planned', 'queued', 'running') \
-           AND COALESCE(started_at, queued_at, planned_at) < now() - make_interval(secs => $1) \
-         ORDER BY from_block LIMIT 1000",
-    )
-    .bind(grace.as_secs_f64())
-    .bind(lane.as_str())
-    .fetch_all(&ctx.pool)
-    .await?;
+    let rows = reconcile::unfinished_batches(&ctx.pool, lane, grace).await?;
     let jobs: Vec<(BatchJob, i32)> = rows.into_iter().filter_map(job_from_row).collect();
     let task_ids: Vec<String> = jobs.iter().map(|(j, round)| j.task_id(*round)).collect();
     let live = queue.live_tasks(&task_ids).await?;
@@ -155,13 +133,7 @@ async fn refeed_lane(
     // Lost work is planned again in a new round (a fresh task id); the gate pushes what fits,
     // the rest waits planned for the next pass.
     let mut tx = ctx.fenced_tx().await?;
-    let renewed: Vec<(String, i32)> = sqlx::query_as(
-        "UPDATE batches SET status = 'planned', queue_round = queue_round + 1 \
-         WHERE id = ANY($1) AND status IN ('planned', 'queued', 'running') RETURNING id, queue_round",
-    )
-    .bind(&lost)
-    .fetch_all(&mut *tx)
-    .await?;
+    let renewed = reconcile::renew_lost(&mut tx, &lost).await?;
     tx.commit().await?;
     let requeue: Vec<(BatchJob, i32)> = jobs
         .into_iter()

@@ -11,8 +11,8 @@ use blockfill_activities::{
     plan::{Lane, feed_planned},
     reorg::{RepairRequest, repair_reorg},
     source::SourceError,
+    store::{blocks, chains as chain_rows},
 };
-use sea_orm::{EntityTrait, sqlx};
 
 use crate::{context::AppContext, scheduler::SchedulerError};
 
@@ -27,7 +27,7 @@ pub async fn check_seams(
     sources: &SourceRegistry,
 ) -> Result<usize, SchedulerError> {
     let mut repaired = 0;
-    for chain in chains::Entity::find().all(&ctx.db).await? {
+    for chain in chain_rows::all(&ctx.db).await? {
         let Ok(name) = ChainName::parse(&chain.name) else {
             continue;
         };
@@ -51,35 +51,26 @@ async fn check_chain(
     chain: &chains::Model,
     name: &ChainName,
 ) -> anyhow::Result<bool> {
-    let (top,): (Option<i64>,) = sqlx::query_as("SELECT MAX(number) FROM blocks WHERE chain = $1")
-        .bind(name.as_str())
-        .fetch_one(&ctx.pool)
-        .await?;
-    let Some(top) = top else { return Ok(false) };
-    let broken_link: Option<(i64,)> = sqlx::query_as(
-        "SELECT b.number FROM blocks b JOIN blocks p ON p.chain = b.chain AND p.number = b.number - 1 \
-         WHERE b.chain = $1 AND b.number > $2 AND b.parent_hash <> p.hash ORDER BY b.number LIMIT 1",
-    )
-    .bind(name.as_str())
-    .bind(top - CONTINUITY_WINDOW)
-    .fetch_optional(&ctx.pool)
-    .await?;
+    let Some(top) = blocks::tip(&ctx.pool, name.as_str()).await? else {
+        return Ok(false);
+    };
+    let broken_link =
+        blocks::first_broken_link(&ctx.pool, name.as_str(), top - CONTINUITY_WINDOW).await?;
     let source = sources.get(name).await?;
     let suspect = match broken_link {
-        Some((n,)) => Some(n as u64),
+        Some(n) => Some(n as u64),
         None => {
             let top = top as u64;
             let window = BlockRange {
                 from: top.saturating_sub(TIP_WINDOW - 1),
                 to: top,
             };
-            let stored: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT number, hash FROM blocks WHERE chain = $1 AND number BETWEEN $2 AND $3 ORDER BY number",
+            let stored = blocks::hashes(
+                &ctx.pool,
+                name.as_str(),
+                window.from as i64,
+                window.to as i64,
             )
-            .bind(name.as_str())
-            .bind(window.from as i64)
-            .bind(window.to as i64)
-            .fetch_all(&ctx.pool)
             .await?;
             let node = node_hashes_up_to_its_head(source.as_ref(), window).await?;
             stored

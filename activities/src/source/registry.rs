@@ -5,14 +5,18 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use sea_orm::{
-    DatabaseConnection, EntityTrait,
+    DatabaseConnection,
     sqlx::{self, PgPool},
 };
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use super::{ChainSource, EndpointPool, PoolSettings, RequestPriority};
-use crate::{activity::ActivityError, entity::chains, types::ChainName};
+use crate::{
+    activity::ActivityError,
+    store::{chains, endpoint_health},
+    types::ChainName,
+};
 
 /// How often a process drops endpoint reports nobody refreshed for an hour.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -40,8 +44,7 @@ impl SourceRegistry {
         if let Some(pool) = self.cache.read().await.get(chain.as_str()) {
             return Ok(Arc::clone(pool));
         }
-        let row = chains::Entity::find_by_id(chain.as_str().to_owned())
-            .one(&self.db)
+        let row = chains::find(&self.db, chain.as_str())
             .await
             .map_err(|e| ActivityError::Database(e.to_string()))?
             .ok_or_else(|| ActivityError::UnknownChain(chain.to_string()))?;
@@ -100,7 +103,7 @@ impl SourceRegistry {
             }
             if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
                 pruned_at = Some(tokio::time::Instant::now());
-                if let Err(e) = prune(&pool).await {
+                if let Err(e) = endpoint_health::prune(&pool).await {
                     tracing::debug!(target: "blockfill::rpc", error = %e, "cannot prune endpoint health");
                 }
             }
@@ -133,25 +136,5 @@ async fn publish(
         .iter()
         .map(|s| serde_json::to_value(s).unwrap_or(serde_json::Value::Null))
         .collect();
-    sqlx::query(
-        "INSERT INTO endpoint_health (chain, endpoint, reporter, snapshot, updated_at) \
-         SELECT $1, e, $2, s, now() FROM UNNEST($3::text[], $4::jsonb[]) AS u(e, s) \
-         ON CONFLICT (chain, endpoint, reporter) DO UPDATE \
-           SET snapshot = EXCLUDED.snapshot, updated_at = EXCLUDED.updated_at",
-    )
-    .bind(endpoints.chain())
-    .bind(reporter)
-    .bind(&urls)
-    .bind(&bodies)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Drops the reports nobody refreshed for an hour (processes that are gone).
-async fn prune(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM endpoint_health WHERE updated_at < now() - interval '1 hour'")
-        .execute(pool)
-        .await?;
-    Ok(())
+    endpoint_health::publish(pool, endpoints.chain(), reporter, &urls, &bodies).await
 }

@@ -9,15 +9,51 @@
 //! - [`checkpoints`]: the scheduler's cursor per backfill and generation (continue as new).
 //! - [`coverage`]: the coverage ledger as the scheduler reads it.
 //! - [`queue_bounds`]: the bound of each lane's queue, recorded by the leader.
+//! - [`chains`]: registered chains: find, list, register, the recorded head, halting and
+//!   resuming live sync, the settings a reorg repair reads.
+//! - [`live_lane`]: each chain's `live` backfill and its live cursor (in the planner's fenced
+//!   transaction).
+//! - [`status`]: what a chain's status answer reads: gaps of the coverage ledger (summary and
+//!   pages), covered intervals, the live section's inputs, the recent write rate, failure counts.
+//! - [`backfill_views`]: what the admin API reads to show backfills (totals by batch status,
+//!   failure counts, compacted counters, latest errors, recent rate).
+//! - [`batch_views`]: what the admin API reads to show batches, retryable ids and quarantined
+//!   blocks.
+//! - [`compaction`]: deleting old done live batch rows, counted on their backfill.
+//! - [`reconcile`]: stalled scheduler generations, unfinished batches to check against Redis,
+//!   renewing the batches Redis lost.
+//! - [`blocks`]: reads of the stored chain for reorg detection (tip, bounds, hashes, broken
+//!   parent links).
+//! - [`repair`]: a reorg repair's writes in its one fenced transaction (coverage lock, unwind,
+//!   the re-index backfill).
+//! - [`reorg_log`]: the `reorgs` table: recording repaired reorgs and reading them back.
+//! - [`leadership`]: the scheduler's advisory lock, leader terms, heartbeats and the term
+//!   confirmation every fenced write makes.
+//! - [`endpoint_health`]: each process's endpoint reports: publishing, pruning, reading the
+//!   fresh ones.
+//! - [`readiness`]: whether PostgreSQL answers.
 //!
 //! SQL lives here and in the bulk write path ([`crate::write`]) only; callers pass and get typed
 //! values, and bind the kinds rather than spelling them.
 
+pub mod backfill_views;
 pub mod backfills;
+pub mod batch_views;
 pub mod batches;
+pub mod blocks;
+pub mod chains;
 pub mod checkpoints;
+pub mod compaction;
 pub mod coverage;
+pub mod endpoint_health;
 pub mod kinds;
+pub mod leadership;
+pub mod live_lane;
 pub mod queue_bounds;
+pub mod readiness;
+pub mod reconcile;
+pub mod reorg_log;
+pub mod repair;
+pub mod status;
 
 pub use kinds::{BackfillMode, BackfillStatus, BatchStatus, FailureKind, Lane};

@@ -10,21 +10,19 @@ use axum::{
     routing::get,
 };
 use blockfill_activities::{
-    entity::{backfills, chains},
-    store::{BackfillMode, BackfillStatus},
+    entity::backfills,
+    store::{
+        BackfillMode, BackfillStatus, BatchStatus, backfill_views, chains, status::gap_summary,
+    },
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sqlx::{self, PgPool},
-};
+use sea_orm::sqlx::{self, PgPool};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
     ApiContext, ApiError,
     params::{PathParam, Text},
-    status::gap_summary,
 };
 use crate::scheduler::create_backfill;
 use blockfill_activities::ChainName;
@@ -74,8 +72,7 @@ async fn create(
     body: Result<Json<CreateBackfill>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body?;
-    let chain = chains::Entity::find_by_id(body.chain.as_str())
-        .one(&ctx.app.db)
+    let chain = chains::find(&ctx.app.db, body.chain.as_str())
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -139,7 +136,7 @@ async fn create(
         StatusCode::ACCEPTED,
         Json(Created {
             id,
-            status: "planned".into(),
+            status: BackfillStatus::Planned.as_str().to_owned(),
             from: from as i64,
             to: to as i64,
         }),
@@ -209,63 +206,34 @@ pub struct BackfillView {
 }
 
 async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx::Error> {
-    let counts: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT status, count(*)::int8, COALESCE(SUM(to_block - from_block + 1), 0)::int8, \
-                COALESCE(SUM(attempts), 0)::int8, COALESCE(SUM(GREATEST(deliveries - 1, 0)), 0)::int8 \
-         FROM batches WHERE backfill_id = $1 GROUP BY status",
-    )
-    .bind(row.id)
-    .fetch_all(pool)
-    .await?;
     let mut batches = BatchCounts::default();
     let (mut blocks_done, mut failed_attempts, mut redeliveries) = (0, 0, 0);
-    for (status, n, blocks, attempts, extra) in &counts {
-        failed_attempts += attempts;
-        redeliveries += extra;
-        match status.as_str() {
-            "planned" => batches.planned = *n,
-            "queued" => batches.queued = *n,
-            "running" => batches.running = *n,
-            "done" => {
-                batches.done = *n;
-                blocks_done = *blocks;
+    for totals in backfill_views::totals_by_status(pool, row.id).await? {
+        failed_attempts += totals.attempts;
+        redeliveries += totals.redeliveries;
+        match totals.status {
+            BatchStatus::Planned => batches.planned = totals.batches,
+            BatchStatus::Queued => batches.queued = totals.batches,
+            BatchStatus::Running => batches.running = totals.batches,
+            BatchStatus::Done => {
+                batches.done = totals.batches;
+                blocks_done = totals.blocks;
             }
-            "failed" => batches.failed = *n,
-            _ => {}
+            BatchStatus::Failed => batches.failed = totals.batches,
+            BatchStatus::Split | BatchStatus::Quarantined => {}
         }
     }
-    let (quarantined_blocks, split_batches, mut retried_batches): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM quarantined_blocks WHERE backfill_id = $1 AND released_at IS NULL), \
-                (SELECT count(*) FROM batches WHERE backfill_id = $1 AND status = 'split'), \
-                (SELECT count(*) FROM batches WHERE backfill_id = $1 AND attempts > 0)",
-    )
-    .bind(row.id)
-    .fetch_one(pool)
-    .await?;
+    let failures = backfill_views::failure_counts(pool, row.id).await?;
+    let mut retried_batches = failures.retried_batches;
     // Done live batches compacted away still count (see `crate::compaction`).
-    let compacted: (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT compacted_batches, compacted_blocks, compacted_retried, compacted_attempts, \
-                compacted_redeliveries FROM backfills WHERE id = $1",
-    )
-    .bind(row.id)
-    .fetch_optional(pool)
-    .await?
-    .unwrap_or_default();
-    batches.done += compacted.0;
-    blocks_done += compacted.1;
-    retried_batches += compacted.2;
-    failed_attempts += compacted.3;
-    redeliveries += compacted.4;
-    let last_errors: Vec<(String,)> = sqlx::query_as(
-        "SELECT last_error FROM (SELECT DISTINCT ON (last_error) last_error, \
-            COALESCE(finished_at, started_at, planned_at) AS at FROM batches \
-          WHERE backfill_id = $1 AND last_error IS NOT NULL ORDER BY last_error, at DESC) e \
-         ORDER BY at DESC LIMIT 5",
-    )
-    .bind(row.id)
-    .fetch_all(pool)
-    .await?;
-    let finished = matches!(row.status.as_str(), "completed" | "failed" | "cancelled");
+    let compacted = backfill_views::compacted(pool, row.id).await?;
+    batches.done += compacted.batches;
+    blocks_done += compacted.blocks;
+    retried_batches += compacted.retried;
+    failed_attempts += compacted.attempts;
+    redeliveries += compacted.redeliveries;
+    let last_errors = backfill_views::last_errors(pool, row.id).await?;
+    let finished = !row.status.is_active();
     if finished && let Some(frozen) = &row.final_counts {
         let get = |k: &str| {
             frozen
@@ -302,16 +270,9 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
     let rate = if finished {
         started.map(|s| blocks_done as f64 / ((end - s).num_milliseconds().max(1) as f64 / 1000.0))
     } else {
-        let (recent, seconds): (Option<i64>, Option<f64>) = sqlx::query_as(
-            "SELECT SUM(to_block - from_block + 1)::int8, EXTRACT(EPOCH FROM now() - MIN(started_at))::float8 \
-             FROM batches WHERE backfill_id = $1 AND status = 'done' AND finished_at > now() - interval '30 seconds'",
-        )
-        .bind(row.id)
-        .fetch_one(pool)
-        .await?;
-        recent
-            .zip(seconds)
-            .map(|(b, s)| b as f64 / s.clamp(1.0, 30.0))
+        backfill_views::recent_work(pool, row.id)
+            .await?
+            .blocks_per_second()
     };
     let remaining = (blocks_total - blocks_done).max(0);
     Ok(BackfillView {
@@ -333,13 +294,13 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
         blocks_done,
         blocks_total,
         blocks_per_second: rate,
-        quarantined_blocks,
-        split_batches,
+        quarantined_blocks: failures.quarantined_blocks,
+        split_batches: failures.split_batches,
         retried_batches,
         failed_attempts,
         redeliveries,
         last_error: row.last_error,
-        last_errors: last_errors.into_iter().map(|(e,)| e).collect(),
+        last_errors,
     })
 }
 
@@ -349,8 +310,7 @@ async fn show(
 ) -> Result<Json<BackfillView>, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
-    let row = backfills::Entity::find_by_id(id)
-        .one(&ctx.app.db)
+    let row = backfill_views::find(&ctx.app.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no backfill {id}")))?;
     Ok(Json(view(&ctx.app.pool, row).await?))
@@ -374,14 +334,9 @@ async fn list(
             "limit must be between 1 and 200".into(),
         ));
     }
-    let mut select = backfills::Entity::find()
-        .order_by_desc(backfills::Column::RequestedAt)
-        .limit(limit);
-    if let Some(chain) = query.chain {
-        select = select.filter(backfills::Column::Chain.eq(chain.into_string()));
-    }
+    let chain = query.chain.map(Text::into_string);
     let mut views = Vec::new();
-    for row in select.all(&ctx.app.db).await? {
+    for row in backfill_views::latest(&ctx.app.db, chain.as_deref(), limit).await? {
         views.push(view(&ctx.app.pool, row).await?);
     }
     Ok(Json(views))

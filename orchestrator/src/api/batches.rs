@@ -7,9 +7,14 @@ use axum::{
     extract::{Query, State, rejection::QueryRejection},
     routing::{get, post},
 };
-use blockfill_activities::{entity::batches, store::BatchStatus};
+use blockfill_activities::{
+    entity::batches,
+    store::{
+        BatchStatus, backfill_views,
+        batch_views::{self, BatchFilter},
+    },
+};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sqlx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -79,16 +84,6 @@ impl From<batches::Model> for BatchView {
     }
 }
 
-const STATUSES: [&str; 7] = [
-    "planned",
-    "queued",
-    "running",
-    "done",
-    "failed",
-    "split",
-    "quarantined",
-];
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -109,31 +104,29 @@ async fn list(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let mut select = batches::Entity::find()
-        .order_by_asc(batches::Column::FromBlock)
-        .limit(limit);
-    if let Some(status) = query.status {
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "status must be one of {}",
-                STATUSES.join(", ")
-            )));
-        }
-        select = select.filter(batches::Column::Status.eq(status));
-    }
-    if let Some(chain) = query.chain {
-        select = select.filter(batches::Column::Chain.eq(chain.into_string()));
-    }
-    if let Some(backfill) = query.backfill {
-        select = select.filter(batches::Column::BackfillId.eq(backfill));
-    }
-    let rows = select.all(&ctx.app.db).await?;
+    let status = query
+        .status
+        .map(|status| {
+            status.parse::<BatchStatus>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "status must be one of {}",
+                    batch_views::STATUS_NAMES.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let chain = query.chain.map(Text::into_string);
+    let filter = BatchFilter {
+        chain: chain.as_deref(),
+        backfill: query.backfill,
+        status,
+    };
+    let rows = batch_views::list(&ctx.app.db, filter, limit).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
 async fn find(ctx: &ApiContext, id: &str) -> Result<batches::Model, ApiError> {
-    batches::Entity::find_by_id(id.to_owned())
-        .one(&ctx.app.db)
+    batch_views::find(&ctx.app.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no batch {id}")))
 }
@@ -157,7 +150,7 @@ async fn retry_one(
     PathParam(id): PathParam<Text>,
 ) -> Result<Json<RetryView>, ApiError> {
     let batch = find(&ctx, id.as_str()).await?;
-    if !matches!(batch.status.as_str(), "failed" | "quarantined") {
+    if !batch_views::RETRYABLE.contains(&batch.status) {
         return Err(ApiError::Conflict(format!(
             "batch {id} is {}; only failed or quarantined batches can be retried",
             batch.status
@@ -173,29 +166,19 @@ async fn retry_failed(
 ) -> Result<Json<RetryView>, ApiError> {
     let backfill_id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
-    let ids: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM batches WHERE backfill_id = $1 AND status IN ('failed', 'quarantined')",
-    )
-    .bind(backfill_id)
-    .fetch_all(&ctx.app.pool)
-    .await?;
+    let ids = batch_views::retryable_ids(&ctx.app.pool, backfill_id).await?;
     if ids.is_empty() {
-        let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM backfills WHERE id = $1")
-            .bind(backfill_id)
-            .fetch_optional(&ctx.app.pool)
-            .await?;
-        if exists.is_none() {
+        if !backfill_views::exists(&ctx.app.pool, backfill_id).await? {
             return Err(ApiError::NotFound(format!("no backfill {backfill_id}")));
         }
         return Ok(Json(RetryView { retried: 0 }));
     }
-    let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
     let retried = retry_batches(&ctx.app, backfill_id, &ids).await?;
     Ok(Json(RetryView { retried }))
 }
 
 /// A quarantined block.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct QuarantinedBlock {
     /// Chain name.
     pub chain: String,
@@ -211,6 +194,20 @@ pub struct QuarantinedBlock {
     pub attempts: i32,
     /// When it was quarantined.
     pub quarantined_at: DateTime<Utc>,
+}
+
+impl From<batch_views::Quarantined> for QuarantinedBlock {
+    fn from(row: batch_views::Quarantined) -> Self {
+        Self {
+            chain: row.chain,
+            number: row.number,
+            batch_id: row.batch_id,
+            backfill_id: row.backfill_id,
+            error: row.error,
+            attempts: row.attempts,
+            quarantined_at: row.quarantined_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,14 +228,7 @@ async fn quarantine(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let rows: Vec<QuarantinedBlock> = sqlx::query_as(
-        "SELECT chain, number, batch_id, backfill_id, error, attempts, quarantined_at \
-         FROM quarantined_blocks WHERE released_at IS NULL AND ($1::text IS NULL OR chain = $1) \
-         ORDER BY chain, number LIMIT $2",
-    )
-    .bind(query.chain.map(Text::into_string))
-    .bind(limit)
-    .fetch_all(&ctx.app.pool)
-    .await?;
-    Ok(Json(rows))
+    let chain = query.chain.map(Text::into_string);
+    let rows = batch_views::quarantined(&ctx.app.pool, chain.as_deref(), limit).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
 }

@@ -12,9 +12,9 @@ use blockfill_activities::{
     ChainName, ChainSource, EvmRpcSource,
     entity::chains,
     source::{EndpointConfig, RpcSettings},
+    store::chains as chain_rows,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, SqlErr};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -296,8 +296,7 @@ async fn register(
         ));
     }
     // Answers early without probing the endpoints; the insert below is what settles a race.
-    if chains::Entity::find_by_id(name.to_string())
-        .one(&ctx.app.db)
+    if chain_rows::find(&ctx.app.db, name.as_str())
         .await?
         .is_some()
     {
@@ -322,47 +321,31 @@ async fn register(
     let max_reorg_depth = body
         .max_reorg_depth
         .unwrap_or_else(|| default_max_reorg_depth(chain_id));
-    let row = chains::ActiveModel {
-        name: Set(name.to_string()),
-        chain_id: Set(Some(chain_id as i64)),
-        rpc_urls: Set(serde_json::Value::Array(stored_urls)),
-        start_block: Set(body.start_block as i64),
-        confirmations: Set(body
+    let new = chain_rows::NewChain {
+        name: name.to_string(),
+        chain_id: chain_id as i64,
+        rpc_urls: serde_json::Value::Array(stored_urls),
+        start_block: body.start_block as i64,
+        confirmations: body
             .confirmations
-            .unwrap_or_else(|| default_confirmations(chain_id)) as i64),
-        batch_size: Set(batch_size as i32),
-        min_workers: Set(min_workers as i32),
-        max_workers: Set(max_workers as i32),
-        head_block: Set(head.map(|h| h as i64)),
-        head_updated_at: Set(Some(Utc::now().into())),
-        created_at: Set(Utc::now().into()),
-        updated_at: Set(Utc::now().into()),
-        live_sync: Set(body.live_sync.unwrap_or(true)),
-        live_cursor: Set(None),
-        live_backfill_id: Set(None),
-        genesis_hash: Set(Some(genesis_hash)),
-        max_reorg_depth: Set(max_reorg_depth as i64),
-        live_halted: Set(false),
-        live_halted_reason: Set(None),
-        live_halted_at: Set(None),
-    }
-    .insert(&ctx.app.db)
-    .await
-    .map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::Conflict(format!("chain {name} is already registered"))
-        }
-        _ => e.into(),
-    })?;
+            .unwrap_or_else(|| default_confirmations(chain_id)) as i64,
+        batch_size: batch_size as i32,
+        min_workers: min_workers as i32,
+        max_workers: max_workers as i32,
+        head_block: head.map(|h| h as i64),
+        live_sync: body.live_sync.unwrap_or(true),
+        genesis_hash,
+        max_reorg_depth: max_reorg_depth as i64,
+    };
+    let row = chain_rows::register(&ctx.app.db, new)
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("chain {name} is already registered")))?;
     tracing::info!(target: "blockfill::api", chain = %name, chain_id, genesis = row.genesis_hash.as_deref().unwrap_or(""), "chain registered");
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
 async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<ChainView>>, ApiError> {
-    let rows = chains::Entity::find()
-        .order_by_asc(chains::Column::Name)
-        .all(&ctx.app.db)
-        .await?;
+    let rows = chain_rows::all(&ctx.app.db).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
@@ -370,8 +353,7 @@ async fn show(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainView>, ApiError> {
-    let row = chains::Entity::find_by_id(name.as_str())
-        .one(&ctx.app.db)
+    let row = chain_rows::find(&ctx.app.db, name.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
     Ok(Json(row.into()))

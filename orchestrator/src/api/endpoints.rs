@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 
 use axum::{Json, Router, extract::State, routing::get};
 use blockfill_activities::{
-    entity::chains,
     source::{
         EndpointConfig, EndpointSnapshot, IdentityState,
         pool::{TransitionView, breaker::BreakerState, stats::LatencyHistogram},
     },
+    store::{chains, endpoint_health},
 };
 use chrono::{DateTime, Utc};
-use sea_orm::{EntityTrait, sqlx};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -126,22 +125,19 @@ async fn endpoints(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<EndpointsView>, ApiError> {
-    let chain = chains::Entity::find_by_id(name.as_str())
-        .one(&ctx.app.db)
+    let chain = chains::find(&ctx.app.db, name.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
-    let reports: Vec<(String, String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT endpoint, reporter, snapshot, updated_at FROM endpoint_health \
-         WHERE chain = $1 AND updated_at > now() - make_interval(secs => $2) \
-         ORDER BY reporter",
-    )
-    .bind(&chain.name)
-    .bind(FRESH_SECONDS)
-    .fetch_all(&ctx.app.pool)
-    .await?;
+    let reports = endpoint_health::fresh_reports(&ctx.app.pool, &chain.name, FRESH_SECONDS).await?;
     let mut by_url: BTreeMap<String, Vec<(String, EndpointSnapshot, DateTime<Utc>)>> =
         BTreeMap::new();
-    for (url, reporter, body, at) in reports {
+    for endpoint_health::EndpointReport {
+        endpoint: url,
+        reporter,
+        snapshot: body,
+        updated_at: at,
+    } in reports
+    {
         match serde_json::from_value::<EndpointSnapshot>(body) {
             Ok(snapshot) => by_url
                 .entry(url)

@@ -2,7 +2,7 @@
 //! `GET /metrics` (Prometheus).
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use sea_orm::ConnectionTrait;
+use blockfill_activities::store::readiness;
 use serde_json::json;
 
 use super::ApiContext;
@@ -19,8 +19,8 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
-    let postgres = match ctx.app.db.execute_unprepared("SELECT 1").await {
-        Ok(_) => "ok".to_owned(),
+    let postgres = match readiness::ping(&ctx.app.db).await {
+        Ok(()) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };
     let redis = match ctx.app.batches.depth().await {

@@ -9,8 +9,7 @@ use axum::{
     extract::{Path, State},
     routing::post,
 };
-use blockfill_activities::entity::chains;
-use sea_orm::{EntityTrait, sqlx};
+use blockfill_activities::store::chains;
 use serde::Deserialize;
 
 use super::{ApiContext, ApiError, chains::ChainView};
@@ -47,23 +46,15 @@ async fn resume(
             "max_reorg_depth must be between 1 and {MAX_REORG_DEPTH_LIMIT}"
         )));
     }
-    let resumed = sqlx::query(
-        "UPDATE chains SET live_halted = false, live_halted_reason = NULL, live_halted_at = NULL, \
-           max_reorg_depth = COALESCE($2, max_reorg_depth), updated_at = now() \
-         WHERE name = $1",
-    )
-    .bind(&name)
-    .bind(body.max_reorg_depth.map(|d| d as i64))
-    .execute(&ctx.app.pool)
-    .await?
-    .rows_affected();
-    if resumed == 0 {
+    let resumed =
+        chains::resume_live_sync(&ctx.app.pool, &name, body.max_reorg_depth.map(|d| d as i64))
+            .await?;
+    if !resumed {
         return Err(ApiError::NotFound(format!("no chain named {name}")));
     }
     metrics::gauge!("blockfill_live_halted", "chain" => name.clone()).set(0.0);
     tracing::warn!(target: "blockfill::api", chain = %name, max_reorg_depth = ?body.max_reorg_depth, "live sync resumed by an operator");
-    let row = chains::Entity::find_by_id(name.clone())
-        .one(&ctx.app.db)
+    let row = chains::find(&ctx.app.db, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))?;
     Ok(Json(row.into()))

@@ -23,6 +23,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
+use blockfill_activities::store::leadership;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use backfills::{BackfillView, BatchCounts, Created};
@@ -85,14 +86,13 @@ async fn read_only_standby(
     if request.method() == Method::GET || request.method() == Method::HEAD || ctx.role.is_leader() {
         return next.run(request).await;
     }
-    let leader: Option<(String, Option<String>)> =
-        sea_orm::sqlx::query_as("SELECT holder, api_addr FROM leadership WHERE role = 'scheduler'")
-            .fetch_optional(&ctx.app.pool)
-            .await
-            .ok()
-            .flatten();
+    let leader = leadership::leader(&ctx.app.pool).await.ok().flatten();
     let hint = match leader {
-        Some((holder, Some(addr))) => format!("the leader is {holder} at http://{addr}"),
+        Some(leadership::Leader {
+            holder,
+            api_addr: Some(addr),
+            ..
+        }) => format!("the leader is {holder} at http://{addr}"),
         _ => "no leader is known yet; retry shortly".to_owned(),
     };
     ApiError::Unavailable(format!("this orchestrator is a read-only standby; {hint}"))

@@ -1,8 +1,8 @@
 //! `GET /v1/orchestrator`: this instance's id and role, and who leads.
 
 use axum::{Json, Router, extract::State, routing::get};
+use blockfill_activities::store::leadership;
 use chrono::{DateTime, Utc};
-use sea_orm::sqlx;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiContext, ApiError};
@@ -12,7 +12,7 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// The current leader as recorded in the database.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LeaderView {
     /// Instance id of the leader.
     pub holder: String,
@@ -22,6 +22,17 @@ pub struct LeaderView {
     pub acquired_at: DateTime<Utc>,
     /// Its last heartbeat.
     pub heartbeat_at: DateTime<Utc>,
+}
+
+impl From<leadership::Leader> for LeaderView {
+    fn from(leader: leadership::Leader) -> Self {
+        Self {
+            holder: leader.holder,
+            api_addr: leader.api_addr,
+            acquired_at: leader.acquired_at,
+            heartbeat_at: leader.heartbeat_at,
+        }
+    }
 }
 
 /// The answer of `GET /v1/orchestrator`.
@@ -36,11 +47,7 @@ pub struct OrchestratorView {
 }
 
 async fn show(State(ctx): State<ApiContext>) -> Result<Json<OrchestratorView>, ApiError> {
-    let leader: Option<LeaderView> = sqlx::query_as(
-        "SELECT holder, api_addr, acquired_at, heartbeat_at FROM leadership WHERE role = 'scheduler'",
-    )
-    .fetch_optional(&ctx.app.pool)
-    .await?;
+    let leader = leadership::leader(&ctx.app.pool).await?.map(Into::into);
     Ok(Json(OrchestratorView {
         instance: ctx.role.instance.clone(),
         role: if ctx.role.is_leader() {

@@ -5,8 +5,8 @@ use axum::{
     extract::{Query, State, rejection::QueryRejection},
     routing::get,
 };
+use blockfill_activities::store::{chains, reorg_log};
 use chrono::{DateTime, Utc};
-use sea_orm::sqlx::{self, PgPool};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -19,7 +19,7 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// A detected reorg.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReorgView {
     /// Sequence number.
     pub id: i64,
@@ -37,20 +37,18 @@ pub struct ReorgView {
     pub detected_at: DateTime<Utc>,
 }
 
-/// The latest `limit` reorgs of `chain`.
-pub(super) async fn recent_reorgs(
-    pool: &PgPool,
-    chain: &str,
-    limit: i64,
-) -> Result<Vec<ReorgView>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, common_ancestor, depth, old_hashes, new_hashes, detected_by, detected_at \
-         FROM reorgs WHERE chain = $1 ORDER BY id DESC LIMIT $2",
-    )
-    .bind(chain)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+impl From<reorg_log::ReorgRecord> for ReorgView {
+    fn from(row: reorg_log::ReorgRecord) -> Self {
+        Self {
+            id: row.id,
+            common_ancestor: row.common_ancestor,
+            depth: row.depth,
+            old_hashes: row.old_hashes,
+            new_hashes: row.new_hashes,
+            detected_by: row.detected_by,
+            detected_at: row.detected_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,14 +69,9 @@ async fn list(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM chains WHERE name = $1")
-        .bind(name.as_str())
-        .fetch_optional(&ctx.app.pool)
-        .await?;
-    if exists.is_none() {
+    if !chains::exists(&ctx.app.pool, name.as_str()).await? {
         return Err(ApiError::NotFound(format!("no chain named {name}")));
     }
-    Ok(Json(
-        recent_reorgs(&ctx.app.pool, name.as_str(), limit).await?,
-    ))
+    let reorgs = reorg_log::recent(&ctx.app.pool, name.as_str(), limit).await?;
+    Ok(Json(reorgs.into_iter().map(Into::into).collect()))
 }

@@ -1,19 +1,25 @@
 //! `GET /v1/chains/{name}/status` (live section apart from historical gaps) and
 //! `GET /v1/chains/{name}/gaps?limit=&after=`. Everything is computed from the coverage ledger,
-//! whose size is the number of gaps, never the number of blocks.
+//! whose size is the number of gaps, never the number of blocks; the reads are
+//! [`blockfill_activities::store::status`]'s, this file shapes their answers.
 
 use axum::{
     Json, Router,
     extract::{Query, State, rejection::QueryRejection},
     routing::get,
 };
-use blockfill_activities::entity::chains;
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    EntityTrait,
-    sqlx::{self, PgPool},
+use blockfill_activities::{
+    entity::chains,
+    store::{
+        chains as chain_rows, reorg_log,
+        status::{self as status_reads, WorkCounts},
+    },
 };
+use chrono::{DateTime, Utc};
+use sea_orm::sqlx::{self, PgPool};
 use serde::{Deserialize, Serialize};
+
+pub use blockfill_activities::store::status::{GapSummary, Interval, gap_page, gap_summary};
 
 use super::{
     ApiContext, ApiError,
@@ -92,15 +98,6 @@ pub struct HistoricalStatus {
     pub eta_seconds: Option<f64>,
 }
 
-/// One covered or missing interval.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Interval {
-    /// First block.
-    pub start: i64,
-    /// Last block.
-    pub end: i64,
-}
-
 /// The answer of `GET /v1/chains/{name}/status`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChainStatus {
@@ -133,129 +130,17 @@ pub struct WorkStatus {
     pub last_errors: Vec<String>,
 }
 
-/// The chain's failure counts. Each count reads only the rows it counts (partial indexes of
-/// migration 000007, and `(chain, status)` for failed and split), never all of a chain's batches;
-/// compacted live batches count through their backfill's counters (see `crate::compaction`).
-async fn work_status(pool: &PgPool, chain: &str) -> Result<WorkStatus, sqlx::Error> {
-    let (retried_batches, redelivered_batches, failed_batches, split_batches): (
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM batches WHERE chain = $1 AND attempts > 0) \
-                  + (SELECT COALESCE(SUM(compacted_retried), 0) FROM backfills WHERE chain = $1)::int8, \
-                (SELECT count(*) FROM batches WHERE chain = $1 AND deliveries > 1) \
-                  + (SELECT COALESCE(SUM(compacted_redelivered), 0) FROM backfills WHERE chain = $1)::int8, \
-                (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'failed'), \
-                (SELECT count(*) FROM batches WHERE chain = $1 AND status = 'split')",
-    )
-    .bind(chain)
-    .fetch_one(pool)
-    .await?;
-    let (quarantined_blocks,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM quarantined_blocks WHERE chain = $1 AND released_at IS NULL",
-    )
-    .bind(chain)
-    .fetch_one(pool)
-    .await?;
-    let last_errors: Vec<(String,)> = sqlx::query_as(
-        "SELECT last_error FROM (SELECT DISTINCT ON (last_error) last_error, \
-            COALESCE(finished_at, started_at, planned_at) AS at FROM batches \
-          WHERE chain = $1 AND last_error IS NOT NULL ORDER BY last_error, at DESC) e \
-         ORDER BY at DESC LIMIT 5",
-    )
-    .bind(chain)
-    .fetch_all(pool)
-    .await?;
-    Ok(WorkStatus {
-        retried_batches,
-        redelivered_batches,
-        failed_batches,
-        split_batches,
-        quarantined_blocks,
-        last_errors: last_errors.into_iter().map(|(e,)| e).collect(),
-    })
-}
-
-/// Aggregates of the gaps in a range.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GapSummary {
-    /// Covered blocks.
-    pub indexed: i64,
-    /// Missing blocks.
-    pub missing: i64,
-    /// Number of gaps.
-    pub gap_count: i64,
-    /// Largest gap (lowest on ties).
-    pub largest: Option<(i64, i64)>,
-    /// Lowest gap start.
-    pub oldest_start: Option<i64>,
-}
-
-/// The gaps of `chain` in `[from, to]` as SQL: `gg(gs, ge, size)`; `$1` chain, `$2` from, `$3` to.
-const GAPS_CTE: &str = "WITH c AS ( \
-      SELECT GREATEST(start_block, $2) AS s, LEAST(end_block, $3) AS e FROM coverage \
-      WHERE chain = $1 AND end_block >= $2 AND start_block <= $3), \
-    g AS ( \
-      SELECT COALESCE(LAG(e) OVER (ORDER BY s) + 1, $2) AS gs, s - 1 AS ge FROM c \
-      UNION ALL SELECT COALESCE(MAX(e) + 1, $2), $3 FROM c), \
-    gg AS (SELECT gs, ge, ge - gs + 1 AS size FROM g WHERE gs <= ge) ";
-
-/// Summarises the gaps of `chain` in `[from, to]`.
-pub async fn gap_summary(
-    pool: &PgPool,
-    chain: &str,
-    from: i64,
-    to: i64,
-) -> Result<GapSummary, sqlx::Error> {
-    let sql = format!(
-        "{GAPS_CTE} SELECT \
-           (SELECT COALESCE(SUM(e - s + 1), 0) FROM c)::int8, \
-           (SELECT COUNT(*) FROM gg)::int8, \
-           (SELECT COALESCE(SUM(size), 0) FROM gg)::int8, \
-           (SELECT gs FROM gg ORDER BY size DESC, gs LIMIT 1), \
-           (SELECT ge FROM gg ORDER BY size DESC, gs LIMIT 1), \
-           (SELECT MIN(gs) FROM gg)"
-    );
-    let row: (i64, i64, i64, Option<i64>, Option<i64>, Option<i64>) =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(chain)
-            .bind(from)
-            .bind(to)
-            .fetch_one(pool)
-            .await?;
-    Ok(GapSummary {
-        indexed: row.0,
-        gap_count: row.1,
-        missing: row.2,
-        largest: row.3.zip(row.4),
-        oldest_start: row.5,
-    })
-}
-
-/// Gaps of `chain` in `[from, to]` starting after `after`, lowest first, at most `limit`.
-pub async fn gap_page(
-    pool: &PgPool,
-    chain: &str,
-    from: i64,
-    to: i64,
-    after: Option<i64>,
-    limit: i64,
-) -> Result<Vec<Interval>, sqlx::Error> {
-    let sql = format!("{GAPS_CTE} SELECT gs, ge FROM gg WHERE gs > $4 ORDER BY gs LIMIT $5");
-    let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(chain)
-        .bind(from)
-        .bind(to)
-        .bind(after.unwrap_or(i64::MIN))
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(start, end)| Interval { start, end })
-        .collect())
+impl From<WorkCounts> for WorkStatus {
+    fn from(counts: WorkCounts) -> Self {
+        Self {
+            retried_batches: counts.retried_batches,
+            redelivered_batches: counts.redelivered_batches,
+            failed_batches: counts.failed_batches,
+            split_batches: counts.split_batches,
+            quarantined_blocks: counts.quarantined_blocks,
+            last_errors: counts.last_errors,
+        }
+    }
 }
 
 /// The historical range `[from, to]` a chain should cover: its start block up to the indexable
@@ -271,29 +156,8 @@ async fn covered_range(
             crate::live::live_target(head.max(0) as u64, chain.confirmations.max(0) as u64) as i64;
         return Ok((tip >= from).then_some((from, tip)));
     }
-    let (highest,): (Option<i64>,) = sqlx::query_as(
-        "SELECT GREATEST((SELECT MAX(end_block) FROM coverage WHERE chain = $1), \
-                         (SELECT MAX(to_block) FROM backfills WHERE chain = $1))",
-    )
-    .bind(&chain.name)
-    .fetch_one(pool)
-    .await?;
+    let highest = status_reads::highest_indexed_or_requested(pool, &chain.name).await?;
     Ok(highest.filter(|h| *h >= from).map(|h| (from, h)))
-}
-
-/// Blocks per second written for `chain` over the last 30 s.
-async fn recent_rate(pool: &PgPool, chain: &str) -> Result<Option<f64>, sqlx::Error> {
-    let (blocks, seconds): (Option<i64>, Option<f64>) = sqlx::query_as(
-        "SELECT SUM(to_block - from_block + 1)::int8, \
-                EXTRACT(EPOCH FROM now() - MIN(started_at))::float8 \
-         FROM batches WHERE chain = $1 AND status = 'done' AND finished_at > now() - interval '30 seconds'",
-    )
-    .bind(chain)
-    .fetch_one(pool)
-    .await?;
-    Ok(blocks
-        .zip(seconds)
-        .map(|(b, s)| b as f64 / s.clamp(1.0, 30.0)))
 }
 
 /// Computes the status answer of `chain`.
@@ -301,33 +165,22 @@ pub async fn chain_status(
     pool: &PgPool,
     chain: &chains::Model,
 ) -> Result<ChainStatus, sqlx::Error> {
-    let (last_indexed,): (Option<i64>,) =
-        sqlx::query_as("SELECT MAX(end_block) FROM coverage WHERE chain = $1")
-            .bind(&chain.name)
-            .fetch_one(pool)
-            .await?;
+    let last_indexed = status_reads::last_indexed(pool, &chain.name).await?;
     let safe_head = chain.head_block.map(|h| (h - chain.confirmations).max(0));
     let lag_blocks =
         safe_head.map(|safe| (safe - last_indexed.unwrap_or(chain.start_block - 1)).max(0));
-    let (reorgs_seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM reorgs WHERE chain = $1")
-        .bind(&chain.name)
-        .fetch_one(pool)
-        .await?;
-    let last_reorg = super::reorgs::recent_reorgs(pool, &chain.name, 1)
+    let reorgs_seen = reorg_log::count(pool, &chain.name).await?;
+    let last_reorg = reorg_log::recent(pool, &chain.name, 1)
         .await?
-        .pop();
-    let (last_live_block, block_time): (Option<i64>, Option<f64>) = sqlx::query_as(
-        "SELECT (SELECT MAX(to_block) FROM batches WHERE chain = $1 AND lane = 'live' AND status = 'done'), \
-                (SELECT (MAX(timestamp) - MIN(timestamp))::float8 / NULLIF(MAX(number) - MIN(number), 0) \
-                 FROM (SELECT number, timestamp FROM blocks WHERE chain = $1 ORDER BY number DESC LIMIT 100) recent)",
-    )
-    .bind(&chain.name)
-    .fetch_one(pool)
-    .await?;
+        .pop()
+        .map(Into::into);
+    let progress = status_reads::live_progress(pool, &chain.name).await?;
     let live = LiveStatus {
-        lag_seconds: lag_blocks.zip(block_time).map(|(lag, t)| lag as f64 * t),
+        lag_seconds: lag_blocks
+            .zip(progress.block_time)
+            .map(|(lag, t)| lag as f64 * t),
         live_sync_enabled: chain.live_sync,
-        last_live_block,
+        last_live_block: progress.last_live_block,
         reorgs_seen,
         last_reorg,
         head: chain.head_block,
@@ -341,8 +194,10 @@ pub async fn chain_status(
         halted_reason: chain.live_halted_reason.clone(),
         halted_at: chain.live_halted_at.map(|t| t.with_timezone(&Utc)),
     };
-    let rate = recent_rate(pool, &chain.name).await?;
-    let work = work_status(pool, &chain.name).await?;
+    let rate = status_reads::recent_chain_work(pool, &chain.name)
+        .await?
+        .blocks_per_second();
+    let work = status_reads::work_counts(pool, &chain.name).await?.into();
     let Some((from, to)) = covered_range(pool, chain).await? else {
         return Ok(ChainStatus {
             chain: chain.name.clone(),
@@ -365,16 +220,8 @@ pub async fn chain_status(
         });
     };
     let summary = gap_summary(pool, &chain.name, from, to).await?;
-    let coverage: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT GREATEST(start_block, $2), LEAST(end_block, $3) FROM coverage \
-         WHERE chain = $1 AND end_block >= $2 AND start_block <= $3 ORDER BY start_block LIMIT $4",
-    )
-    .bind(&chain.name)
-    .bind(from)
-    .bind(to)
-    .bind(MAX_COVERAGE_INTERVALS)
-    .fetch_all(pool)
-    .await?;
+    let coverage =
+        status_reads::coverage_within(pool, &chain.name, from, to, MAX_COVERAGE_INTERVALS).await?;
     let total = (to - from + 1) as f64;
     Ok(ChainStatus {
         chain: chain.name.clone(),
@@ -396,17 +243,13 @@ pub async fn chain_status(
                 _ => None,
             },
         },
-        coverage: coverage
-            .into_iter()
-            .map(|(start, end)| Interval { start, end })
-            .collect(),
+        coverage,
         work,
     })
 }
 
 async fn find_chain(ctx: &ApiContext, name: &str) -> Result<chains::Model, ApiError> {
-    chains::Entity::find_by_id(name.to_owned())
-        .one(&ctx.app.db)
+    chain_rows::find(&ctx.app.db, name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))
 }

@@ -1,0 +1,196 @@
+//! The `chains` table: registered chains, their recorded head, live-sync halts and the settings
+//! a reorg repair reads. The live lane's cursor is in [`super::live_lane`].
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, Set, SqlErr,
+    sqlx::{self, PgPool},
+};
+use uuid::Uuid;
+
+use crate::entity::chains;
+
+/// The chain named `name`, if registered.
+pub async fn find(db: &DatabaseConnection, name: &str) -> Result<Option<chains::Model>, DbErr> {
+    chains::Entity::find_by_id(name.to_owned()).one(db).await
+}
+
+/// Every registered chain, by name.
+pub async fn all(db: &DatabaseConnection) -> Result<Vec<chains::Model>, DbErr> {
+    chains::Entity::find()
+        .order_by_asc(chains::Column::Name)
+        .all(db)
+        .await
+}
+
+/// Whether a chain named `name` is registered (reads its primary key only).
+pub async fn exists(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<(String,)> = sqlx::query_as("SELECT name FROM chains WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// A chain to register: what the API validated and the endpoints answered.
+#[derive(Debug, Clone)]
+pub struct NewChain {
+    /// Name used in URLs and batch ids.
+    pub name: String,
+    /// Chain id the endpoints reported.
+    pub chain_id: i64,
+    /// The `rpc_urls` entries as stored (URL strings or `{url, rps?, max_concurrency?}`).
+    pub rpc_urls: serde_json::Value,
+    /// First block to cover.
+    pub start_block: i64,
+    /// Confirmation depth.
+    pub confirmations: i64,
+    /// Blocks per batch.
+    pub batch_size: i32,
+    /// Fewest workers.
+    pub min_workers: i32,
+    /// Most workers.
+    pub max_workers: i32,
+    /// Head of the first endpoint that answered, if any.
+    pub head_block: Option<i64>,
+    /// Whether the live lane follows the head.
+    pub live_sync: bool,
+    /// Hash of block 0 every endpoint must serve.
+    pub genesis_hash: String,
+    /// Deepest reorg repaired automatically.
+    pub max_reorg_depth: i64,
+}
+
+/// Inserts `chain` (live sync not halted, no live cursor or live backfill yet) and returns its
+/// row; `None` when a chain of that name exists (the primary key settles concurrent
+/// registrations).
+pub async fn register(
+    db: &DatabaseConnection,
+    chain: NewChain,
+) -> Result<Option<chains::Model>, DbErr> {
+    let now = Utc::now();
+    let inserted = chains::ActiveModel {
+        name: Set(chain.name),
+        chain_id: Set(Some(chain.chain_id)),
+        rpc_urls: Set(chain.rpc_urls),
+        start_block: Set(chain.start_block),
+        confirmations: Set(chain.confirmations),
+        batch_size: Set(chain.batch_size),
+        min_workers: Set(chain.min_workers),
+        max_workers: Set(chain.max_workers),
+        head_block: Set(chain.head_block),
+        head_updated_at: Set(Some(now.into())),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
+        live_sync: Set(chain.live_sync),
+        live_cursor: Set(None),
+        live_backfill_id: Set(None),
+        genesis_hash: Set(Some(chain.genesis_hash)),
+        max_reorg_depth: Set(chain.max_reorg_depth),
+        live_halted: Set(false),
+        live_halted_reason: Set(None),
+        live_halted_at: Set(None),
+    }
+    .insert(db)
+    .await;
+    match inserted {
+        Ok(row) => Ok(Some(row)),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Records `head` as the chain's newest head, read now.
+pub async fn record_head(pool: &PgPool, name: &str, head: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chains SET head_block = $2, head_updated_at = now() WHERE name = $1")
+        .bind(name)
+        .bind(head)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Halts live sync of the chain for an operator, with `reason`; a chain already halted keeps its
+/// first reason and time. Returns whether this call halted it.
+pub async fn halt_live_sync(pool: &PgPool, name: &str, reason: &str) -> Result<bool, sqlx::Error> {
+    let halted = sqlx::query(
+        "UPDATE chains SET live_halted = true, live_halted_reason = $2, live_halted_at = now() \
+         WHERE name = $1 AND NOT live_halted",
+    )
+    .bind(name)
+    .bind(reason)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(halted > 0)
+}
+
+/// An operator resumes live sync of the chain (clearing the halt and its reason), setting its
+/// reorg depth limit to `max_reorg_depth` when given. Returns whether the chain exists.
+pub async fn resume_live_sync(
+    pool: &PgPool,
+    name: &str,
+    max_reorg_depth: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let resumed = sqlx::query(
+        "UPDATE chains SET live_halted = false, live_halted_reason = NULL, live_halted_at = NULL, \
+           max_reorg_depth = COALESCE($2, max_reorg_depth), updated_at = now() \
+         WHERE name = $1",
+    )
+    .bind(name)
+    .bind(max_reorg_depth)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(resumed > 0)
+}
+
+/// What a reorg repair reads of its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairSettings {
+    /// Deepest reorg repaired automatically.
+    pub max_reorg_depth: i64,
+    /// Whether live sync is halted (then nothing is repaired).
+    pub live_halted: bool,
+    /// Why it is halted.
+    pub live_halted_reason: Option<String>,
+    /// Blocks per batch of the re-index.
+    pub batch_size: i32,
+}
+
+/// The repair settings of the chain named `name`, if registered.
+pub async fn repair_settings(
+    pool: &PgPool,
+    name: &str,
+) -> Result<Option<RepairSettings>, sqlx::Error> {
+    let row: Option<(i64, bool, Option<String>, i32)> = sqlx::query_as(
+        "SELECT max_reorg_depth, live_halted, live_halted_reason, batch_size FROM chains \
+         WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(max_reorg_depth, live_halted, live_halted_reason, batch_size)| RepairSettings {
+            max_reorg_depth,
+            live_halted,
+            live_halted_reason,
+            batch_size,
+        },
+    ))
+}
+
+/// Links the chain to its `live` backfill. Runs in the caller's (fenced) transaction, the one
+/// that inserts that backfill.
+pub async fn set_live_backfill(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    backfill_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chains SET live_backfill_id = $2 WHERE name = $1")
+        .bind(name)
+        .bind(backfill_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
