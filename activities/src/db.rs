@@ -47,6 +47,32 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         })
 }
 
+/// Drops database `name` on the server of `server_url` (connecting to `postgres` to do so), even
+/// with sessions still open: for throw-away databases (benchmarks).
+pub async fn drop_database(server_url: &str, name: &str) -> Result<(), DbSetupError> {
+    let mut parsed = url::Url::parse(server_url).map_err(|_| DbSetupError::InvalidUrl {
+        url: redact_url(server_url),
+    })?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DbSetupError::InvalidUrl {
+            url: redact_url(server_url),
+        });
+    }
+    parsed.set_path("/postgres");
+    let admin = connect(parsed.as_str(), 1).await?;
+    let dropped = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
+    let closed = admin.close().await;
+    dropped
+        .and(closed)
+        .map(|_| ())
+        .map_err(|source| DbSetupError::Unreachable {
+            url: redact_url(server_url),
+            source,
+        })
+}
+
 /// Creates the database named in `url` if it does not exist (connecting to `postgres` to do so).
 pub async fn ensure_database(url: &str) -> Result<(), DbSetupError> {
     let invalid = || DbSetupError::InvalidUrl {

@@ -1,7 +1,8 @@
 //! Planning batches and the one gate every push goes through.
 //!
-//! - [`plan_batches`] inserts batch rows (unique per range) in the caller's transaction and says
-//!   which are new work; nothing is pushed there.
+//! - [`crate::store::batches::plan`] inserts batch rows (unique per range) in the caller's
+//!   transaction and says which are new work; nothing is pushed there. [`batch_jobs`] makes
+//!   their jobs.
 //! - [`enqueue_batches`] is the **gate**: whatever puts a batch job in Redis (scheduler planning,
 //!   the live lane, the reconciler's re-feed, retries, requeues, split halves, reorg repairs)
 //!   pushes through it. It keeps each lane's queue at or under its bound (set by the leader in
@@ -14,12 +15,8 @@ use uuid::Uuid;
 pub use crate::store::Lane;
 use crate::{
     queue::{JobQueue, QueueError},
-    store::{BatchStatus, batches},
+    store::{BatchStatus, batches, queue_bounds},
     types::{BatchId, BatchJob, BlockRange, ChainName},
-};
-
-pub use crate::store::queue_bounds::{
-    DEFAULT_QUEUE_BOUND, get as queue_bound, set as set_queue_bounds,
 };
 
 /// Why batches could not be queued.
@@ -32,8 +29,6 @@ pub enum EnqueueError {
     #[error("queueing batches failed in PostgreSQL: {0}")]
     Database(#[from] sqlx::Error),
 }
-
-pub use crate::store::batches::plan as plan_batches;
 
 /// The jobs of planned `ranges` of one backfill, ready for [`enqueue_batches`].
 pub fn batch_jobs(
@@ -71,7 +66,7 @@ pub async fn enqueue_batches(
     }
     let mut tx = pool.begin().await?;
     batches::lock_gate(&mut tx, lane).await?;
-    let bound = queue_bound(&mut tx, lane).await?;
+    let bound = queue_bounds::get(&mut tx, lane).await?;
     let in_db =
         batches::count_in(&mut tx, lane, &[BatchStatus::Queued, BatchStatus::Running]).await?;
     let in_redis = queue.depth().await?.pending();
@@ -107,7 +102,7 @@ pub async fn feed_planned(
 ) -> Result<usize, EnqueueError> {
     let bound = {
         let mut conn = pool.acquire().await?;
-        queue_bound(&mut conn, lane).await?
+        queue_bounds::get(&mut conn, lane).await?
     };
     let jobs: Vec<(BatchJob, i32)> = batches::planned(pool, lane, backfill_id, bound)
         .await?
@@ -115,23 +110,4 @@ pub async fn feed_planned(
         .filter_map(batches::QueueableRow::into_job)
         .collect();
     enqueue_batches(pool, queue, lane, jobs).await
-}
-
-/// A batch row as read for queueing (`id, chain, from_block, to_block, backfill_id,
-/// queue_round`), as its job and queue round; `None` for a row whose chain or range is invalid.
-pub type BatchRow = (String, String, i64, i64, Uuid, i32);
-
-/// The job of a [`BatchRow`], with its queue round.
-pub fn job_from_row(
-    (id, chain, from, to, backfill_id, round): BatchRow,
-) -> Option<(BatchJob, i32)> {
-    Some((
-        BatchJob {
-            batch_id: id,
-            chain: ChainName::parse(&chain).ok()?,
-            range: BlockRange::new(from as u64, to as u64).ok()?,
-            backfill_id,
-        },
-        round,
-    ))
 }

@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use crate::{
     fence::{self, FenceError, LeaderTerm},
-    plan::{Lane, plan_batches},
     ranges::aligned_batches,
     source::{ChainSource, SourceError},
+    store::{Lane, batches},
     store::{blocks, chains, reorg_log, repair},
     types::{BlockRange, ChainName},
 };
@@ -295,7 +295,7 @@ async fn plan_reindex(
     repair::insert_reindex_backfill(tx, id, chain.as_str(), range.from as i64, range.to as i64)
         .await?;
     let batches: Vec<BlockRange> = aligned_batches(range, batch_size).collect();
-    let planned = plan_batches(tx, chain, id, Lane::Backfill, &batches, false).await?;
+    let planned = batches::plan(tx, chain, id, Lane::Backfill, &batches, false).await?;
     let blocks: u64 = planned.iter().map(|(r, _)| r.len()).sum();
     repair::set_planned_totals(tx, id, planned.len() as i64, blocks as i64).await?;
     Ok((id, planned.into_iter().map(|(r, _)| r).collect()))

@@ -14,9 +14,9 @@ use blockfill_activities::{
     BatchJob, SchedulerJob, SourceRegistry,
     backoff::{Backoff, sleep_or_cancelled},
     db,
-    plan::{Lane, set_queue_bounds},
     queue::{self, JobQueue, WorkerOptions},
     settings::StoreArgs,
+    store::{Lane, queue_bounds},
     types::lanes,
 };
 use blockfill_migrations::{Migrator, MigratorTrait};
@@ -214,7 +214,7 @@ fn lead(
             (Lane::Backfill, worker_ctx.settings.max_queued_batches),
             (Lane::Live, worker_ctx.settings.max_queued_live_batches),
         ];
-        if let Err(e) = set_queue_bounds(&worker_ctx.pool, &bounds).await {
+        if let Err(e) = queue_bounds::set(&worker_ctx.pool, &bounds).await {
             tracing::warn!(target: "blockfill::scheduler", error = %e, "cannot record the queue bounds; pushers use the defaults");
         }
         if let Err(e) = reconciler::resume_backfills(&worker_ctx, Duration::ZERO).await {

@@ -12,8 +12,9 @@
 use blockfill_activities::{
     BlockRange, ChainName,
     entity::chains,
-    plan::{Lane, feed_planned, plan_batches},
+    plan::{Lane, feed_planned},
     ranges::aligned_batches,
+    store::batches,
     store::live_lane,
 };
 use uuid::Uuid;
@@ -58,7 +59,7 @@ pub async fn advance_live(
     let candidates: Vec<BlockRange> =
         aligned_batches(range, chain.batch_size.max(1) as u64).collect();
     let mut tx = ctx.fenced_tx().await?;
-    let planned = plan_batches(&mut tx, &name, backfill_id, Lane::Live, &candidates, true).await?;
+    let planned = batches::plan(&mut tx, &name, backfill_id, Lane::Live, &candidates, true).await?;
     live_lane::advance_cursor(&mut tx, name.as_str(), backfill_id, target as i64).await?;
     tx.commit().await?;
     tracing::debug!(target: "blockfill::live", chain = %name, planned = planned.len(), "live batches planned");

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use blockfill_activities::{
     BatchJob, SchedulerJob,
-    plan::{Lane, enqueue_batches, job_from_row},
+    plan::{Lane, enqueue_batches},
+    store::batches::QueueableRow,
     store::reconcile,
 };
 use uuid::Uuid;
@@ -118,7 +119,10 @@ async fn refeed_lane(
 ) -> Result<usize, SchedulerError> {
     let queue = ctx.queue(lane);
     let rows = reconcile::unfinished_batches(&ctx.pool, lane, grace).await?;
-    let jobs: Vec<(BatchJob, i32)> = rows.into_iter().filter_map(job_from_row).collect();
+    let jobs: Vec<(BatchJob, i32)> = rows
+        .into_iter()
+        .filter_map(QueueableRow::into_job)
+        .collect();
     let task_ids: Vec<String> = jobs.iter().map(|(j, round)| j.task_id(*round)).collect();
     let live = queue.live_tasks(&task_ids).await?;
     let lost: Vec<String> = jobs

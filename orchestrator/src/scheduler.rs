@@ -8,14 +8,16 @@ use std::time::{Duration, Instant};
 
 use blockfill_activities::{
     BlockRange, ChainName, SchedulerJob,
-    entity::chains,
     fence::FenceError,
-    plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned, plan_batches},
+    plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned},
     queue::JobFailure,
     ranges,
-    store::{BackfillMode, BackfillStatus, BatchStatus, backfills, batches, checkpoints, coverage},
+    store::{
+        BackfillMode, BackfillStatus, BatchStatus, backfills, batches, chains, checkpoints,
+        coverage,
+    },
 };
-use sea_orm::{EntityTrait, sqlx};
+use sea_orm::sqlx;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -114,8 +116,7 @@ async fn load_plan(
     let Some(backfill) = backfills::find(&ctx.db, backfill_id).await? else {
         return Ok(None);
     };
-    let chain_row = chains::Entity::find_by_id(backfill.chain.clone())
-        .one(&ctx.db)
+    let chain_row = chains::find(&ctx.db, &backfill.chain)
         .await?
         .ok_or(SchedulerError::BadChain(backfill_id))?;
     let chain =
@@ -289,7 +290,7 @@ async fn plan_step(
     } else {
         window.to + 1
     };
-    let planned = plan_batches(
+    let planned = batches::plan(
         &mut tx,
         &plan.chain,
         job.backfill_id,

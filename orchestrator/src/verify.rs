@@ -4,21 +4,21 @@
 //! [`run`] is the command (flags in [`VerifyArgs`]); [`verify_range`] is the comparison, which
 //! the tests also call.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BlockRange, ChainName, ChainSource, db,
+    BlockRange, ChainName, ChainSource,
+    backoff::Backoff,
+    db,
     entity::chains,
     ranges::aligned_batches,
     settings::StoreArgs,
     source::{EndpointConfig, EndpointPool, PoolSettings},
+    store::{self, indexed},
 };
 use clap::Args;
-use sea_orm::{
-    EntityTrait,
-    sqlx::{self, PgPool},
-};
+use sea_orm::sqlx::PgPool;
 
 /// Flags of `blockfill verify`.
 #[derive(Debug, Clone, Args)]
@@ -54,9 +54,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
     let chain = ChainName::parse(&chain)?;
     let range = BlockRange::new(from, to)?;
     let conn = db::connect(&stores.database_url, 4).await?;
-    let row = chains::Entity::find_by_id(chain.to_string())
-        .one(&conn)
-        .await?;
+    let row = store::chains::find(&conn, chain.as_str()).await?;
     // The node must serve the registered chain (a node of another chain would only report
     // mismatches).
     let expected = row
@@ -131,8 +129,6 @@ impl VerifyReport {
     }
 }
 
-type BlockKey = (String, String, i32, i32);
-
 /// Compares `range` of `chain` in the database with `source`, `chunk` blocks at a time.
 pub async fn verify_range(
     pool: &PgPool,
@@ -144,45 +140,9 @@ pub async fn verify_range(
     let mut report = VerifyReport::default();
     for part in aligned_batches(range, chunk.max(1)) {
         let node = fetch_with_retries(source, part).await?;
-        let (from, to) = (part.from as i64, part.to as i64);
-        let db_blocks: BTreeMap<i64, BlockKey> =
-            sqlx::query_as::<_, (i64, String, String, i32, i32)>(
-                "SELECT number, hash, parent_hash, tx_count, log_count FROM blocks \
-             WHERE chain = $1 AND number BETWEEN $2 AND $3",
-            )
-            .bind(chain.as_str())
-            .bind(from)
-            .bind(to)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|(n, h, p, t, l)| (n, (h, p, t, l)))
-            .collect();
-        let db_txs: BTreeMap<(i64, i32), String> = sqlx::query_as::<_, (i64, i32, String)>(
-            "SELECT block_number, tx_index, hash FROM transactions \
-             WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
-        )
-        .bind(chain.as_str())
-        .bind(from)
-        .bind(to)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|(b, i, h)| ((b, i), h))
-        .collect();
-        let db_logs: BTreeMap<(i64, i32), (String, String)> =
-            sqlx::query_as::<_, (i64, i32, String, String)>(
-                "SELECT block_number, log_index, tx_hash, address FROM logs \
-             WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
-            )
-            .bind(chain.as_str())
-            .bind(from)
-            .bind(to)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|(b, i, t, a)| ((b, i), (t, a)))
-            .collect();
+        let db_blocks = indexed::blocks(pool, chain, part).await?;
+        let db_txs = indexed::transactions(pool, chain, part).await?;
+        let db_logs = indexed::logs(pool, chain, part).await?;
 
         for block in &node.blocks {
             report.blocks_checked += 1;
@@ -281,20 +241,25 @@ fn compare_rows<V: PartialEq + std::fmt::Debug>(
 }
 
 /// Fetches `range`, retrying transient failures (a busy node must not fail a verification).
+/// How verify retries a failed fetch: four retries, from 250 ms doubling.
+const FETCH_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(2)).with_retries(4);
+
 async fn fetch_with_retries(
     source: &dyn ChainSource,
     range: BlockRange,
 ) -> Result<blockfill_activities::BlockBundle, blockfill_activities::source::SourceError> {
-    let mut delay = std::time::Duration::from_millis(250);
-    for _ in 0..4 {
+    let mut delays = FETCH_BACKOFF.delays();
+    loop {
         match source.fetch_range(range).await {
             Ok(bundle) => return Ok(bundle),
-            Err(e) => {
-                tracing::warn!(target: "blockfill::verify", %range, error = %e, retry_in = ?delay, "fetch failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
+            Err(e) => match delays.next() {
+                Some(retry_in) => {
+                    tracing::warn!(target: "blockfill::verify", %range, error = %e, ?retry_in, "fetch failed; retrying");
+                    tokio::time::sleep(retry_in).await;
+                }
+                None => return Err(e),
+            },
         }
     }
-    source.fetch_range(range).await
 }

@@ -194,3 +194,26 @@ pub async fn set_live_backfill(
         .await?;
     Ok(())
 }
+
+/// Registers chain `name` on one RPC URL, or re-points it (the demo and benchmarks, which
+/// register directly rather than through the API).
+pub async fn upsert(
+    pool: &PgPool,
+    name: &str,
+    rpc_url: &str,
+    chain_id: u64,
+    batch_size: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO chains (name, chain_id, rpc_urls, batch_size) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name) DO UPDATE SET rpc_urls = EXCLUDED.rpc_urls, chain_id = EXCLUDED.chain_id, \
+           batch_size = EXCLUDED.batch_size, updated_at = now()",
+    )
+    .bind(name)
+    .bind(chain_id as i64)
+    .bind(serde_json::json!([rpc_url]))
+    .bind(batch_size)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -31,6 +31,7 @@
 //!   confirmation every fenced write makes.
 //! - [`endpoint_health`]: each process's endpoint reports: publishing, pruning, reading the
 //!   fresh ones.
+//! - [`indexed`]: reads of the index tables for `verify`, and control rows per indexed block.
 //! - [`readiness`]: whether PostgreSQL answers.
 //!
 //! SQL lives here and in the bulk write path ([`crate::write`]) only; callers pass and get typed
@@ -46,6 +47,7 @@ pub mod checkpoints;
 pub mod compaction;
 pub mod coverage;
 pub mod endpoint_health;
+pub mod indexed;
 pub mod kinds;
 pub mod leadership;
 pub mod live_lane;

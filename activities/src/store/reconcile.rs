@@ -8,7 +8,6 @@ use sea_orm::sqlx::{self, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{BackfillStatus, BatchStatus, Lane};
-use crate::plan::BatchRow;
 
 /// `(backfill_id, generation)` of the latest scheduler generation of every active (planned or
 /// running) backfill.
@@ -51,7 +50,7 @@ pub async fn unfinished_batches(
     pool: &PgPool,
     lane: Lane,
     grace: Duration,
-) -> Result<Vec<BatchRow>, sqlx::Error> {
+) -> Result<Vec<super::batches::QueueableRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
          WHERE lane = $2 AND status = ANY($3) \

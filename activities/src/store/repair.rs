@@ -2,7 +2,7 @@
 //! taking the chain's coverage lock, deleting everything stored above the common ancestor
 //! (logs, transactions, blocks, coverage), and the range backfill that re-indexes the unwound
 //! range (its row, a finished scheduler checkpoint, its planned totals). The reorg's own record
-//! is [`super::reorg_log::record`]; its batches are planned with [`crate::plan::plan_batches`].
+//! is [`super::reorg_log::record`]; its batches are planned with [`super::batches::plan`].
 
 use sea_orm::sqlx::{self, PgConnection};
 use uuid::Uuid;

@@ -17,15 +17,17 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchId, BatchJob, BatchPolicy, BlockRange, ChainName, SourceRegistry, ranges::aligned_batches,
-    run_batch, settings::StoreArgs,
+    BatchId, BatchJob, BatchPolicy, BlockRange, ChainName, SourceRegistry,
+    ranges::aligned_batches,
+    run_batch,
+    settings::StoreArgs,
+    store::{BackfillMode, Lane, backfills, batches},
 };
 use blockfill_devnet::{
     DevnetChain, DevnetConfig, FaultInjector, FaultProfile, spawn_devnet, spawn_devnet_with_faults,
 };
 use clap::Args;
 use futures::StreamExt;
-use sea_orm::sqlx;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -128,13 +130,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     // Phase 1: the raw loop.
     upsert_chain(&pool, "bench-raw", &rpc_url, 1337, args.batch_size as i32).await?;
     let raw_chain = ChainName::parse("bench-raw")?;
-    let backfill_id = Uuid::now_v7();
-    sqlx::query("INSERT INTO backfills (id, chain, mode, from_block, to_block, status) VALUES ($1, 'bench-raw', 'range', $2, $3, 'running')")
-        .bind(backfill_id)
-        .bind(range.from as i64)
-        .bind(range.to as i64)
-        .execute(&pool)
-        .await?;
+    let backfill_id =
+        backfills::create(&pool, &raw_chain, BackfillMode::Range, range.from, range.to).await?;
     let jobs: Vec<BatchJob> = aligned_batches(range, args.batch_size)
         .map(|r| BatchJob {
             batch_id: BatchId::new(&raw_chain, r).to_string(),
@@ -143,16 +140,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
             backfill_id,
         })
         .collect();
-    sqlx::query(
-        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status) \
-         SELECT id, 'bench-raw', f, t, $4, 'queued' FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS b(id, f, t)",
+    // The raw loop's batches, planned and marked queued as the gate would (no queue here).
+    let mut tx = pool.begin().await?;
+    let ranges: Vec<BlockRange> = jobs.iter().map(|j| j.range).collect();
+    batches::plan(
+        &mut tx,
+        &raw_chain,
+        backfill_id,
+        Lane::Backfill,
+        &ranges,
+        false,
     )
-    .bind(jobs.iter().map(|j| j.batch_id.clone()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.range.from as i64).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.range.to as i64).collect::<Vec<_>>())
-    .bind(backfill_id)
-    .execute(&pool)
     .await?;
+    let ids: Vec<String> = jobs.iter().map(|j| j.batch_id.clone()).collect();
+    batches::mark_queued(&mut tx, &ids).await?;
+    tx.commit().await?;
     let sources = SourceRegistry::new(raw_db.clone(), scheduler.rpc.pool_settings());
     let started = Instant::now();
     let failures = futures::stream::iter(jobs.iter())
@@ -443,15 +445,9 @@ pub(crate) async fn cleanup(
             let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
         }
     }
-    if !keep_database && let Ok(mut url) = url::Url::parse(admin_url) {
-        url.set_path("/postgres");
-        if let Ok(admin) = blockfill_activities::db::connect(url.as_str(), 1).await {
-            use sea_orm::ConnectionTrait;
-            let _ = admin
-                .execute_unprepared(&format!(
-                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                ))
-                .await;
-        }
+    if !keep_database
+        && let Err(e) = blockfill_activities::db::drop_database(admin_url, database).await
+    {
+        tracing::warn!(target: "blockfill::bench", error = %e, database, "could not drop the benchmark database");
     }
 }

@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::settings::StoreArgs;
+use blockfill_activities::store;
 use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -56,18 +57,9 @@ pub async fn upsert_chain(
     chain_id: u64,
     batch_size: i32,
 ) -> anyhow::Result<()> {
-    sea_orm::sqlx::query(
-        "INSERT INTO chains (name, chain_id, rpc_urls, batch_size) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (name) DO UPDATE SET rpc_urls = EXCLUDED.rpc_urls, chain_id = EXCLUDED.chain_id, \
-           batch_size = EXCLUDED.batch_size, updated_at = now()",
-    )
-    .bind(name)
-    .bind(chain_id as i64)
-    .bind(json!([rpc_url]))
-    .bind(batch_size)
-    .execute(pool)
-    .await
-    .with_context(|| format!("registering chain {name}"))?;
+    store::chains::upsert(pool, name, rpc_url, chain_id, batch_size)
+        .await
+        .with_context(|| format!("registering chain {name}"))?;
     Ok(())
 }
 

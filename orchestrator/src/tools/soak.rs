@@ -16,9 +16,9 @@ use std::{
 };
 
 use blockfill_activities::settings::StoreArgs;
+use blockfill_activities::store::indexed;
 use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use clap::Args;
-use sea_orm::sqlx::{self, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -164,7 +164,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             .await?;
         let status_ms = asked.elapsed().as_secs_f64() * 1_000.0;
         let (redis_keys, redis_bytes) = redis_usage(redis.clone(), &stores.redis_prefix).await?;
-        let (batch_rows, rows_per_block) = rows_per_block(&pool).await?;
+        let (batch_rows, rows_per_block) = indexed::control_rows_per_block(&pool).await?;
         samples.push(Sample {
             at,
             status_ms,
@@ -226,19 +226,6 @@ async fn redis_usage(
         pipe.query_async(&mut conn).await?
     };
     Ok((keys.len() as u64, sizes.into_iter().flatten().sum()))
-}
-
-/// Batch rows, and control rows (batches, backfills, checkpoints) per indexed block.
-async fn rows_per_block(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
-    let (batches, control, blocks): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM batches), \
-                (SELECT count(*) FROM batches) + (SELECT count(*) FROM backfills) \
-                  + (SELECT count(*) FROM scheduler_checkpoints), \
-                (SELECT count(*) FROM blocks)",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((batches, control as f64 / blocks.max(1) as f64))
 }
 
 fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
