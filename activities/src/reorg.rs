@@ -19,8 +19,7 @@ use crate::{
     fence::{self, FenceError, LeaderTerm},
     ranges::aligned_batches,
     source::{ChainSource, SourceError},
-    store::{Lane, batches},
-    store::{blocks, chains, reorg_log, repair},
+    store::{Lane, batches, blocks, chains, coverage, reorg_log, repair},
     types::{BlockRange, ChainName},
 };
 
@@ -233,7 +232,7 @@ async fn unwind(
         .collect();
     let mut tx = pool.begin().await?;
     fence::confirm(request.term, &mut tx).await?;
-    repair::lock_chain_coverage(&mut tx, chain.as_str()).await?;
+    coverage::lock(&mut tx, chain.as_str()).await?;
     // Batches may have committed above the tip read before the lock; they are unwound too, so
     // the range to re-index ends at the tip under the lock.
     let locked_top = blocks::tip(&mut *tx, chain.as_str()).await?;

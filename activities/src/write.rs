@@ -4,7 +4,7 @@
 
 use sea_orm::sqlx::{self, PgPool, Postgres, Transaction};
 
-use crate::store::batches;
+use crate::store::{batches, coverage};
 use crate::{
     source::BlockBundle,
     types::{BlockRange, ChainName},
@@ -239,10 +239,7 @@ pub async fn add_coverage(
     chain: &ChainName,
     range: BlockRange,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.coverage'), hashtext($1))")
-        .bind(chain.as_str())
-        .execute(&mut **tx)
-        .await?;
+    coverage::lock(tx, chain.as_str()).await?;
     let (from, to) = (to_i64(range.from), to_i64(range.to));
     let absorbed: (Option<i64>, Option<i64>) = sqlx::query_as(
         "WITH absorbed AS ( \

@@ -92,7 +92,7 @@ pub struct WorkerOptions {
     pub name_prefix: String,
     /// Jobs run at once by this worker. Default: `4`
     pub concurrency: usize,
-    /// In-process retries after a [`JobFailure::Retry`]; the handler runs at most `retries + 1`
+    /// In-process retries after a [`JobFailure::Retry`](super::JobFailure::Retry); the handler runs at most `retries + 1`
     /// times per delivery. Default: `3`
     pub retries: usize,
     /// First backoff; it doubles with each retry, with +-25 % jitter. Default: `500ms`

@@ -50,3 +50,13 @@ pub async fn uncovered_blocks(
     .await?;
     Ok(range.len() as i64 - covered - quarantined)
 }
+
+/// Takes the transaction-scoped coverage lock of `chain`: batches of the chain add coverage (and
+/// a reorg repair unwinds) one transaction at a time, so concurrent merges stay correct.
+pub async fn lock(conn: &mut PgConnection, chain: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.coverage'), hashtext($1))")
+        .bind(chain)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

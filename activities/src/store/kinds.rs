@@ -1,7 +1,7 @@
 //! The typed states of the control tables, spelled once.
 //!
 //! Each enum's spelling in PostgreSQL, in JSON and in logs is its `strum` snake_case name: the
-//! [`text_kind!`] macro derives the sea-orm value type (entity fields), the sqlx encoding (raw
+//! `text_kind!` macro derives the sea-orm value type (entity fields), the sqlx encoding (raw
 //! queries bind these enums, never a literal) and serde from that one spelling.
 
 use sea_orm::{

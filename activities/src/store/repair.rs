@@ -9,20 +9,9 @@ use uuid::Uuid;
 
 use super::{BackfillMode, BackfillStatus};
 
-/// Takes the transaction-scoped coverage lock of `chain`, the one the bulk write path takes to
-/// add coverage: no batch of the chain commits blocks or coverage until the caller's
-/// transaction ends.
-pub async fn lock_chain_coverage(conn: &mut PgConnection, chain: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.coverage'), hashtext($1))")
-        .bind(chain)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Deletes the logs, transactions and blocks of `chain` above `above`, and the coverage above it
 /// (intervals starting above it go, intervals reaching above it end at it). Runs in the caller's
-/// fenced transaction, after [`lock_chain_coverage`].
+/// fenced transaction, after [`super::coverage::lock`].
 pub async fn unwind_above(
     conn: &mut PgConnection,
     chain: &str,

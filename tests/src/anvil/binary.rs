@@ -28,7 +28,7 @@ pub(super) fn is_executable(path: &Path) -> bool {
 /// `<workspace>/scripts/install-anvil.sh` (npm, about 3 s) once per process: concurrent callers
 /// wait for the same installation, and its failure is remembered (not retried).
 ///
-/// Blocking; from async code call it through `tokio::task::spawn_blocking` ([`Anvil::start`]
+/// Blocking; from async code call it through `tokio::task::spawn_blocking` ([`Anvil::start`](super::Anvil::start)
 /// does).
 pub fn anvil_binary() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(ANVIL_BIN_ENV) {

@@ -1,7 +1,7 @@
 //! Which chain an endpoint serves. [`ChainIdentity`] is what the chain's row says every endpoint
 //! must serve (its chain id and genesis hash); [`IdentityState`] is what the pool found an endpoint
 //! serving. Only a `verified` endpoint is routed to, and the state sits in an atomic
-//! ([`IdentityCell`]) so that choosing an endpoint pays one load for it.
+//! (`IdentityCell`) so that choosing an endpoint pays one load for it.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -170,7 +170,7 @@ impl EndpointStats {
         *self.errors.entry(kind.to_owned()).or_default() += 1;
     }
 
-    /// Requests per second over the last [`RATE_SECONDS`] whole seconds.
+    /// Requests per second over the last `RATE_SECONDS` whole seconds.
     pub fn requests_per_second(&self, now: Instant) -> f64 {
         let second = now.saturating_duration_since(self.started).as_secs();
         let counted: u64 = self
