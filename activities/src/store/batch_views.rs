@@ -67,8 +67,8 @@ pub async fn retryable_ids(pool: &PgPool, backfill_id: Uuid) -> Result<Vec<Strin
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
-/// A block held in quarantine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A block held in quarantine (as the admin API shows it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Quarantined {
     /// Chain name.
     pub chain: String,

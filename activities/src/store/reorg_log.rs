@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, PgConnection, PgPool};
 
-/// A recorded reorg.
-#[derive(Debug, Clone, PartialEq)]
+/// A recorded reorg (as the admin API shows it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReorgRecord {
     /// Sequence number.
     pub id: i64,
@@ -13,11 +13,11 @@ pub struct ReorgRecord {
     pub common_ancestor: i64,
     /// Blocks unwound above it.
     pub depth: i32,
-    /// Replaced blocks `[{number, hash}]`.
+    /// Replaced blocks `[{number, hash}]` (at most 64).
     pub old_hashes: serde_json::Value,
     /// The node's blocks at those heights.
     pub new_hashes: serde_json::Value,
-    /// Who found it (`write`, `seam`).
+    /// `write` (a batch did not link to stored blocks) or `seam` (the periodic check).
     pub detected_by: String,
     /// When it was repaired.
     pub detected_at: DateTime<Utc>,
@@ -85,11 +85,11 @@ pub struct NewReorg<'a> {
     pub common_ancestor: i64,
     /// Blocks replaced.
     pub depth: i32,
-    /// Replaced blocks `[{number, hash}]`.
+    /// Replaced blocks `[{number, hash}]` (at most 64).
     pub old_hashes: serde_json::Value,
     /// The node's blocks at those heights.
     pub new_hashes: serde_json::Value,
-    /// Who found it (`write`, `seam`).
+    /// `write` (a batch did not link to stored blocks) or `seam` (the periodic check).
     pub detected_by: &'a str,
 }
 

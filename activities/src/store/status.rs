@@ -214,8 +214,9 @@ pub async fn recent_chain_work(pool: &PgPool, chain: &str) -> Result<RecentWork,
     Ok(RecentWork { blocks, seconds })
 }
 
-/// How much of a chain's work needed retries, redeliveries, failed or was quarantined.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// How much of a chain's work needed retries, redeliveries, failed or was quarantined (as the
+/// status answer shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct WorkCounts {
     /// Batches that needed more than one attempt (compacted ones included).
     pub retried_batches: i64,

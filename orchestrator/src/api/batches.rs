@@ -178,37 +178,7 @@ async fn retry_failed(
 }
 
 /// A quarantined block.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct QuarantinedBlock {
-    /// Chain name.
-    pub chain: String,
-    /// Block number.
-    pub number: i64,
-    /// The single-block batch that failed.
-    pub batch_id: String,
-    /// The backfill it belongs to.
-    pub backfill_id: Uuid,
-    /// The error of its last attempt.
-    pub error: String,
-    /// Attempts spent on it.
-    pub attempts: i32,
-    /// When it was quarantined.
-    pub quarantined_at: DateTime<Utc>,
-}
-
-impl From<batch_views::Quarantined> for QuarantinedBlock {
-    fn from(row: batch_views::Quarantined) -> Self {
-        Self {
-            chain: row.chain,
-            number: row.number,
-            batch_id: row.batch_id,
-            backfill_id: row.backfill_id,
-            error: row.error,
-            attempts: row.attempts,
-            quarantined_at: row.quarantined_at,
-        }
-    }
-}
+pub use blockfill_activities::store::batch_views::Quarantined as QuarantinedBlock;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,5 +200,5 @@ async fn quarantine(
     }
     let chain = query.chain.map(Text::into_string);
     let rows = batch_views::quarantined(&ctx.app.pool, chain.as_deref(), limit).await?;
-    Ok(Json(rows.into_iter().map(Into::into).collect()))
+    Ok(Json(rows))
 }

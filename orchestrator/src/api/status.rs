@@ -12,7 +12,7 @@ use blockfill_activities::{
     entity::chains,
     store::{
         chains as chain_rows, reorg_log,
-        status::{self as status_reads, WorkCounts},
+        status::{self as status_reads},
     },
 };
 use chrono::{DateTime, Utc};
@@ -114,34 +114,7 @@ pub struct ChainStatus {
 }
 
 /// How much of a chain's work needed retries, redeliveries, failed or was quarantined.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct WorkStatus {
-    /// Batches that needed more than one attempt.
-    pub retried_batches: i64,
-    /// Batches delivered more than once (worker deaths, lost queues).
-    pub redelivered_batches: i64,
-    /// Batches failed for good (retry them with the API).
-    pub failed_batches: i64,
-    /// Batches split in halves after running out of attempts.
-    pub split_batches: i64,
-    /// Blocks quarantined and not yet retried.
-    pub quarantined_blocks: i64,
-    /// The latest distinct batch errors, newest first (at most 5).
-    pub last_errors: Vec<String>,
-}
-
-impl From<WorkCounts> for WorkStatus {
-    fn from(counts: WorkCounts) -> Self {
-        Self {
-            retried_batches: counts.retried_batches,
-            redelivered_batches: counts.redelivered_batches,
-            failed_batches: counts.failed_batches,
-            split_batches: counts.split_batches,
-            quarantined_blocks: counts.quarantined_blocks,
-            last_errors: counts.last_errors,
-        }
-    }
-}
+pub use blockfill_activities::store::status::WorkCounts as WorkStatus;
 
 /// The historical range `[from, to]` a chain should cover: its start block up to the indexable
 /// tip (the safe head, and never the head itself, which may be announced before it is served),
@@ -170,10 +143,7 @@ pub async fn chain_status(
     let lag_blocks =
         safe_head.map(|safe| (safe - last_indexed.unwrap_or(chain.start_block - 1)).max(0));
     let reorgs_seen = reorg_log::count(pool, &chain.name).await?;
-    let last_reorg = reorg_log::recent(pool, &chain.name, 1)
-        .await?
-        .pop()
-        .map(Into::into);
+    let last_reorg = reorg_log::recent(pool, &chain.name, 1).await?.pop();
     let progress = status_reads::live_progress(pool, &chain.name).await?;
     let live = LiveStatus {
         lag_seconds: lag_blocks
@@ -197,7 +167,7 @@ pub async fn chain_status(
     let rate = status_reads::recent_chain_work(pool, &chain.name)
         .await?
         .blocks_per_second();
-    let work = status_reads::work_counts(pool, &chain.name).await?.into();
+    let work = status_reads::work_counts(pool, &chain.name).await?;
     let Some((from, to)) = covered_range(pool, chain).await? else {
         return Ok(ChainStatus {
             chain: chain.name.clone(),
