@@ -14,6 +14,7 @@
 //! - `m20261202_000007_bounded_status`: partial indexes for the status answer, counters of
 //!   compacted live batches on backfills.
 //! - `m20261202_000008_failure_kinds`: the kind of each batch's last failure.
+//! - `m20261202_000009_workers`: each worker process's report (what it serves, its heartbeat).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -47,6 +48,7 @@ mod m20261201_000005_endpoint_health;
 mod m20261202_000006_safety;
 mod m20261202_000007_bounded_status;
 mod m20261202_000008_failure_kinds;
+mod m20261202_000009_workers;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -64,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_safety::Migration),
             Box::new(m20261202_000007_bounded_status::Migration),
             Box::new(m20261202_000008_failure_kinds::Migration),
+            Box::new(m20261202_000009_workers::Migration),
         ]
     }
 }

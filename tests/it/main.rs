@@ -28,4 +28,5 @@ mod scheduler;
 mod status_cost;
 mod status_gaps;
 mod teardown;
+mod workers;
 mod writes;

@@ -6,8 +6,11 @@
 //! - [`WorkerArgs`]: flags and environment variables, with defaults.
 //! - [`run`]: connect, then process batch jobs until the shutdown token is cancelled; in-flight
 //!   batches finish first.
+//! - [`report`]: the worker's report of itself (what it serves, in flight, rate, heartbeat).
 
-use std::time::Duration;
+pub mod report;
+
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use blockfill_activities::{
@@ -18,8 +21,11 @@ use blockfill_activities::{
     run_batch,
     settings::{RpcArgs, StoreArgs},
     source::RequestPriority,
+    store::workers::WorkerReport,
+    telemetry,
 };
 use clap::Args;
+use report::WorkerStats;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of one worker process.
@@ -79,6 +85,33 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         HEALTH_REPORT_INTERVAL,
         shutdown.clone(),
     ));
+    let stats = Arc::new(WorkerStats::default());
+    // The report goes when the worker stops taking jobs (shutdown) or stops for good.
+    let report_stop = shutdown.child_token();
+    let reporter = tokio::spawn(report::publish_reports(
+        pool.clone(),
+        WorkerReport {
+            id: format!(
+                "{}-{}-{}-{}",
+                args.name,
+                telemetry::host_name(),
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ),
+            host: telemetry::host_name(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            chains: None,
+            lanes: Lane::ALL.to_vec(),
+            concurrency: i32::try_from(args.concurrency + args.live_concurrency)
+                .unwrap_or(i32::MAX),
+            in_flight: 0,
+            blocks_per_second: 0.0,
+            batches_done: 0,
+            blocks_done: 0,
+        },
+        Arc::clone(&stats),
+        report_stop.clone(),
+    ));
     let batches =
         JobQueue::<BatchJob>::connect(&args.stores.queue(), Lane::Backfill.queue()).await?;
     let live = JobQueue::<BatchJob>::connect(&args.stores.queue(), Lane::Live.queue()).await?;
@@ -100,6 +133,7 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         pool,
         sources,
         policy,
+        stats,
         shutdown: shutdown.clone(),
     };
     let live_lane = LaneWorker {
@@ -118,13 +152,18 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         ),
     );
     let deadline = args.shutdown_deadline;
-    tokio::select! {
+    let outcome = tokio::select! {
         result = both => result.map(|_| ()).context("worker stopped with an error"),
         _ = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
             tracing::warn!(target: "blockfill::worker", ?deadline, "in-flight batches did not finish before the shutdown deadline; exiting, their jobs will be redelivered");
             Ok(())
         }
+    };
+    report_stop.cancel();
+    if let Err(e) = reporter.await {
+        tracing::warn!(target: "blockfill::worker", error = %e, "the report task failed");
     }
+    outcome
 }
 
 /// What one queue's worker needs.
@@ -134,6 +173,7 @@ struct LaneWorker {
     pool: sea_orm::sqlx::PgPool,
     sources: SourceRegistry,
     policy: BatchPolicy,
+    stats: Arc<WorkerStats>,
     shutdown: CancellationToken,
 }
 
@@ -184,10 +224,13 @@ async fn handle(
         pool,
         sources,
         policy,
+        stats,
         ..
     } = worker;
+    let _running = stats.running();
     match run_batch(&pool, &sources, &job, &ctx.worker_name, policy).await {
         Ok(BatchOutcome::Written(outcome)) => {
+            stats.written(job.range.len());
             tracing::debug!(target: "blockfill::worker", batch = %job.batch_id, blocks = outcome.blocks_inserted, "batch written");
             metrics::counter!("blockfill_batches_done_total").increment(1);
             Ok(())

@@ -74,12 +74,7 @@ impl PollStrategy for TickStrategy {
 }
 
 fn worker_name(prefix: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
+    let host = crate::telemetry::host_name();
     format!(
         "{prefix}-{host}-{}-{}",
         std::process::id(),

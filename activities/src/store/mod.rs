@@ -32,6 +32,7 @@
 //! - [`endpoint_health`]: each process's endpoint reports: publishing, pruning, reading the
 //!   fresh ones.
 //! - [`indexed`]: reads of the index tables for `verify`, and control rows per indexed block.
+//! - [`workers`]: each worker process's report (what it serves, in flight, rate, heartbeat).
 //! - [`readiness`]: whether PostgreSQL answers.
 //!
 //! SQL lives here and in the bulk write path ([`crate::write`]) only; callers pass and get typed
@@ -57,5 +58,6 @@ pub mod reconcile;
 pub mod reorg_log;
 pub mod repair;
 pub mod status;
+pub mod workers;
 
 pub use kinds::{BackfillMode, BackfillStatus, BatchStatus, FailureKind, Lane};

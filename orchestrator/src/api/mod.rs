@@ -13,6 +13,7 @@ mod params;
 mod reorgs;
 pub mod status;
 mod ui;
+mod workers;
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ pub use status::{
     ChainStatus, GapPage, GapSummary, GapView, HistoricalStatus, Interval, LIVE_SYNC_TOLERANCE,
     LiveStatus, WorkStatus, chain_status, gap_page, gap_summary,
 };
+pub use workers::WorkerView;
 
 use crate::{context::AppContext, leader::Role};
 
@@ -63,6 +65,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(batches::router())
         .merge(orchestrator::router())
         .merge(reorgs::router())
+        .merge(workers::router())
         .merge(ui::router())
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
