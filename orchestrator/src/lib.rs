@@ -16,6 +16,7 @@
 //! - [`compaction`]: deleting old done live batch rows, counted on their backfill.
 //! - [`api`]: the admin REST API (one file per resource) and the embedded dashboard.
 //! - [`fleet`]: starting and stopping local `blockfill-worker` processes.
+//! - [`sizing`]: how many workers a chain wants (backlog, measured rate, min/max, hysteresis).
 //! - [`migrate`]: `blockfill migrate`.
 //! - [`verify`]: `blockfill verify`, database-versus-node comparison.
 //! - [`tools`]: `blockfill demo`, `bench` and `soak`: tooling over the devnet, kept apart from
@@ -38,6 +39,7 @@ pub mod reconciler;
 pub mod scheduler;
 pub mod seams;
 pub mod settings;
+pub mod sizing;
 pub mod tools;
 pub mod verify;
 

@@ -17,6 +17,7 @@ mod endpoints;
 mod failures;
 mod fault_proxy;
 mod fencing;
+mod fleet;
 mod leadership;
 mod live;
 mod poison;

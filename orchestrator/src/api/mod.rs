@@ -6,6 +6,7 @@ mod batches;
 mod chains;
 mod endpoints;
 mod error;
+mod fleet;
 mod health;
 mod live;
 mod orchestrator;
@@ -32,6 +33,7 @@ pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chains::ChainView;
 pub use endpoints::{EndpointView, EndpointsView};
 pub use error::ApiError;
+pub use fleet::FleetView;
 pub use orchestrator::{LeaderView, OrchestratorView};
 pub use reorgs::ReorgView;
 pub use status::{
@@ -66,6 +68,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(orchestrator::router())
         .merge(reorgs::router())
         .merge(workers::router())
+        .merge(fleet::router())
         .merge(ui::router())
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
