@@ -132,17 +132,19 @@ pub async fn fresh(pool: &PgPool, stale_after: Duration) -> Result<Vec<WorkerRow
 }
 
 /// Blocks `chain` still has to index: those of its unfinished batches (both lanes) plus the
-/// unplanned rest of its active range and gaps backfills (from their latest cursor; a gaps
-/// backfill counts its whole unplanned range, an upper bound).
+/// unplanned rest of its active range and gaps backfills, from the furthest cursor of their kept
+/// generations (a redelivered generation may have planned past the cursor its successor
+/// copied). An estimate: a gaps backfill counts its whole unplanned range, and a rescan's
+/// rewound cursor is not seen until its batches are planned.
 pub async fn backlog_blocks(pool: &PgPool, chain: &str) -> Result<u64, sqlx::Error> {
     let (blocks,): (i64,) = sqlx::query_as(
         "SELECT (COALESCE((SELECT sum(to_block - from_block + 1) FROM batches \
                            WHERE chain = $1 AND status = ANY($2)), 0) \
                + COALESCE((SELECT sum(GREATEST(b.to_block - c.cursor_block + 1, 0)) \
                            FROM backfills b \
-                           JOIN LATERAL (SELECT cursor_block FROM scheduler_checkpoints \
-                                         WHERE backfill_id = b.id \
-                                         ORDER BY generation DESC LIMIT 1) c ON true \
+                           JOIN LATERAL (SELECT max(cursor_block) AS cursor_block \
+                                         FROM scheduler_checkpoints \
+                                         WHERE backfill_id = b.id) c ON true \
                            WHERE b.chain = $1 AND b.status = ANY($3) AND b.mode <> $4), 0))::int8",
     )
     .bind(chain)
