@@ -88,17 +88,18 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let stats = Arc::new(WorkerStats::default());
     // The report goes when the worker stops taking jobs (shutdown) or stops for good.
     let report_stop = shutdown.child_token();
+    let host = telemetry::host_name();
     let reporter = tokio::spawn(report::publish_reports(
         pool.clone(),
         WorkerReport {
             id: format!(
                 "{}-{}-{}-{}",
                 args.name,
-                telemetry::host_name(),
+                host,
                 std::process::id(),
                 uuid::Uuid::now_v7().simple()
             ),
-            host: telemetry::host_name(),
+            host,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             chains: None,
             lanes: Lane::ALL.to_vec(),

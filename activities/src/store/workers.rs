@@ -16,7 +16,7 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(2);
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
 
 /// What a worker process says of itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct WorkerReport {
     /// Unique per process (name, host, pid, start).
     pub id: String,
@@ -40,29 +40,14 @@ pub struct WorkerReport {
     pub blocks_done: i64,
 }
 
-/// A worker's report as the admin API lists it.
+/// A worker's report as the admin API lists it: the report, with when it started and its
+/// heartbeat.
 #[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct WorkerRow {
-    /// Unique per process.
-    pub id: String,
-    /// The host it runs on.
-    pub host: String,
-    /// Its version.
-    pub version: String,
-    /// The chains it serves (`null`: every chain).
-    pub chains: Option<Vec<String>>,
-    /// The lanes it serves.
-    pub lanes: Vec<Lane>,
-    /// Batches it runs at once, over all its lanes.
-    pub concurrency: i32,
-    /// Batches running at its last heartbeat.
-    pub in_flight: i32,
-    /// Blocks written per second over its last report interval.
-    pub blocks_per_second: f64,
-    /// Batches written since it started.
-    pub batches_done: i64,
-    /// Blocks written since it started.
-    pub blocks_done: i64,
+    /// What the worker said of itself.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub report: WorkerReport,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// Its last report.

@@ -88,7 +88,8 @@ async fn show(
         .await?
         .iter()
         .filter(|w| {
-            w.chains
+            w.report
+                .chains
                 .as_ref()
                 .is_none_or(|served| served.contains(&chain.name))
         })
