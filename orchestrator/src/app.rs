@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, SchedulerJob, SourceRegistry,
+    BatchQueues, SchedulerJob, SourceRegistry,
     backoff::{Backoff, sleep_or_cancelled},
     db,
     queue::{self, JobQueue, WorkerOptions},
@@ -78,11 +78,9 @@ impl Orchestrator {
         let conn = prepare_database(&args.stores, 16).await?;
         let pool = conn.get_postgres_connection_pool().clone();
         let queue_settings = args.stores.queue();
-        let batches =
-            JobQueue::<BatchJob>::connect(&queue_settings, Lane::Backfill.queue()).await?;
+        let queues = BatchQueues::connect(&queue_settings).await?;
         let scheduler_queue =
             JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
-        let live = JobQueue::<BatchJob>::connect(&queue_settings, Lane::Live.queue()).await?;
         let listener = TcpListener::bind(args.api_addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr",
@@ -94,9 +92,8 @@ impl Orchestrator {
         let context = AppContext {
             db: conn.clone(),
             pool: pool.clone(),
-            batches,
+            queues,
             scheduler: scheduler_queue,
-            live,
             settings: args.scheduler.clone(),
             shutdown: shutdown.clone(),
             instance: role.instance.clone(),

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::chains;
+use crate::{entity::chains, types::ChainName};
 
 /// The chain named `name`, if registered.
 pub async fn find(db: &DatabaseConnection, name: &str) -> Result<Option<chains::Model>, DbErr> {
@@ -30,6 +30,17 @@ pub async fn exists(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
         .fetch_optional(pool)
         .await?;
     Ok(found.is_some())
+}
+
+/// The names of every registered chain.
+pub async fn names(pool: &PgPool) -> Result<Vec<ChainName>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM chains ORDER BY name")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name,)| ChainName::parse(&name).ok())
+        .collect())
 }
 
 /// A chain to register: what the API validated and the endpoints answered.
