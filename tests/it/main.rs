@@ -29,6 +29,7 @@ mod resolution;
 mod scheduler;
 mod status_cost;
 mod status_gaps;
+mod supervisor;
 mod teardown;
 mod workers;
 mod writes;

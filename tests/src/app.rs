@@ -17,7 +17,7 @@ use blockfill_activities::{
 };
 use blockfill_orchestrator::{
     Orchestrator,
-    settings::{SchedulerArgs, ServeArgs},
+    settings::{FleetArgs, SchedulerArgs, ServeArgs},
 };
 use reqwest::StatusCode;
 use sea_orm::{DatabaseConnection, sqlx::PgPool};
@@ -64,6 +64,10 @@ pub fn test_scheduler() -> SchedulerArgs {
         head_poll_interval: Duration::from_millis(500),
         seam_check_interval: Duration::from_secs(1),
         rpc: test_rpc(),
+        fleet: FleetArgs {
+            fleet_interval: Duration::from_millis(500),
+            ..FleetArgs::default()
+        },
     }
 }
 

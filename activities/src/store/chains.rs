@@ -228,3 +228,19 @@ pub async fn upsert(
     .await?;
     Ok(())
 }
+
+/// Sets `name`'s fleet bounds (the tools' chains; operators use `PATCH /v1/chains/{name}`).
+pub async fn set_fleet_bounds(
+    pool: &PgPool,
+    name: &str,
+    min_workers: u32,
+    max_workers: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chains SET min_workers = $2, max_workers = $3 WHERE name = $1")
+        .bind(name)
+        .bind(i32::try_from(min_workers).unwrap_or(i32::MAX))
+        .bind(i32::try_from(max_workers.max(min_workers)).unwrap_or(i32::MAX))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
