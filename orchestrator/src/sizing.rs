@@ -115,14 +115,15 @@ mod tests {
             0u32..60,
             0u64..10_000_000,
             prop::option::of(0.0f64..5_000.0),
+            0u64..100_000,
         )
-            .prop_map(|(min, extra, running, backlog, rate)| FleetInputs {
+            .prop_map(|(min, extra, running, backlog, rate, drain)| FleetInputs {
                 min_workers: min,
                 max_workers: min + extra,
                 running,
                 backlog_blocks: backlog,
                 per_worker_blocks_per_second: rate,
-                target_drain: DEFAULT_TARGET_DRAIN,
+                target_drain: Duration::from_secs(drain),
             })
     }
 
@@ -139,6 +140,17 @@ mod tests {
             let bigger = FleetInputs { backlog_blocks: inputs.backlog_blocks + more, ..inputs };
             let (bigger_size, _) = desired_workers(bigger);
             prop_assert!(bigger_size >= size, "{size} -> {bigger_size} for {inputs:?} + {more}");
+        }
+
+        #[test]
+        fn a_shorter_target_drain_never_wants_fewer_workers(inputs in inputs(), shorter in 0u64..100_000) {
+            let (size, _) = desired_workers(inputs);
+            let hurried = FleetInputs {
+                target_drain: inputs.target_drain.saturating_sub(Duration::from_secs(shorter)),
+                ..inputs
+            };
+            let (hurried_size, _) = desired_workers(hurried);
+            prop_assert!(hurried_size >= size, "{size} -> {hurried_size} for {inputs:?} - {shorter}s");
         }
 
         #[test]

@@ -104,8 +104,34 @@ struct ChainWorkers {
     running: Vec<Supervised>,
     /// Names of stopped workers until they exit, with their drain.
     draining: Vec<(String, JoinHandle<()>)>,
+    desired: ScaleDownWindow,
+}
+
+/// The sizes desired over the scale-down delay: the size to run is the largest of them, so
+/// growth is immediate and a shrink waits until every size desired over the delay is smaller.
+#[derive(Debug, Default)]
+struct ScaleDownWindow {
     /// Recent desired sizes, oldest first.
-    desired: VecDeque<(Instant, u32)>,
+    recent: VecDeque<(Instant, u32)>,
+}
+
+impl ScaleDownWindow {
+    /// Records `desired` at `now`; returns the largest size desired within `delay` of `now`.
+    fn target(&mut self, now: Instant, desired: u32, delay: Duration) -> u32 {
+        self.recent.push_back((now, desired));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > delay)
+        {
+            self.recent.pop_front();
+        }
+        self.recent
+            .iter()
+            .map(|(_, size)| *size)
+            .max()
+            .unwrap_or(desired)
+    }
 }
 
 #[derive(Default)]
@@ -145,20 +171,10 @@ impl Supervisor {
         let chain = chains.entry(view.chain.clone()).or_default();
         chain.draining.retain(|(_, drain)| !drain.is_finished());
 
-        chain.desired.push_back((now, view.desired));
-        while chain
-            .desired
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > self.settings.scale_down_delay)
-        {
-            chain.desired.pop_front();
-        }
+        // A lowered maximum (PATCH) applies at once, whatever was desired before.
         let target = chain
             .desired
-            .iter()
-            .map(|(_, size)| *size)
-            .max()
-            .unwrap_or(view.desired)
+            .target(now, view.desired, self.settings.scale_down_delay)
             .min(view.max_workers);
         let own = |report: &WorkerRow| {
             chain
@@ -304,5 +320,36 @@ impl Supervisor {
                 tracing::warn!(target: "blockfill::fleet", error = %e, "a worker's drain failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_is_immediate_and_a_shrink_waits_for_the_delay() {
+        let delay = Duration::from_secs(30);
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let mut window = ScaleDownWindow::default();
+        assert_eq!(window.target(at(0), 1, delay), 1);
+        assert_eq!(window.target(at(2), 4, delay), 4, "grows at once");
+        assert_eq!(window.target(at(4), 2, delay), 4, "a dip does not shrink");
+        assert_eq!(window.target(at(20), 3, delay), 4);
+        assert_eq!(window.target(at(33), 2, delay), 3, "4 left the window");
+        assert_eq!(window.target(at(51), 2, delay), 2);
+        assert_eq!(window.target(at(52), 5, delay), 5);
+    }
+
+    #[test]
+    fn without_a_delay_the_target_is_the_latest_size() {
+        let start = Instant::now();
+        let mut window = ScaleDownWindow::default();
+        assert_eq!(window.target(start, 4, Duration::ZERO), 4);
+        assert_eq!(
+            window.target(start + Duration::from_millis(1), 1, Duration::ZERO),
+            1
+        );
     }
 }
