@@ -11,6 +11,6 @@ BLOCKFILL_ANVIL_BIN="$(scripts/install-anvil.sh | tail -n 1)"
 export BLOCKFILL_ANVIL_BIN
 cargo build --workspace --bins
 cargo test --workspace "$@"
-# Tests marked #[ignore] are the long, timing-sensitive ones (chaos): run them alone. (The Anvil
+# Tests marked #[ignore] are the long, load-sensitive ones (chaos, the supervisor): run them alone. (The Anvil
 # fixture recorder is ignored too; it is run by hand.)
 cargo test -p blockfill-tests --test it "$@" -- --ignored --test-threads 1 --skip anvil_fixtures::
