@@ -30,7 +30,7 @@ fn supervised(view: &Value) -> u64 {
 #[ignore = "long and load-sensitive (up to 3 worker processes): run alone with `cargo test -p blockfill-tests --test it -- --ignored`"]
 async fn the_supervisor_grows_the_fleet_with_the_backlog_within_max_and_returns_to_min() {
     let mut scheduler = test_scheduler();
-    // Drain any backlog within a second: a devnet backlog of 60,000 blocks wants more workers
+    // Drain any backlog within a second: a devnet backlog of 30,000 blocks wants more workers
     // than the maximum.
     scheduler.fleet.fleet_target_drain = Duration::from_secs(1);
     scheduler.fleet.fleet_interval = Duration::from_millis(300);
@@ -41,7 +41,7 @@ async fn the_supervisor_grows_the_fleet_with_the_backlog_within_max_and_returns_
     scheduler.fleet.supervised_worker_log_dir =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs/supervisor");
     let app = spawn_app_with(scheduler, |_| {}).await;
-    let devnet = ServedDevnet::with_blocks(60_000).await;
+    let devnet = ServedDevnet::with_blocks(30_000).await;
     app.register(json!({
         "name": "grow", "rpc_urls": [devnet.url()], "batch_size": 200, "live_sync": false,
         "min_workers": MIN, "max_workers": MAX,
@@ -61,7 +61,8 @@ async fn the_supervisor_grows_the_fleet_with_the_backlog_within_max_and_returns_
     .await;
 
     // A backlog: watch the fleet while it drains.
-    let id = app.trigger_backfill("grow", 0, 59_999).await;
+    let started = std::time::Instant::now();
+    let id = app.trigger_backfill("grow", 0, 29_999).await;
     let mut most_running = 0;
     let mut most_supervised = 0;
     let finished = wait_until(
@@ -82,6 +83,7 @@ async fn the_supervisor_grows_the_fleet_with_the_backlog_within_max_and_returns_
     )
     .await;
     assert_eq!(finished["status"], json!("completed"));
+    let backfilled = started.elapsed();
     assert!(
         most_running <= MAX && most_supervised <= MAX,
         "never above the maximum: {most_running} reporting, {most_supervised} supervised"
@@ -118,7 +120,11 @@ async fn the_supervisor_grows_the_fleet_with_the_backlog_within_max_and_returns_
         size += if *action == "started" { 1 } else { -1 };
         sizes.push(size);
     }
-    eprintln!("supervisor history: {actions:?}, sizes {sizes:?}");
+    eprintln!(
+        "supervisor history: {actions:?}, sizes {sizes:?}; backfill {:.1}s, back to the minimum {:.1}s later",
+        backfilled.as_secs_f64(),
+        (started.elapsed() - backfilled).as_secs_f64()
+    );
     let peak = sizes.iter().copied().max().unwrap_or(0);
     assert_eq!(peak, MAX as i64, "grew to the maximum: {actions:?}");
     assert_eq!(size, MIN as i64, "returned to the minimum: {actions:?}");
@@ -138,7 +144,7 @@ async fn the_supervisor_grows_the_fleet_with_the_backlog_within_max_and_returns_
         "grow",
         blockfill_activities::BlockRange {
             from: 0,
-            to: 59_999,
+            to: 29_999,
         },
     )
     .await;
