@@ -102,6 +102,41 @@ async fn the_fleet_answer_follows_the_backlog_within_min_and_max() {
     app.teardown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_keeps_the_desired_gauge_current_without_api_reads() {
+    let app = spawn_app(test_scheduler()).await;
+    let devnet = ServedDevnet::with_blocks(100).await;
+    app.register(json!({
+        "name": "gauge", "rpc_urls": [devnet.url()], "live_sync": false,
+        "min_workers": 2, "max_workers": 5,
+    }))
+    .await;
+    // Nobody asks for the fleet answer: the leader's fleet loop sets the gauge.
+    wait_until(
+        "the gauge at the minimum",
+        Duration::from_secs(20),
+        async || {
+            let metrics = app
+                .client
+                .get(format!("http://{}/metrics", app.api))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let line = "blockfill_fleet_desired_workers{chain=\"gauge\"} 2";
+            if metrics.lines().any(|l| l == line) {
+                Ok(())
+            } else {
+                Err(format!("no line {line}"))
+            }
+        },
+    )
+    .await;
+    app.teardown().await;
+}
+
 fn urlencode(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")
 }
