@@ -83,15 +83,7 @@ async fn the_fleet_answer_follows_the_backlog_within_min_and_max() {
     .await;
     assert_eq!(done["desired"], json!(1), "back to the minimum: {done}");
     assert_eq!(done["reason"], json!("no_backlog"));
-    let metrics = app
-        .client
-        .get(format!("http://{}/metrics", app.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

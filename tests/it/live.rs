@@ -279,15 +279,7 @@ async fn a_new_head_subscription_indexes_new_blocks_long_before_the_next_poll() 
         "the new-head subscription to connect",
         Duration::from_secs(30),
         async || {
-            let metrics = app
-                .client
-                .get(format!("http://{}/metrics", app.api))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .text()
-                .await
-                .map_err(|e| e.to_string())?;
+            let metrics = app.metrics().await;
             let subscribed = metrics.lines().any(|l| {
                 l.starts_with("blockfill_new_heads_subscribed{chain=\"pushed\"}")
                     && l.ends_with(" 1")

@@ -155,6 +155,18 @@ impl TestApp {
             .expect("the orchestrator runs")
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("http://{}/metrics", self.api))
+            .send()
+            .await
+            .expect("GET /metrics answers")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     /// `GET path`, answering status and JSON body.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let response = self
