@@ -9,6 +9,7 @@ mod api;
 mod backfill_anvil;
 mod bad_input;
 mod chain_identity;
+mod chain_settings;
 mod chaos;
 mod coverage_sql;
 mod crash_loop;
