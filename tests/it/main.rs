@@ -13,6 +13,7 @@ mod chain_settings;
 mod chaos;
 mod coverage_sql;
 mod crash_loop;
+mod dashboard;
 mod database_outage;
 mod endpoints;
 mod failures;
