@@ -264,6 +264,37 @@ async fn raising_max_keeps_min_and_the_fleet_answer_shows_it_at_once() {
         "no backlog: the new minimum: {fleet}"
     );
 
+    // Concurrent changes of one bound each are checked against the other with the row locked:
+    // however they interleave, min never ends above max.
+    let shared = &app;
+    let changes = (0..16).map(|i| {
+        let body = if i % 2 == 0 {
+            json!({"min_workers": 8, "max_workers": 9})
+        } else {
+            json!({"max_workers": 6})
+        };
+        async move { shared.patch("/v1/chains/scaled", body).await.0 }
+    });
+    let codes = futures::future::join_all(changes).await;
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == StatusCode::OK || *c == StatusCode::UNPROCESSABLE_ENTITY),
+        "{codes:?}"
+    );
+    let settled = chain(&app, "scaled").await;
+    assert!(
+        settled["min_workers"].as_u64() <= settled["max_workers"].as_u64(),
+        "{settled}"
+    );
+    let (code, _) = app
+        .patch(
+            "/v1/chains/scaled",
+            json!({"min_workers": 5, "max_workers": 9}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+
     // Lowering max below the stored min is refused, naming max_workers.
     let (code, answer) = app
         .patch("/v1/chains/scaled", json!({"max_workers": 4}))
