@@ -29,13 +29,15 @@
 //!    ([`store::batches::plan`], unique per range, status [`BatchStatus::Planned`](store::BatchStatus::Planned)), then the
 //!    cursor ([`store::checkpoints::advance`]); it continues as new after a bounded number of
 //!    batches ([`store::checkpoints::continue_as_new`]).
-//! 2. **Queue.** Every push goes through the gate, [`plan::enqueue_batches`]: under a per-lane
-//!    advisory lock it counts what is queued or running ([`store::batches::count_in`]) against
+//! 2. **Queue.** Every push goes through the gate, [`plan::enqueue_batches`]: under an advisory
+//!    lock per lane and chain it counts what is queued or running ([`store::batches::count_in`])
+//!    in the chain's queue of the lane ([`BatchQueues`], `{prefix}:{lane}:{chain}`) against
 //!    the lane's bound ([`store::queue_bounds::get`]), pushes what fits
 //!    ([`queue::JobQueue::push_many`], task id `{batch id}@{backfill id}#{queue round}`) and marks it
 //!    [`BatchStatus::Queued`](store::BatchStatus::Queued) ([`store::batches::mark_queued`]); the rest stays planned and is
 //!    fed later ([`plan::feed_planned`]).
-//! 3. **Start.** A `blockfill-worker` runs [`queue::run_worker`] on its lanes' queues; for each
+//! 3. **Start.** A `blockfill-worker` runs [`queue::run_worker`] on its lanes' queues of the
+//!    chains it serves (`--chains`, default every registered chain); for each
 //!    delivered job [`run_batch`] marks the batch [`BatchStatus::Running`](store::BatchStatus::Running) and counts the delivery
 //!    ([`store::batches::start`]); a batch found out of budget, or crash-looping, is resolved at
 //!    once ([`activity::exhausted_on_start`]).
@@ -58,6 +60,7 @@
 
 pub mod activity;
 pub mod backoff;
+pub mod batch_queues;
 pub mod db;
 pub mod entity;
 pub mod fence;
@@ -74,6 +77,7 @@ pub mod types;
 pub mod write;
 
 pub use activity::{BatchFailure, BatchOutcome, BatchPolicy, Resolution, run_batch};
+pub use batch_queues::BatchQueues;
 pub use plan::{EnqueueError, enqueue_batches};
 pub use redact::redact_url;
 pub use source::{BlockBundle, ChainSource, EvmRpcSource, SourceRegistry};

@@ -5,8 +5,8 @@
 //!   their jobs.
 //! - [`enqueue_batches`] is the **gate**: whatever puts a batch job in Redis (scheduler planning,
 //!   the live lane, the reconciler's re-feed, retries, requeues, split halves, reorg repairs)
-//!   pushes through it. It keeps each lane's queue at or under its bound (set by the leader in
-//!   `queue_bounds`); jobs that do not fit stay `planned` in PostgreSQL and are fed later, as room
+//!   pushes through it. It keeps each chain's queue of a lane ([`BatchQueues`]) at or under the
+//!   lane's bound (set by the leader in `queue_bounds`); jobs that do not fit stay `planned` in PostgreSQL and are fed later, as room
 //!   frees, by whoever owns them (the scheduler, the head tracker, the reconciler).
 
 use sea_orm::sqlx::{self, PgPool};
@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 pub use crate::store::Lane;
 use crate::{
+    batch_queues::BatchQueues,
     queue::{JobQueue, QueueError},
-    store::{BatchStatus, batches, queue_bounds},
+    store::{BatchStatus, batches, chains, queue_bounds},
     types::{BatchId, BatchJob, BlockRange, ChainName},
 };
 
@@ -53,22 +54,50 @@ pub fn batch_jobs(
 }
 
 /// The gate: pushes as many of `jobs` (planned batches of `lane`, in the order given) as the
-/// lane's bound leaves room for, and marks them queued. Returns how many it pushed; the others
-/// stay planned. Gate passes of one lane are serialised, so concurrent pushers never overshoot.
+/// bound leaves room for in their chain's queue of the lane, and marks them queued. Returns how
+/// many it pushed; the others stay planned. Gate passes of one lane and chain are serialised, so
+/// concurrent pushers never overshoot.
 pub async fn enqueue_batches(
+    pool: &PgPool,
+    queues: &BatchQueues,
+    lane: Lane,
+    jobs: Vec<(BatchJob, i32)>,
+) -> Result<usize, EnqueueError> {
+    let mut by_chain: Vec<(ChainName, Vec<(BatchJob, i32)>)> = Vec::new();
+    for (job, round) in jobs {
+        match by_chain.iter_mut().find(|(chain, _)| *chain == job.chain) {
+            Some((_, jobs)) => jobs.push((job, round)),
+            None => by_chain.push((job.chain.clone(), vec![(job, round)])),
+        }
+    }
+    let mut pushed = 0;
+    for (chain, jobs) in by_chain {
+        pushed += enqueue_chain(pool, &queues.get(lane, &chain), lane, &chain, jobs).await?;
+    }
+    Ok(pushed)
+}
+
+/// The gate of one chain's queue of `lane`.
+async fn enqueue_chain(
     pool: &PgPool,
     queue: &JobQueue<BatchJob>,
     lane: Lane,
+    chain: &ChainName,
     jobs: Vec<(BatchJob, i32)>,
 ) -> Result<usize, EnqueueError> {
     if jobs.is_empty() {
         return Ok(0);
     }
     let mut tx = pool.begin().await?;
-    batches::lock_gate(&mut tx, lane).await?;
+    batches::lock_gate(&mut tx, lane, chain).await?;
     let bound = queue_bounds::get(&mut tx, lane).await?;
-    let in_db =
-        batches::count_in(&mut tx, lane, &[BatchStatus::Queued, BatchStatus::Running]).await?;
+    let in_db = batches::count_in(
+        &mut tx,
+        lane,
+        chain,
+        &[BatchStatus::Queued, BatchStatus::Running],
+    )
+    .await?;
     let in_redis = queue.depth().await?.pending();
     let room = bound.saturating_sub(in_db.max(in_redis)) as usize;
     let waiting = jobs.len().saturating_sub(room);
@@ -87,16 +116,17 @@ pub async fn enqueue_batches(
     metrics::counter!("blockfill_batches_queued_total", "lane" => lane.as_str())
         .increment(ids.len() as u64);
     if waiting > 0 {
-        tracing::debug!(target: "blockfill::queue", lane = lane.as_str(), pushed = ids.len(), waiting, bound, "queue at its bound; the rest waits planned");
+        tracing::debug!(target: "blockfill::queue", lane = lane.as_str(), %chain, pushed = ids.len(), waiting, bound, "queue at its bound; the rest waits planned");
     }
     Ok(ids.len())
 }
 
-/// Feeds planned batches of `lane` (of one backfill, or of every backfill of the lane) through
-/// the gate, lowest first, at most the lane's bound per call. Returns how many were pushed.
+/// Feeds planned batches of `lane` (of one backfill, or of every chain's backfills of the lane)
+/// through the gate, lowest first, at most the lane's bound per chain and call. Returns how many
+/// were pushed.
 pub async fn feed_planned(
     pool: &PgPool,
-    queue: &JobQueue<BatchJob>,
+    queues: &BatchQueues,
     lane: Lane,
     backfill_id: Option<Uuid>,
 ) -> Result<usize, EnqueueError> {
@@ -104,10 +134,24 @@ pub async fn feed_planned(
         let mut conn = pool.acquire().await?;
         queue_bounds::get(&mut conn, lane).await?
     };
-    let jobs: Vec<(BatchJob, i32)> = batches::planned(pool, lane, backfill_id, bound)
+    let chains = match backfill_id {
+        Some(_) => vec![None],
+        None => chains::names(pool).await?.into_iter().map(Some).collect(),
+    };
+    let mut pushed = 0;
+    for chain in chains {
+        let jobs: Vec<(BatchJob, i32)> = batches::planned(
+            pool,
+            lane,
+            chain.as_ref().map(ChainName::as_str),
+            backfill_id,
+            bound,
+        )
         .await?
         .into_iter()
         .filter_map(batches::QueueableRow::into_job)
         .collect();
-    enqueue_batches(pool, queue, lane, jobs).await
+        pushed += enqueue_batches(pool, queues, lane, jobs).await?;
+    }
+    Ok(pushed)
 }

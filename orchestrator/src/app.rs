@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, SchedulerJob, SourceRegistry,
+    BatchQueues, SchedulerJob, SourceRegistry,
     backoff::{Backoff, sleep_or_cancelled},
     db,
     queue::{self, JobQueue, WorkerOptions},
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, ApiContext},
     context::AppContext,
+    fleet::{self, Supervisor, supervisor::SupervisorSettings, worker_binary},
     head::track_heads,
     leader::{self, Role},
     reconciler, scheduler, seams,
@@ -70,6 +71,8 @@ pub struct Orchestrator {
     leading: Arc<Mutex<Option<AppContext>>>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
+    /// The local worker supervisor (`--supervise-workers`).
+    supervisor: Option<Arc<Supervisor>>,
 }
 
 impl Orchestrator {
@@ -78,11 +81,9 @@ impl Orchestrator {
         let conn = prepare_database(&args.stores, 16).await?;
         let pool = conn.get_postgres_connection_pool().clone();
         let queue_settings = args.stores.queue();
-        let batches =
-            JobQueue::<BatchJob>::connect(&queue_settings, Lane::Backfill.queue()).await?;
+        let queues = BatchQueues::connect(&queue_settings).await?;
         let scheduler_queue =
             JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
-        let live = JobQueue::<BatchJob>::connect(&queue_settings, Lane::Live.queue()).await?;
         let listener = TcpListener::bind(args.api_addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr",
@@ -94,14 +95,19 @@ impl Orchestrator {
         let context = AppContext {
             db: conn.clone(),
             pool: pool.clone(),
-            batches,
+            queues,
             scheduler: scheduler_queue,
-            live,
             settings: args.scheduler.clone(),
             shutdown: shutdown.clone(),
             instance: role.instance.clone(),
             term: None,
         };
+        let supervisor = args
+            .scheduler
+            .fleet
+            .supervise_workers
+            .then(|| supervisor_settings(&args).map(|s| Arc::new(Supervisor::new(s))))
+            .transpose()?;
         let leading: Arc<Mutex<Option<AppContext>>> = Arc::default();
         let mut tasks = JoinSet::new();
 
@@ -115,6 +121,7 @@ impl Orchestrator {
         let seam_check_interval = args.scheduler.seam_check_interval;
         let campaign_shutdown = shutdown.clone();
         let campaign_leading = Arc::clone(&leading);
+        let campaign_supervisor = supervisor.clone();
         tasks.spawn(async move {
             while let Some(term) = leader::acquire(
                 &database_url,
@@ -130,7 +137,9 @@ impl Orchestrator {
                     ..campaign_ctx.clone()
                 };
                 set_leading(&campaign_leading, Some(term_ctx.clone()));
+                let fleet_ctx = term_ctx.clone();
                 let mut components = lead(term_ctx, head_poll_interval, seam_check_interval);
+                components.spawn(fleet::watch::run(fleet_ctx, campaign_supervisor.clone()));
                 leader::hold(term, &campaign_ctx.pool, &campaign_role).await;
                 set_leading(&campaign_leading, None);
                 while components.join_next().await.is_some() {}
@@ -147,6 +156,7 @@ impl Orchestrator {
             app: context.clone(),
             role: role.clone(),
             metrics: prometheus(),
+            supervisor: supervisor.clone(),
         });
         let api_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -164,6 +174,7 @@ impl Orchestrator {
             leading,
             tasks,
             shutdown,
+            supervisor,
         })
     }
 
@@ -189,8 +200,25 @@ impl Orchestrator {
                 first_error.get_or_insert(e);
             }
         }
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.stop_all().await;
+        }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// How `args` has the supervisor run workers: this build's `blockfill-worker`, on the
+/// orchestrator's own stores.
+fn supervisor_settings(args: &ServeArgs) -> anyhow::Result<SupervisorSettings> {
+    let fleet = &args.scheduler.fleet;
+    Ok(SupervisorSettings {
+        binary: worker_binary()?,
+        stores: args.stores.clone(),
+        concurrency: fleet.supervised_worker_concurrency.max(1),
+        grace: fleet.supervised_worker_grace,
+        scale_down_delay: fleet.fleet_scale_down_delay,
+        log_dir: fleet.supervised_worker_log_dir.clone(),
+    })
 }
 
 fn set_leading(leading: &Mutex<Option<AppContext>>, ctx: Option<AppContext>) {

@@ -4,10 +4,9 @@
 //! token, so every write they make is fenced by that term.
 
 use blockfill_activities::{
-    BatchJob, SchedulerJob,
+    BatchQueues, SchedulerJob,
     fence::{self, LeaderTerm},
     queue::JobQueue,
-    store::Lane,
 };
 use sea_orm::{
     DatabaseConnection,
@@ -17,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{scheduler::SchedulerError, settings::SchedulerArgs};
 
-/// What the orchestrator's components share: PostgreSQL, the three queues, tuning, and the
+/// What the orchestrator's components share: PostgreSQL, the queues, tuning, and the
 /// leader term (if any) their writes belong to.
 #[derive(Clone)]
 pub struct AppContext {
@@ -25,12 +24,10 @@ pub struct AppContext {
     pub db: DatabaseConnection,
     /// The same pool, for raw SQL.
     pub pool: PgPool,
-    /// The batch queue.
-    pub batches: JobQueue<BatchJob>,
+    /// The batch queues (one per lane and chain).
+    pub queues: BatchQueues,
     /// The scheduler's own queue.
     pub scheduler: JobQueue<SchedulerJob>,
-    /// The live lane's batch queue.
-    pub live: JobQueue<BatchJob>,
     /// Tuning.
     pub settings: SchedulerArgs,
     /// Stops generations early (they continue as new).
@@ -51,13 +48,5 @@ impl AppContext {
         let mut tx = self.pool.begin().await?;
         fence::confirm(self.term.as_ref(), &mut tx).await?;
         Ok(tx)
-    }
-
-    /// The batch queue of `lane`.
-    pub fn queue(&self, lane: Lane) -> &JobQueue<BatchJob> {
-        match lane {
-            Lane::Backfill => &self.batches,
-            Lane::Live => &self.live,
-        }
     }
 }

@@ -70,7 +70,7 @@ pub async fn advance_live(
 /// Pushes planned live batches of every chain through the gate, lowest first, as the live
 /// queue's bound allows. Returns how many it pushed.
 pub async fn feed_live(ctx: &AppContext) -> Result<usize, SchedulerError> {
-    Ok(feed_planned(&ctx.pool, &ctx.live, Lane::Live, None).await?)
+    Ok(feed_planned(&ctx.pool, &ctx.queues, Lane::Live, None).await?)
 }
 
 /// The chain's `live` backfill, created on first use.

@@ -8,8 +8,7 @@ use std::time::Duration;
 use blockfill_activities::{
     BatchJob, SchedulerJob,
     plan::{Lane, enqueue_batches},
-    store::batches::QueueableRow,
-    store::reconcile,
+    store::{batches::QueueableRow, chains, reconcile},
 };
 use uuid::Uuid;
 
@@ -43,13 +42,7 @@ pub async fn run(ctx: AppContext) {
             }
         }
         // Finished jobs of every queue leave Redis.
-        let vacuumed = futures::future::try_join3(
-            ctx.batches.vacuum(),
-            ctx.live.vacuum(),
-            ctx.scheduler.vacuum(),
-        )
-        .await;
-        if let Err(e) = vacuumed {
+        if let Err(e) = vacuum(&ctx).await {
             tracing::warn!(target: "blockfill::reconciler", error = %e, "queue vacuum failed");
         }
         if tokio::time::Instant::now() >= next_compaction {
@@ -112,25 +105,40 @@ pub async fn refeed_lost_batches(
     Ok(count)
 }
 
+/// Removes finished jobs from every chain's batch queues and the scheduler's queue.
+async fn vacuum(ctx: &AppContext) -> Result<usize, SchedulerError> {
+    let chains = chains::names(&ctx.pool).await?;
+    Ok(ctx.queues.vacuum(&chains).await? + ctx.scheduler.vacuum().await?)
+}
+
 async fn refeed_lane(
     ctx: &AppContext,
     lane: Lane,
     grace: Duration,
 ) -> Result<usize, SchedulerError> {
-    let queue = ctx.queue(lane);
     let rows = reconcile::unfinished_batches(&ctx.pool, lane, grace).await?;
-    let jobs: Vec<(BatchJob, i32)> = rows
+    let mut jobs: Vec<(BatchJob, i32)> = rows
         .into_iter()
         .filter_map(QueueableRow::into_job)
         .collect();
-    let task_ids: Vec<String> = jobs.iter().map(|(j, round)| j.task_id(*round)).collect();
-    let live = queue.live_tasks(&task_ids).await?;
-    let lost: Vec<String> = jobs
-        .iter()
-        .zip(live)
-        .filter(|(_, live)| !live)
-        .map(|((job, _), _)| job.batch_id.clone())
-        .collect();
+    // One Redis call per chain's queue; the sort is stable, so each chain stays lowest first.
+    jobs.sort_by(|a, b| a.0.chain.cmp(&b.0.chain));
+    let mut lost: Vec<String> = Vec::new();
+    for chain_jobs in jobs.chunk_by(|a, b| a.0.chain == b.0.chain) {
+        let queue = ctx.queues.get(lane, &chain_jobs[0].0.chain);
+        let task_ids: Vec<String> = chain_jobs
+            .iter()
+            .map(|(job, round)| job.task_id(*round))
+            .collect();
+        let live = queue.live_tasks(&task_ids).await?;
+        lost.extend(
+            chain_jobs
+                .iter()
+                .zip(live)
+                .filter(|(_, live)| !live)
+                .map(|((job, _), _)| job.batch_id.clone()),
+        );
+    }
     if lost.is_empty() {
         return Ok(0);
     }
@@ -148,7 +156,7 @@ async fn refeed_lane(
                 .map(|(_, round)| (job, *round))
         })
         .collect();
-    let count = enqueue_batches(&ctx.pool, queue, lane, requeue).await?;
+    let count = enqueue_batches(&ctx.pool, &ctx.queues, lane, requeue).await?;
     metrics::counter!("blockfill_batches_refed_total", "lane" => lane.as_str())
         .increment(count as u64);
     Ok(count)

@@ -175,7 +175,7 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
         // halves) go through the gate as room frees.
         feed_planned(
             &ctx.pool,
-            &ctx.batches,
+            &ctx.queues,
             Lane::Backfill,
             Some(job.backfill_id),
         )
@@ -216,14 +216,20 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
     continue_as_new(ctx, job).await
 }
 
-/// Batch jobs of the backfill lane not yet finished, by PostgreSQL and by Redis; the larger
-/// counts against the bound.
+/// Batch jobs of `chain` in the backfill lane not yet finished, by PostgreSQL and by Redis; the
+/// larger counts against the bound.
 async fn pending_batches(
     ctx: &AppContext,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    chain: &ChainName,
 ) -> Result<u64, SchedulerError> {
-    let in_db = batches::count_in(tx, Lane::Backfill, &BatchStatus::UNFINISHED).await?;
-    let in_redis = ctx.batches.depth().await?.pending();
+    let in_db = batches::count_in(tx, Lane::Backfill, chain, &BatchStatus::UNFINISHED).await?;
+    let in_redis = ctx
+        .queues
+        .get(Lane::Backfill, chain)
+        .depth()
+        .await?
+        .pending();
     Ok(in_db.max(in_redis))
 }
 
@@ -260,7 +266,7 @@ async fn plan_step(
     let room = ctx
         .settings
         .max_queued_batches
-        .saturating_sub(pending_batches(ctx, &mut tx).await?);
+        .saturating_sub(pending_batches(ctx, &mut tx, &plan.chain).await?);
     if room == 0 {
         return Ok(Step::QueueFull);
     }
@@ -324,7 +330,7 @@ async fn push_batches(
     planned: &[(BlockRange, i32)],
 ) -> Result<(), SchedulerError> {
     let jobs = batch_jobs(chain, backfill_id, planned.iter().copied());
-    enqueue_batches(&ctx.pool, &ctx.batches, Lane::Backfill, jobs).await?;
+    enqueue_batches(&ctx.pool, &ctx.queues, Lane::Backfill, jobs).await?;
     Ok(())
 }
 

@@ -101,7 +101,7 @@ async fn check_chain(
     if let (Some(range), Some(backfill_id)) = (repair.reindex, repair.backfill_id) {
         // The re-index is planned and durable; start it now rather than at the reconciler's
         // next pass.
-        feed_planned(&ctx.pool, &ctx.batches, Lane::Backfill, Some(backfill_id)).await?;
+        feed_planned(&ctx.pool, &ctx.queues, Lane::Backfill, Some(backfill_id)).await?;
         let job = SchedulerJob {
             backfill_id,
             generation: 0,

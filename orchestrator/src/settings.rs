@@ -1,6 +1,6 @@
 //! Settings of the `blockfill` binary: flags and environment variables, each with its default.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use blockfill_activities::settings::flag_defaults;
 pub use blockfill_activities::settings::{RpcArgs, StoreArgs};
@@ -32,6 +32,52 @@ pub struct SchedulerArgs {
     /// How the orchestrator's own RPC requests (heads, seam checks, reorg repairs) use endpoints.
     #[command(flatten)]
     pub rpc: RpcArgs,
+    /// How the worker fleet is sized (and, with `--supervise-workers`, run).
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// How the worker fleet is sized, and the local supervisor.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// How long a backlog may take to drain: each chain's desired fleet grows (up to its
+    /// `max_workers`) until the backlog would be indexed within this at the measured rate.
+    #[arg(long, env = "BLOCKFILL_FLEET_TARGET_DRAIN", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub fleet_target_drain: Duration,
+    /// How often the leader sizes every chain's fleet (the gauge
+    /// `blockfill_fleet_desired_workers`, and the supervisor's starts and stops).
+    #[arg(long, env = "BLOCKFILL_FLEET_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub fleet_interval: Duration,
+    /// Start and stop local `blockfill-worker` processes (one chain each) to match each chain's
+    /// desired fleet, stopping them with SIGTERM so in-flight batches finish. Off where
+    /// something else runs the workers (compose replicas, Kubernetes with KEDA).
+    #[arg(long, env = "BLOCKFILL_SUPERVISE_WORKERS", default_value_t = false)]
+    pub supervise_workers: bool,
+    /// The supervisor shrinks a chain's workers only to the largest size desired over this
+    /// long, so a dip in the backlog or the measured rate does not stop and restart workers.
+    #[arg(long, env = "BLOCKFILL_FLEET_SCALE_DOWN_DELAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub fleet_scale_down_delay: Duration,
+    /// Batches each supervised worker runs at once.
+    #[arg(long, env = "BLOCKFILL_SUPERVISED_WORKER_CONCURRENCY", default_value_t = blockfill_activities::settings::DEFAULT_WORKER_CONCURRENCY)]
+    pub supervised_worker_concurrency: usize,
+    /// How long a supervised worker may drain after SIGTERM before it is killed (above the
+    /// worker's own shutdown deadline, 30 s by default).
+    #[arg(long, env = "BLOCKFILL_SUPERVISED_WORKER_GRACE", default_value = "45s", value_parser = humantime::parse_duration)]
+    pub supervised_worker_grace: Duration,
+    /// Where supervised workers log (`{dir}/{chain}/worker-{n}.log`).
+    #[arg(
+        long,
+        env = "BLOCKFILL_SUPERVISED_WORKER_LOG_DIR",
+        default_value = "logs/workers"
+    )]
+    pub supervised_worker_log_dir: PathBuf,
+}
+
+impl Default for FleetArgs {
+    /// The flags' declared defaults.
+    fn default() -> Self {
+        flag_defaults()
+    }
 }
 
 impl Default for SchedulerArgs {
@@ -84,5 +130,7 @@ mod tests {
         assert_eq!(defaults.generation_timeout, Duration::from_secs(30));
         assert_eq!(defaults.head_poll_interval, Duration::from_millis(500));
         assert_eq!(defaults.rpc.timeout, RpcArgs::default().timeout);
+        assert_eq!(defaults.fleet.fleet_target_drain, Duration::from_secs(600));
+        assert!(!defaults.fleet.supervise_workers);
     }
 }

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-/// How long the fleet aims to take to drain a backlog: it grows until the backlog would drain
-/// within this at the measured rate (or reaches its maximum).
-pub const TARGET_DRAIN: Duration = Duration::from_secs(600);
+/// How long the fleet aims to take to drain a backlog, unless configured
+/// (`--fleet-target-drain`): it grows until the backlog would drain within this at the measured
+/// rate (or reaches its maximum).
+pub const DEFAULT_TARGET_DRAIN: Duration = Duration::from_secs(600);
 
 /// A shrink happens only when the computed size is at most this fraction of the running fleet
 /// (or the backlog is gone), so small swings of the rate do not stop and start workers.
@@ -25,6 +26,8 @@ pub struct FleetInputs {
     pub backlog_blocks: u64,
     /// Blocks per second one worker indexes, as measured (`None`: nothing measured yet).
     pub per_worker_blocks_per_second: Option<f64>,
+    /// How long the backlog may take to drain (at least a second).
+    pub target_drain: Duration,
 }
 
 /// Why the fleet has the size it has.
@@ -56,7 +59,8 @@ pub fn desired_workers(inputs: FleetInputs) -> (u32, SizeReason) {
         let size = inputs.running.max(1).clamp(min, max);
         return (size, SizeReason::Measuring);
     };
-    let wanted = (inputs.backlog_blocks as f64 / (rate * TARGET_DRAIN.as_secs_f64())).ceil();
+    let drain = inputs.target_drain.as_secs_f64().max(1.0);
+    let wanted = (inputs.backlog_blocks as f64 / (rate * drain)).ceil();
     let wanted = if wanted >= f64::from(u32::MAX) {
         u32::MAX
     } else {
@@ -111,13 +115,15 @@ mod tests {
             0u32..60,
             0u64..10_000_000,
             prop::option::of(0.0f64..5_000.0),
+            0u64..100_000,
         )
-            .prop_map(|(min, extra, running, backlog, rate)| FleetInputs {
+            .prop_map(|(min, extra, running, backlog, rate, drain)| FleetInputs {
                 min_workers: min,
                 max_workers: min + extra,
                 running,
                 backlog_blocks: backlog,
                 per_worker_blocks_per_second: rate,
+                target_drain: Duration::from_secs(drain),
             })
     }
 
@@ -134,6 +140,17 @@ mod tests {
             let bigger = FleetInputs { backlog_blocks: inputs.backlog_blocks + more, ..inputs };
             let (bigger_size, _) = desired_workers(bigger);
             prop_assert!(bigger_size >= size, "{size} -> {bigger_size} for {inputs:?} + {more}");
+        }
+
+        #[test]
+        fn a_shorter_target_drain_never_wants_fewer_workers(inputs in inputs(), shorter in 0u64..100_000) {
+            let (size, _) = desired_workers(inputs);
+            let hurried = FleetInputs {
+                target_drain: inputs.target_drain.saturating_sub(Duration::from_secs(shorter)),
+                ..inputs
+            };
+            let (hurried_size, _) = desired_workers(hurried);
+            prop_assert!(hurried_size >= size, "{size} -> {hurried_size} for {inputs:?} - {shorter}s");
         }
 
         #[test]
@@ -156,6 +173,7 @@ mod tests {
             running: 5,
             backlog_blocks: 0,
             per_worker_blocks_per_second: Some(100.0),
+            target_drain: DEFAULT_TARGET_DRAIN,
         };
         assert_eq!(desired_workers(idle), (1, SizeReason::NoBacklog));
         let unmeasured = FleetInputs {
@@ -177,6 +195,7 @@ mod tests {
             running,
             backlog_blocks: backlog,
             per_worker_blocks_per_second: Some(100.0),
+            target_drain: DEFAULT_TARGET_DRAIN,
         };
         assert_eq!(desired_workers(at(1, 300_000)), (5, SizeReason::Backlog));
         assert_eq!(
@@ -187,5 +206,11 @@ mod tests {
         assert_eq!(desired_workers(at(5, 240_000)), (5, SizeReason::Hysteresis));
         // 2 wanted while 5 run: shrink.
         assert_eq!(desired_workers(at(5, 120_000)), (2, SizeReason::Backlog));
+        // A shorter target drain wants more workers for the same backlog.
+        let hurried = FleetInputs {
+            target_drain: Duration::from_secs(60),
+            ..at(1, 30_000)
+        };
+        assert_eq!(desired_workers(hurried), (5, SizeReason::Backlog));
     }
 }

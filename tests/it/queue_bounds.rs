@@ -18,14 +18,22 @@ use blockfill_activities::{
 use blockfill_tests::devnet::ServedDevnet;
 use blockfill_tests::{
     anvil::{Anvil, ChainSpec},
-    app::{TestApp, spawn_app, test_scheduler},
+    app::{TestApp, batch_queue, spawn_app, test_scheduler},
 };
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-async fn depth(app: &TestApp, lane: &str) -> QueueDepth {
-    JobQueue::<BatchJob>::connect(&app.stores.queue(), lane)
+async fn depth(app: &TestApp, lane: Lane, chain: &str) -> QueueDepth {
+    batch_queue(&app.stores, lane, chain)
+        .await
+        .depth()
+        .await
+        .unwrap()
+}
+
+async fn scheduler_depth(app: &TestApp) -> QueueDepth {
+    JobQueue::<BatchJob>::connect(&app.stores.queue(), lanes::SCHEDULER)
         .await
         .unwrap()
         .depth()
@@ -43,9 +51,7 @@ async fn a_fleet_outage_leaves_live_work_planned_in_postgres_and_live_sync_recov
     let mut app = spawn_app(scheduler).await;
     app.register(json!({"name": "outage", "rpc_urls": [anvil.url], "batch_size": 1}))
         .await;
-    let live = JobQueue::<BatchJob>::connect(&app.stores.queue(), Lane::Live.queue())
-        .await
-        .unwrap();
+    let live = batch_queue(&app.stores, Lane::Live, "outage").await;
 
     // The fleet is down while the chain moves on by 3,000 blocks, a batch each.
     let mut deepest = 0;
@@ -99,9 +105,9 @@ async fn a_fleet_outage_leaves_live_work_planned_in_postgres_and_live_sync_recov
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (live, batches, scheduler) = (
-            depth(&app, Lane::Live.queue()).await,
-            depth(&app, Lane::Backfill.queue()).await,
-            depth(&app, lanes::SCHEDULER).await,
+            depth(&app, Lane::Live, "outage").await,
+            depth(&app, Lane::Backfill, "outage").await,
+            scheduler_depth(&app).await,
         );
         let finished = |d: QueueDepth| d.done + d.dead;
         if finished(live) + finished(batches) + finished(scheduler) < 10 {
@@ -176,9 +182,7 @@ async fn retries_refeeds_and_requeues_respect_the_queue_bound() {
     scheduler.seam_check_interval = Duration::from_secs(3_600);
     let mut app = spawn_app(scheduler).await;
     app.register_chain("bound", &anvil.url, 10).await;
-    let batches = JobQueue::<BatchJob>::connect(&app.stores.queue(), Lane::Backfill.queue())
-        .await
-        .unwrap();
+    let batches = batch_queue(&app.stores, Lane::Backfill, "bound").await;
 
     // No workers yet. A backfill fills the window up to the bound ...
     let first = app.trigger_backfill("bound", 0, 999).await;

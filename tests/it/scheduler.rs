@@ -10,12 +10,12 @@ use std::{
     time::Duration,
 };
 
-use blockfill_activities::{BatchJob, Lane, queue::JobQueue};
+use blockfill_activities::Lane;
 use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use blockfill_tests::{
     app::{
-        Process, binaries, drop_stores, free_port, fresh_stores, init_test_logging, store_env,
-        wait_healthy,
+        Process, batch_queue, binaries, drop_stores, free_port, fresh_stores, init_test_logging,
+        store_env, wait_healthy,
     },
     wait::wait_until,
 };
@@ -91,9 +91,7 @@ async fn many_generations_bounded_queue_and_a_killed_orchestrator_resumes_withou
     let id = backfill["id"].as_str().expect("backfill id").to_owned();
 
     // Watch the real Redis queue the whole time.
-    let queue = JobQueue::<BatchJob>::connect(&stores.queue(), Lane::Backfill.queue())
-        .await
-        .unwrap();
+    let queue = batch_queue(&stores, Lane::Backfill, "gen").await;
     let max_depth = Arc::new(AtomicU64::new(0));
     let (probe_max, probe_stop) = (Arc::clone(&max_depth), stop.clone());
     let probe = tokio::spawn(async move {

@@ -10,10 +10,14 @@ use std::{
     time::Duration,
 };
 
-use blockfill_activities::settings::{RpcArgs, StoreArgs};
+use blockfill_activities::{
+    BatchJob, BatchQueues, ChainName, Lane,
+    queue::JobQueue,
+    settings::{RpcArgs, StoreArgs},
+};
 use blockfill_orchestrator::{
     Orchestrator,
-    settings::{SchedulerArgs, ServeArgs},
+    settings::{FleetArgs, SchedulerArgs, ServeArgs},
 };
 use reqwest::StatusCode;
 use sea_orm::{DatabaseConnection, sqlx::PgPool};
@@ -42,6 +46,15 @@ pub fn test_rpc() -> RpcArgs {
 }
 
 /// Scheduler settings for tests: short generations and timeouts.
+/// The Redis queue of `lane`'s batches of `chain` under `stores`' prefix.
+pub async fn batch_queue(stores: &StoreArgs, lane: Lane, chain: &str) -> JobQueue<BatchJob> {
+    let chain = ChainName::parse(chain).expect("a valid chain name");
+    BatchQueues::connect(&stores.queue())
+        .await
+        .expect("Redis answers")
+        .get(lane, &chain)
+}
+
 pub fn test_scheduler() -> SchedulerArgs {
     SchedulerArgs {
         generation_batches: 50,
@@ -51,6 +64,10 @@ pub fn test_scheduler() -> SchedulerArgs {
         head_poll_interval: Duration::from_millis(500),
         seam_check_interval: Duration::from_secs(1),
         rpc: test_rpc(),
+        fleet: FleetArgs {
+            fleet_interval: Duration::from_millis(500),
+            ..FleetArgs::default()
+        },
     }
 }
 
@@ -230,6 +247,7 @@ impl TestApp {
             retry_backoff: Duration::from_millis(100),
             shutdown_deadline: Duration::from_secs(10),
             database_wait: Duration::from_secs(60),
+            chains: Default::default(),
             name: "test-worker".into(),
         };
         let stop = token.clone();

@@ -5,27 +5,31 @@
 //! # Layout
 //! - [`WorkerArgs`]: flags and environment variables, with defaults.
 //! - [`run`]: connect, then process batch jobs until the shutdown token is cancelled; in-flight
-//!   batches finish first.
+//!   batches finish first. Each lane of each chain served has its own Redis queue
+//!   ([`BatchQueues`]) and apalis worker; the process's concurrency of a lane is shared by all
+//!   its chains. Without `--chains` the worker serves every registered chain, and picks up
+//!   chains registered while it runs.
 //! - [`report`]: the worker's report of itself (what it serves, in flight, rate, heartbeat).
 
 pub mod report;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use blockfill_activities::{
-    BatchJob, BatchOutcome, BatchPolicy, Lane, Resolution, SourceRegistry,
+    BatchJob, BatchOutcome, BatchPolicy, BatchQueues, ChainName, Lane, Resolution, SourceRegistry,
     backoff::{Backoff, sleep_or_cancelled},
     db, enqueue_batches,
     queue::{self, JobFailure, JobQueue, WorkerOptions},
     run_batch,
     settings::{RpcArgs, StoreArgs},
     source::RequestPriority,
-    store::workers::WorkerReport,
+    store::{chains, workers::WorkerReport},
     telemetry,
 };
 use clap::Args;
 use report::WorkerStats;
+use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// Settings of one worker process.
@@ -57,6 +61,10 @@ pub struct WorkerArgs {
     /// How long a batch waits for PostgreSQL to come back before its job is given back.
     #[arg(long, env = "BLOCKFILL_DATABASE_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub database_wait: Duration,
+    /// Chains to serve, comma-separated (e.g. `mainnet,base`); empty: every registered chain,
+    /// including chains registered while the worker runs.
+    #[arg(long, env = "BLOCKFILL_WORKER_CHAINS", default_value = "", value_parser = ServedChains::parse)]
+    pub chains: ServedChains,
     /// Prefix of the worker's name (the host, pid and a uuid are appended).
     #[arg(
         long,
@@ -66,6 +74,30 @@ pub struct WorkerArgs {
     pub name: String,
 }
 
+/// The chains a worker serves: the ones named, or (none named) every registered chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServedChains(pub Vec<ChainName>);
+
+impl ServedChains {
+    /// Parses a comma-separated list of chain names; blanks around names and empty entries are
+    /// ignored, so an empty list (or an empty `BLOCKFILL_WORKER_CHAINS`) means every chain.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| ChainName::parse(name).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// Whether every registered chain is served.
+    pub fn all(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// How often a worker serving every chain looks for newly registered ones.
+const CHAIN_DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
 /// How often endpoint health is checked and published.
 const HEALTH_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Delays between restarts of a stopped queue worker: 500 ms doubling up to 10 s.
@@ -101,7 +133,8 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
             ),
             host,
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            chains: None,
+            chains: (!args.chains.all())
+                .then(|| args.chains.0.iter().map(ToString::to_string).collect()),
             lanes: Lane::ALL.to_vec(),
             concurrency: i32::try_from(args.concurrency + args.live_concurrency)
                 .unwrap_or(i32::MAX),
@@ -113,48 +146,36 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         Arc::clone(&stats),
         report_stop.clone(),
     ));
-    let batches =
-        JobQueue::<BatchJob>::connect(&args.stores.queue(), Lane::Backfill.queue()).await?;
-    let live = JobQueue::<BatchJob>::connect(&args.stores.queue(), Lane::Live.queue()).await?;
+    let queues = BatchQueues::connect(&args.stores.queue()).await?;
     let policy = BatchPolicy {
         attempt_budget: args.attempt_budget.max(1) as i32,
         database_wait: args.database_wait,
         priority: RequestPriority::Backfill,
     };
-    tracing::info!(target: "blockfill::worker", concurrency = args.concurrency, live_concurrency = args.live_concurrency, budget = policy.attempt_budget, "worker starting");
-    let options = |prefix: String, concurrency: usize| WorkerOptions {
-        name_prefix: prefix,
-        concurrency: concurrency.max(1),
-        retries: (policy.attempt_budget - 1) as usize,
-        backoff_base: args.retry_backoff,
-        ..WorkerOptions::default()
-    };
-    let lane = LaneWorker {
+    tracing::info!(target: "blockfill::worker", concurrency = args.concurrency, live_concurrency = args.live_concurrency, budget = policy.attempt_budget, chains = ?args.chains, "worker starting");
+    let backfill = LaneWorker {
         lane: Lane::Backfill,
-        pool,
+        pool: pool.clone(),
         sources,
+        queues,
         policy,
+        slots: Arc::new(Semaphore::new(args.concurrency.max(1))),
         stats,
         shutdown: shutdown.clone(),
     };
-    let live_lane = LaneWorker {
+    let live = LaneWorker {
         lane: Lane::Live,
         policy: BatchPolicy {
             priority: RequestPriority::Live,
             ..policy
         },
-        ..lane.clone()
+        slots: Arc::new(Semaphore::new(args.live_concurrency.max(1))),
+        ..backfill.clone()
     };
-    let both = futures::future::try_join(
-        lane.supervise(batches, options(args.name.clone(), args.concurrency)),
-        live_lane.supervise(
-            live,
-            options(format!("{}-live", args.name), args.live_concurrency),
-        ),
-    );
+    let serving = serve_chains(&args, &pool, [backfill, live], &shutdown);
     let deadline = args.shutdown_deadline;
     let outcome = tokio::select! {
-        result = both => result.map(|_| ()).context("worker stopped with an error"),
+        result = serving => result.context("worker stopped with an error"),
         _ = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
             tracing::warn!(target: "blockfill::worker", ?deadline, "in-flight batches did not finish before the shutdown deadline; exiting, their jobs will be redelivered");
             Ok(())
@@ -167,13 +188,79 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     outcome
 }
 
+/// Runs the lanes of every chain served until shutdown: the chains of `--chains`, or every
+/// registered chain (looked up again every [`CHAIN_DISCOVERY_INTERVAL`]). Returns once every
+/// queue worker has stopped, or with the first one's error.
+async fn serve_chains(
+    args: &WorkerArgs,
+    pool: &sea_orm::sqlx::PgPool,
+    lanes: [LaneWorker; 2],
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut served: BTreeSet<ChainName> = BTreeSet::new();
+    let mut running: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut discovery = tokio::time::interval(CHAIN_DISCOVERY_INTERVAL);
+    discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(done) = running.join_next() => {
+                // A queue worker ends only on shutdown or with an error it could not ride out.
+                done.context("a queue worker panicked")??;
+                continue;
+            }
+            _ = discovery.tick() => {}
+        }
+        let wanted = if args.chains.all() {
+            match chains::names(pool).await {
+                Ok(names) => names,
+                Err(e) => {
+                    tracing::warn!(target: "blockfill::worker", error = %e, "cannot list the registered chains; retrying");
+                    continue;
+                }
+            }
+        } else {
+            args.chains.0.clone()
+        };
+        for chain in wanted {
+            if served.contains(&chain) {
+                continue;
+            }
+            tracing::info!(target: "blockfill::worker", %chain, "serving chain");
+            for lane in &lanes {
+                let (name, concurrency) = match lane.lane {
+                    Lane::Backfill => (format!("{}-{chain}", args.name), args.concurrency),
+                    Lane::Live => (format!("{}-{chain}-live", args.name), args.live_concurrency),
+                };
+                let options = WorkerOptions {
+                    name_prefix: name,
+                    concurrency: concurrency.max(1),
+                    retries: (lane.policy.attempt_budget - 1) as usize,
+                    backoff_base: args.retry_backoff,
+                    ..WorkerOptions::default()
+                };
+                let queue = lane.queues.get(lane.lane, &chain);
+                running.spawn(lane.clone().supervise(queue, options));
+            }
+            served.insert(chain);
+        }
+    }
+    while let Some(done) = running.join_next().await {
+        done.context("a queue worker panicked")??;
+    }
+    Ok(())
+}
+
 /// What one queue's worker needs.
 #[derive(Clone)]
 struct LaneWorker {
     lane: Lane,
     pool: sea_orm::sqlx::PgPool,
     sources: SourceRegistry,
+    queues: BatchQueues,
     policy: BatchPolicy,
+    /// The process's batches of this lane at once, shared by every chain served.
+    slots: Arc<Semaphore>,
     stats: Arc<WorkerStats>,
     shutdown: CancellationToken,
 }
@@ -189,13 +276,10 @@ impl LaneWorker {
         let mut backoff = RESTART_BACKOFF.delays();
         loop {
             let lane = self.clone();
-            let handler_queue = queue.clone();
             let result = queue::run_worker(
                 queue.clone(),
                 options.clone(),
-                move |job: BatchJob, ctx: queue::JobContext| {
-                    handle(job, ctx, lane.clone(), handler_queue.clone())
-                },
+                move |job: BatchJob, ctx: queue::JobContext| handle(job, ctx, lane.clone()),
                 self.shutdown.clone(),
             )
             .await;
@@ -218,16 +302,21 @@ async fn handle(
     job: BatchJob,
     ctx: queue::JobContext,
     worker: LaneWorker,
-    queue: JobQueue<BatchJob>,
 ) -> Result<(), JobFailure> {
     let LaneWorker {
         lane,
         pool,
         sources,
+        queues,
         policy,
+        slots,
         stats,
         ..
     } = worker;
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|e| JobFailure::Retry(format!("no batch slot: {e}")))?;
     let _running = stats.running();
     match run_batch(&pool, &sources, &job, &ctx.worker_name, policy).await {
         Ok(BatchOutcome::Written(outcome)) => {
@@ -245,12 +334,37 @@ async fn handle(
             Resolution::Failed | Resolution::Quarantined => Ok(()),
             // The halves go through the gate of the parent's lane; what does not fit waits
             // planned and is fed by the leader.
-            Resolution::Split(children) => enqueue_batches(&pool, &queue, lane, children)
+            Resolution::Split(children) => enqueue_batches(&pool, &queues, lane, children)
                 .await
                 .map(|_| ())
                 .map_err(|e| {
                     JobFailure::Retry(format!("queueing the halves of a split batch: {e}"))
                 }),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_chains_parse_names_and_take_empty_as_every_chain() {
+        assert!(ServedChains::parse("").expect("empty is every chain").all());
+        assert!(
+            ServedChains::parse(" , ")
+                .expect("blanks are every chain")
+                .all()
+        );
+        let two = ServedChains::parse("mainnet, base,").expect("two names");
+        assert_eq!(
+            two.0,
+            vec![
+                ChainName::parse("mainnet").expect("valid"),
+                ChainName::parse("base").expect("valid")
+            ]
+        );
+        let bad = ServedChains::parse("mainnet,Not A Chain").expect_err("a bad name");
+        assert!(bad.contains("Not A Chain"), "{bad}");
     }
 }

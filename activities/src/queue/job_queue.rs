@@ -146,14 +146,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static> JobQueue<T
                 source,
             })?;
         let conn = open_connection(&client, &url).await?;
-        let config = Config::default()
-            .queue(queue_name(&settings.prefix, lane))
-            .lock_tasks(false)
-            .persist_results(true) // acknowledgements travel with the results; `false` loses them
-            .emit_events(false)
-            .heartbeat_interval(settings.heartbeat_interval)
-            .missed_heartbeats(settings.missed_heartbeats)
-            .batch_size(settings.fetch_batch_size);
+        let config = queue_config(settings, lane);
         debug!(target: "blockfill::queue", queue = %config.queue.as_ref(), redis = %url, "connected");
         Ok(Self {
             inner: Arc::new(QueueInner {
@@ -165,6 +158,23 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static> JobQueue<T
             }),
             job: PhantomData,
         })
+    }
+
+    /// Queue `lane` (Redis name `{prefix}:{lane}`) on this queue's Redis connection, with the
+    /// same settings: opening it costs no connection.
+    #[must_use]
+    pub fn sibling(&self, lane: &str) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(QueueInner {
+                client: inner.client.clone(),
+                conn: inner.conn.clone(),
+                config: queue_config(&inner.settings, lane),
+                settings: inner.settings.clone(),
+                url: inner.url.clone(),
+            }),
+            job: PhantomData,
+        }
     }
 
     /// Queues `job` under the caller-chosen `task_id`, to run now or after `delay` (whole
@@ -308,6 +318,19 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static> JobQueue<T
             .await
             .map_err(|e| QueueError::storage(&self.inner.url, self.name(), "push jobs", e))
     }
+}
+
+/// apalis-redis configuration of queue `lane`: no task locks, results persisted (they carry the
+/// acknowledgements), no events, the heartbeat and fetch settings of `settings`.
+fn queue_config(settings: &QueueSettings, lane: &str) -> Config {
+    Config::default()
+        .queue(queue_name(&settings.prefix, lane))
+        .lock_tasks(false)
+        .persist_results(true) // acknowledgements travel with the results; `false` loses them
+        .emit_events(false)
+        .heartbeat_interval(settings.heartbeat_interval)
+        .missed_heartbeats(settings.missed_heartbeats)
+        .batch_size(settings.fetch_batch_size)
 }
 
 pub(super) async fn open_connection(

@@ -93,27 +93,37 @@ pub async fn plan(
         .collect())
 }
 
-/// Serialises gate passes of `lane` until the caller's transaction ends.
-pub async fn lock_gate(conn: &mut PgConnection, lane: Lane) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('blockfill.gate'), hashtext($1))")
-        .bind(lane)
-        .execute(conn)
-        .await?;
+/// Serialises gate passes of `lane` and `chain` until the caller's transaction ends.
+pub async fn lock_gate(
+    conn: &mut PgConnection,
+    lane: Lane,
+    chain: &ChainName,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('blockfill.gate'), hashtext($1 || ':' || $2))",
+    )
+    .bind(lane)
+    .bind(chain.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Batches of `lane` in any of `statuses`.
+/// Batches of `chain` in `lane` in any of `statuses`.
 pub async fn count_in(
     conn: &mut PgConnection,
     lane: Lane,
+    chain: &ChainName,
     statuses: &[BatchStatus],
 ) -> Result<u64, sqlx::Error> {
-    let (count,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM batches WHERE lane = $1 AND status = ANY($2)")
-            .bind(lane)
-            .bind(statuses)
-            .fetch_one(conn)
-            .await?;
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM batches WHERE chain = $3 AND lane = $1 AND status = ANY($2)",
+    )
+    .bind(lane)
+    .bind(statuses)
+    .bind(chain.as_str())
+    .fetch_one(conn)
+    .await?;
     Ok(count.max(0) as u64)
 }
 
@@ -134,18 +144,21 @@ pub async fn mark_queued(conn: &mut PgConnection, ids: &[String]) -> Result<(), 
 pub async fn planned(
     pool: &PgPool,
     lane: Lane,
+    chain: Option<&str>,
     backfill_id: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<QueueableRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
          WHERE lane = $1 AND status = $4 AND ($2::uuid IS NULL OR backfill_id = $2) \
+         AND ($5::text IS NULL OR chain = $5) \
          ORDER BY from_block LIMIT $3",
     )
     .bind(lane)
     .bind(backfill_id)
     .bind(limit as i64)
     .bind(BatchStatus::Planned)
+    .bind(chain)
     .fetch_all(pool)
     .await
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::chains;
+use crate::{entity::chains, types::ChainName};
 
 /// The chain named `name`, if registered.
 pub async fn find(db: &DatabaseConnection, name: &str) -> Result<Option<chains::Model>, DbErr> {
@@ -32,6 +32,17 @@ pub async fn exists(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
         .fetch_optional(pool)
         .await?;
     Ok(found.is_some())
+}
+
+/// The names of every registered chain.
+pub async fn names(pool: &PgPool) -> Result<Vec<ChainName>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM chains ORDER BY name")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name,)| ChainName::parse(&name).ok())
+        .collect())
 }
 
 /// A chain to register: what the API validated and the endpoints answered.
@@ -318,5 +329,21 @@ pub async fn upsert(
     .bind(batch_size)
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// Sets `name`'s fleet bounds (the tools' chains; operators use `PATCH /v1/chains/{name}`).
+pub async fn set_fleet_bounds(
+    pool: &PgPool,
+    name: &str,
+    min_workers: u32,
+    max_workers: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE chains SET min_workers = $2, max_workers = $3 WHERE name = $1")
+        .bind(name)
+        .bind(i32::try_from(min_workers).unwrap_or(i32::MAX))
+        .bind(i32::try_from(max_workers.max(min_workers)).unwrap_or(i32::MAX))
+        .execute(pool)
+        .await?;
     Ok(())
 }

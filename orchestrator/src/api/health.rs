@@ -23,7 +23,7 @@ async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
         Ok(()) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };
-    let redis = match ctx.app.batches.depth().await {
+    let redis = match ctx.app.queues.ping().await {
         Ok(_) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };

@@ -29,12 +29,12 @@ use axum::{
 use blockfill_activities::store::leadership;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
+pub use crate::fleet::FleetView;
 pub use backfills::{BackfillView, BatchCounts, Created};
 pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chains::ChainView;
 pub use endpoints::{EndpointView, EndpointsView};
 pub use error::{ApiError, FieldErrors};
-pub use fleet::FleetView;
 pub use orchestrator::{LeaderView, OrchestratorView};
 pub use reorgs::ReorgView;
 pub use status::{
@@ -54,6 +54,8 @@ pub struct ApiContext {
     pub role: Role,
     /// Prometheus renderer, when metrics are installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The local worker supervisor, when this orchestrator runs one.
+    pub supervisor: Option<std::sync::Arc<crate::fleet::Supervisor>>,
 }
 
 /// The whole admin API plus the dashboard.

@@ -192,7 +192,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         )?);
     }
     let api = orchestrator.api_addr;
-    let depth_probe = orchestrator.context.batches.clone();
+    let depth_probe = orchestrator
+        .context
+        .queues
+        .get(Lane::Backfill, &ChainName::parse("bench-e2e")?);
     let probe_stop = CancellationToken::new();
     let probe_token = probe_stop.clone();
     let probe = tokio::spawn(async move {

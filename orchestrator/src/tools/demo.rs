@@ -1,5 +1,7 @@
-//! `blockfill demo`: the devnet, the orchestrator and two worker processes on loopback; backfills
-//! the devnet with a progress line, prints where the dashboard is, serves until Ctrl-C.
+//! `blockfill demo`: the devnet and the orchestrator on loopback, the orchestrator supervising its
+//! worker processes (`--supervise-workers`: one at rest, up to `--workers` while the backlog
+//! lasts); backfills the devnet with a progress line, prints where the dashboard is, serves until
+//! Ctrl-C.
 
 use std::{
     net::SocketAddr,
@@ -19,8 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Orchestrator,
-    fleet::{WorkerProcess, spawn_worker, worker_binary},
-    settings::{SchedulerArgs, ServeArgs},
+    settings::{FleetArgs, SchedulerArgs, ServeArgs},
 };
 
 /// Settings of `blockfill demo`.
@@ -32,9 +33,15 @@ pub struct DemoArgs {
     /// Blocks on the devnet (all of them are backfilled).
     #[arg(long, default_value_t = 100_000)]
     pub blocks: u64,
-    /// Worker processes to start.
+    /// Most worker processes the supervisor runs (the chain's `max_workers`).
     #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    pub workers: u32,
+    /// Worker processes at rest (the chain's `min_workers`).
+    #[arg(long, default_value_t = 1)]
+    pub min_workers: u32,
+    /// How long the fleet aims to take to drain the backlog (short, so the demo's fleet grows).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub target_drain: Duration,
     /// Batches each worker runs at once.
     #[arg(long, default_value_t = blockfill_activities::settings::DEFAULT_WORKER_CONCURRENCY)]
     pub concurrency: usize,
@@ -132,10 +139,21 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     let devnet_addr = spawn_devnet(devnet, args.devnet_addr, shutdown.clone())
         .await
         .with_context(|| format!("cannot serve the devnet on {}", args.devnet_addr))?;
+    let scheduler = SchedulerArgs {
+        fleet: FleetArgs {
+            supervise_workers: true,
+            fleet_target_drain: args.target_drain,
+            fleet_interval: Duration::from_secs(1),
+            supervised_worker_concurrency: args.concurrency,
+            supervised_worker_log_dir: args.log_dir.clone(),
+            ..FleetArgs::default()
+        },
+        ..SchedulerArgs::default()
+    };
     let orchestrator = Orchestrator::start(
         ServeArgs {
             stores: args.stores.clone(),
-            scheduler: SchedulerArgs::default(),
+            scheduler,
             api_addr: args.api_addr,
             lock_database_url: None,
         },
@@ -143,26 +161,9 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     )
     .await?;
     let api = orchestrator.api_addr;
-    upsert_chain(
-        &orchestrator.context.pool,
-        "devnet",
-        &format!("http://{devnet_addr}"),
-        1337,
-        100,
-    )
-    .await?;
-    let binary = worker_binary()?;
-    let mut workers: Vec<WorkerProcess> = Vec::new();
-    for index in 0..args.workers {
-        workers.push(spawn_worker(
-            &binary,
-            &args.stores,
-            args.concurrency,
-            &[],
-            &args.log_dir,
-            index,
-        )?);
-    }
+    let pool = &orchestrator.context.pool;
+    upsert_chain(pool, "devnet", &format!("http://{devnet_addr}"), 1337, 100).await?;
+    store::chains::set_fleet_bounds(pool, "devnet", args.min_workers, args.workers).await?;
     println!("Blockfill demo");
     println!(
         "  devnet JSON-RPC : http://{devnet_addr} ({} blocks)",
@@ -170,8 +171,10 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     );
     println!("  admin API       : http://{api}/v1/chains/devnet/status");
     println!("  dashboard       : http://{api}/");
+    println!("  fleet           : http://{api}/v1/chains/devnet/fleet");
     println!(
-        "  workers         : {} x concurrency {} (logs in {})",
+        "  workers         : {} to {} supervised, concurrency {} (logs in {})",
+        args.min_workers.min(args.workers),
         args.workers,
         args.concurrency,
         args.log_dir.display()
@@ -201,8 +204,6 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         Err(e) => return Err(e),
     }
     shutdown.cancelled().await;
-    for worker in workers {
-        worker.stop(Duration::from_secs(10)).await;
-    }
+    // Stops the supervised workers too (SIGTERM, then their drain).
     orchestrator.wait().await
 }

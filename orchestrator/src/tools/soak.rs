@@ -15,8 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use blockfill_activities::ChainName;
 use blockfill_activities::settings::StoreArgs;
-use blockfill_activities::store::indexed;
+use blockfill_activities::store::{Lane, indexed};
 use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -131,7 +132,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         .await?;
     let api = orchestrator.api_addr;
     let client = reqwest::Client::new();
-    let live_queue = orchestrator.context.live.clone();
+    let live_queue = orchestrator
+        .context
+        .queues
+        .get(Lane::Live, &ChainName::parse("soak")?);
     let started = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();
     let mut outage: Option<(f64, f64)> = None; // (stopped at, restarted at)
