@@ -14,6 +14,6 @@ scripts/install-browser.sh >/dev/null   # Chromium and playwright-core, for test
 cargo build --workspace --bins
 node --test admin-ui/test/
 cargo test --workspace "$@"
-# Tests marked #[ignore] are the long, timing-sensitive ones (chaos): run them alone. (The Anvil
+# Tests marked #[ignore] are the long, load-sensitive ones (chaos, the supervisor): run them alone. (The Anvil
 # fixture recorder is ignored too; it is run by hand.)
 cargo test -p blockfill-tests --test it "$@" -- --ignored --test-threads 1 --skip anvil_fixtures::

@@ -1,7 +1,8 @@
 //! `blockfill serve --supervise-workers` against the devnet: with no backlog the chain runs its
 //! minimum of real `blockfill-worker` processes; a backlog grows the fleet towards the maximum and
 //! never above it; once the backlog drains the fleet returns to the minimum, stopping workers
-//! with SIGTERM, and it never stops a worker only to start one again (no flapping).
+//! with SIGTERM, and it never stops a worker only to start one again (no flapping). Run with the
+//! other long tests, one at a time (`scripts/test.sh` does).
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ fn supervised(view: &Value) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long and load-sensitive (up to 3 worker processes): run alone with `cargo test -p blockfill-tests --test it -- --ignored`"]
 async fn the_supervisor_grows_the_fleet_with_the_backlog_within_max_and_returns_to_min() {
     let mut scheduler = test_scheduler();
     // Drain any backlog within a second: a devnet backlog of 60,000 blocks wants more workers
