@@ -2,7 +2,8 @@
 # The whole test suite: starts (or installs) PostgreSQL and Redis, installs Anvil (and Node with
 # it) and the dashboard's browser (Chromium, playwright-core), builds the binaries the end-to-end
 # tests run, then runs the dashboard's unit tests and every unit, property, integration and
-# end-to-end test, then the chaos test on its own. Extra arguments go to `cargo test`.
+# end-to-end test, then the long ones (chaos, the supervisor) one at a time. Extra arguments go
+# to `cargo test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
