@@ -5,7 +5,8 @@
 // The entry module: wires the page and starts polling. The rest is in js/:
 // config (settings, state), format, dom (helpers), network (API, polling),
 // selection (which chain), derived (values from a status), render (panels),
-// endpoints (endpoint health, config), form (backfill form, panel buttons).
+// endpoints (endpoint health, config), form (backfill form, panel buttons), fleet (fleet size,
+// the chain's workers, the min/max editor).
 
 import { state } from './js/config.js';
 import { tickRelative } from './js/dom.js';
@@ -13,10 +14,12 @@ import { poll } from './js/network.js';
 import { wireHash } from './js/selection.js';
 import { renderCoverage } from './js/render.js';
 import { updateHint, wireButtons, wireForm } from './js/form.js';
+import { wireFleetForm } from './js/fleet.js';
 
 wireHash();
 wireForm();
 wireButtons();
+wireFleetForm();
 let resizeTimer = null;
 window.addEventListener('resize', () => {
   clearTimeout(resizeTimer);

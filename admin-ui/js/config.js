@@ -21,6 +21,12 @@ export const state = {
   endpoints: {},           // chain -> last good GET /v1/chains/{name}/endpoints
   endpointsErr: {},
   reportersOpen: {},       // "chain endpoint#" -> per-process list left open
+  fleet: {},               // chain -> last good GET /v1/chains/{name}/fleet
+  fleetErr: {},
+  workers: null,           // last good GET /v1/workers (every chain's)
+  workersErr: null,
+  fleetEdit: null,         // {chain, dirty} while the operator edits the bounds
+  fleetShown: null,        // chain whose bounds the form shows
   selected: null,
   lastOk: null,            // Date of the last fully successful poll
   apiError: null,          // {title, msg} when the API could not be read

@@ -1,14 +1,16 @@
-// The API client and the polling loop that loads chains, status, backfills, gaps, endpoints.
+// The API client and the polling loop that loads chains, status, backfills, gaps, endpoints,
+// the selected chain's fleet and the workers.
 
 import { GAP_PAGE_SIZE, MAX_GAP_PAGES, POLL_MS, REQUEST_TIMEOUT_MS, state } from './config.js';
 import { pickSelection } from './selection.js';
 import { render } from './render.js';
 
 export class ApiError extends Error {
-  constructor(kind, message, httpStatus) {
+  constructor(kind, message, httpStatus, fields) {
     super(message);
     this.kind = kind;          // 'network' | 'http' | 'parse'
     this.httpStatus = httpStatus || null;
+    this.fields = fields || null;   // {field: why} of a 422 that names bad fields
   }
 }
 
@@ -32,7 +34,8 @@ export async function api(path, options) {
   }
   if (!res.ok) {
     const msg = body && typeof body.error === 'string' ? body.error : (res.statusText || 'request failed');
-    throw new ApiError('http', 'HTTP ' + res.status + ': ' + msg, res.status);
+    const fields = body && body.fields && typeof body.fields === 'object' ? body.fields : null;
+    throw new ApiError('http', 'HTTP ' + res.status + ': ' + msg, res.status, fields);
   }
   if (body === null && text) throw new ApiError('parse', 'invalid JSON from ' + path.split('?')[0]);
   return body;
@@ -100,6 +103,27 @@ export async function loadEndpoints(name) {
   }
 }
 
+export async function loadFleet(name) {
+  try {
+    state.fleet[name] = await api('/v1/chains/' + enc(name) + '/fleet');
+    delete state.fleetErr[name];
+  } catch (e) {
+    state.fleetErr[name] = e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
+export async function loadWorkers() {
+  try {
+    const list = await api('/v1/workers');
+    state.workers = Array.isArray(list) ? list : [];
+    state.workersErr = null;
+  } catch (e) {
+    state.workersErr = e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
 export async function loadHealth() {
   try {
     const h = await api('/healthz');
@@ -123,7 +147,9 @@ export async function poll() {
     for (const c of state.chains) {
       jobs.push(loadStatus(c.name), loadBackfills(c.name));
     }
-    if (state.selected) jobs.push(loadGaps(state.selected), loadEndpoints(state.selected));
+    if (state.selected) {
+      jobs.push(loadGaps(state.selected), loadEndpoints(state.selected), loadFleet(state.selected), loadWorkers());
+    }
     const results = await Promise.allSettled(jobs);
     const down = results.find((r) => r.status === 'rejected');
     if (down) throw down.reason;

@@ -1,5 +1,5 @@
 // Rendering the page from the state: top bar, banner, tabs, live and historical panels,
-// coverage bar, gaps and backfills.
+// coverage bar, gaps and backfills (the fleet and endpoint panels are in their own modules).
 
 import { FINISHED_BACKFILLS_SHOWN, HEAD_STALE_SECONDS, MAX_GAP_PAGES, POLL_MS, state } from './config.js';
 import { fmtAgo, fmtClock, fmtDuration, fmtInt, fmtPct, fmtRange, fmtRate, fmtStamp, isNum, parseTime, plural, redactUrls } from './format.js';
@@ -7,6 +7,7 @@ import { $, ago, el, kv, setText } from './dom.js';
 import { select } from './selection.js';
 import { activeBackfills, gapsFromCoverage, histState, liveState } from './derived.js';
 import { renderConfig, renderEndpoints } from './endpoints.js';
+import { renderFleet } from './fleet.js';
 import { prefillRange, updateHint } from './form.js';
 
 export function render() {
@@ -122,6 +123,7 @@ export function renderDetail() {
   renderCoverage(st);
   renderGaps(name, st);
   renderBackfills(name);
+  renderFleet(name);
   renderEndpoints(name);
   renderConfig(chain);
   updateHint();

@@ -49,7 +49,7 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
         (
             json!({"name": "ok", "rpc_urls": [{"url": rpc, "weight": 3}]}),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "did not match",
+            "unknown field `weight`",
         ),
         (
             json!({"name": "ok", "rpc_urls": [rpc, {"url": rpc}]}),

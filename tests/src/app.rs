@@ -192,6 +192,19 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .patch(format!("http://{}{path}", self.api))
+            .json(&body)
+            .send()
+            .await
+            .expect("PATCH");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Registers a chain through the API, without live sync (tests of historical work stay
     /// deterministic).
     pub async fn register_chain(&self, name: &str, rpc_url: &str, batch_size: u32) -> Value {

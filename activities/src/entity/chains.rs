@@ -75,17 +75,22 @@ impl Model {
     /// The RPC endpoints: each entry of `rpc_urls` is a URL or an object
     /// `{url, rps?, max_concurrency?}`; entries that are neither are skipped.
     pub fn endpoints(&self) -> Vec<EndpointConfig> {
-        self.rpc_urls
-            .as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter_map(|entry| match entry {
-                        Json::String(url) => Some(EndpointConfig::new(url.clone())),
-                        other => serde_json::from_value(other.clone()).ok(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        endpoints_of(&self.rpc_urls)
     }
+}
+
+/// The RPC endpoints of a stored `rpc_urls` value (see [`Model::endpoints`]).
+pub fn endpoints_of(rpc_urls: &Json) -> Vec<EndpointConfig> {
+    rpc_urls
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| match entry {
+                    Json::String(url) => Some(EndpointConfig::new(url.clone())),
+                    other => serde_json::from_value(other.clone()).ok(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -1,9 +1,11 @@
-//! The `chains` table: registered chains, their recorded head, live-sync halts and the settings
-//! a reorg repair reads. The live lane's cursor is in [`super::live_lane`].
+//! The `chains` table: registered chains, their recorded head, live-sync halts, the settings an
+//! operator changes ([`change_settings`]) and those a reorg repair reads. The live lane's cursor
+//! is in [`super::live_lane`].
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, Set, SqlErr,
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait,
     sqlx::{self, PgPool},
 };
 use uuid::Uuid;
@@ -109,6 +111,107 @@ pub async fn register(
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Settings an operator changes after registration; `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsChange {
+    /// The `rpc_urls` entries as stored (URL strings or `{url, rps?, max_concurrency?}`).
+    pub rpc_urls: Option<serde_json::Value>,
+    /// Confirmation depth.
+    pub confirmations: Option<i64>,
+    /// Blocks per batch.
+    pub batch_size: Option<i32>,
+    /// Fewest workers.
+    pub min_workers: Option<i32>,
+    /// Most workers.
+    pub max_workers: Option<i32>,
+    /// Whether the live lane follows the head.
+    pub live_sync: Option<bool>,
+    /// Deepest reorg repaired automatically.
+    pub max_reorg_depth: Option<i64>,
+}
+
+/// How [`change_settings`] ended.
+#[derive(Debug)]
+pub enum SettingsChanged<E> {
+    /// No chain of that name.
+    NotFound,
+    /// The check refused the change against the stored row; nothing changed.
+    Refused(E),
+    /// The row before and after the change.
+    Changed {
+        /// As it was.
+        before: Box<chains::Model>,
+        /// As it is now.
+        after: Box<chains::Model>,
+    },
+}
+
+/// Applies `change` to the chain named `name` if `check` accepts it against the stored row.
+/// The row is locked from the check to the commit, so checks across fields (`min_workers` not
+/// above `max_workers`, one of them stored) hold against concurrent changes.
+pub async fn change_settings<E>(
+    db: &DatabaseConnection,
+    name: &str,
+    change: &SettingsChange,
+    check: impl FnOnce(&chains::Model) -> Result<(), E>,
+) -> Result<SettingsChanged<E>, DbErr> {
+    let tx = db.begin().await?;
+    let Some(before) = chains::Entity::find_by_id(name.to_owned())
+        .lock_exclusive()
+        .one(&tx)
+        .await?
+    else {
+        return Ok(SettingsChanged::NotFound);
+    };
+    if let Err(refused) = check(&before) {
+        tx.rollback().await?;
+        return Ok(SettingsChanged::Refused(refused));
+    }
+    let mut row = before.clone().into_active_model();
+    if let Some(rpc_urls) = &change.rpc_urls {
+        row.rpc_urls = Set(rpc_urls.clone());
+    }
+    if let Some(confirmations) = change.confirmations {
+        row.confirmations = Set(confirmations);
+    }
+    if let Some(batch_size) = change.batch_size {
+        row.batch_size = Set(batch_size);
+    }
+    if let Some(min_workers) = change.min_workers {
+        row.min_workers = Set(min_workers);
+    }
+    if let Some(max_workers) = change.max_workers {
+        row.max_workers = Set(max_workers);
+    }
+    if let Some(live_sync) = change.live_sync {
+        row.live_sync = Set(live_sync);
+    }
+    if let Some(max_reorg_depth) = change.max_reorg_depth {
+        row.max_reorg_depth = Set(max_reorg_depth);
+    }
+    row.updated_at = Set(Utc::now().into());
+    let after = row.update(&tx).await?;
+    tx.commit().await?;
+    Ok(SettingsChanged::Changed {
+        before: Box::new(before),
+        after: Box::new(after),
+    })
+}
+
+/// The stored endpoints of the chain named `name` (`None`: not registered); reads only its
+/// `rpc_urls`.
+pub async fn endpoints(
+    pool: &PgPool,
+    name: &str,
+) -> Result<Option<Vec<crate::source::EndpointConfig>>, sqlx::Error> {
+    let row: Option<(serde_json::Value,)> =
+        sqlx::query_as("SELECT rpc_urls FROM chains WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(rpc_urls,)| chains::endpoints_of(&rpc_urls)))
 }
 
 /// Records `head` as the chain's newest head, read now.

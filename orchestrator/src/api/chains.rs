@@ -1,4 +1,5 @@
-//! `POST /v1/chains`, `GET /v1/chains`, `GET /v1/chains/{name}`.
+//! `POST /v1/chains`, `GET /v1/chains`, `GET /v1/chains/{name}`, and the checks registration
+//! shares with `PATCH /v1/chains/{name}` ([`super::chain_settings`]).
 
 use std::time::Duration;
 
@@ -18,14 +19,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, chain_settings,
     params::{PathParam, Text},
 };
 
 pub(super) fn router() -> Router<ApiContext> {
     Router::new()
         .route("/v1/chains", get(list).post(register))
-        .route("/v1/chains/{name}", get(show))
+        .route("/v1/chains/{name}", get(show).patch(chain_settings::change))
 }
 
 /// Body of `POST /v1/chains`.
@@ -47,48 +48,71 @@ struct RegisterChain {
 }
 
 /// One entry of `rpc_urls`: a URL, or a URL with its own limits.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum EndpointSpec {
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+pub(super) enum EndpointSpec {
     Url(String),
     Configured(EndpointConfig),
 }
 
+impl TryFrom<serde_json::Value> for EndpointSpec {
+    type Error = String;
+
+    /// A string is a URL; an object is read as an [`EndpointConfig`], so a misspelt key is named.
+    fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
+        match value {
+            serde_json::Value::String(url) => Ok(Self::Url(url)),
+            object @ serde_json::Value::Object(_) => serde_json::from_value(object)
+                .map(Self::Configured)
+                .map_err(|e| format!("an entry {{url, rps?, max_concurrency?}}: {e}")),
+            other => Err(format!(
+                "an entry must be a URL or {{url, rps?, max_concurrency?}}, not {}",
+                json_type(&other)
+            )),
+        }
+    }
+}
+
+/// The JSON type of `value`, for messages (never the value: it may hold a secret).
+pub(super) fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 impl EndpointSpec {
-    fn url(&self) -> &str {
+    pub(super) fn url(&self) -> &str {
         match self {
             Self::Url(url) => url,
             Self::Configured(c) => &c.url,
         }
     }
 
-    /// Checks the entry; returns what is stored for it.
-    fn validate(&self) -> Result<serde_json::Value, ApiError> {
+    /// Checks the entry; returns what is stored for it, or why it is refused.
+    fn validate(&self) -> Result<serde_json::Value, String> {
         let url = self.url();
         if url.contains(char::is_control) {
-            return Err(ApiError::Unprocessable(format!(
-                "rpc_urls: {url:?} must not contain control characters"
-            )));
+            return Err(format!("{url:?} must not contain control characters"));
         }
-        let parsed = url::Url::parse(url)
-            .map_err(|e| ApiError::Unprocessable(format!("rpc_urls: {url:?} is not a URL: {e}")))?;
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ApiError::Unprocessable(format!(
-                "rpc_urls: {url:?} must be http or https"
-            )));
+            return Err(format!("{url:?} must be http or https"));
         }
         match self {
             Self::Url(url) => Ok(serde_json::json!(url)),
             Self::Configured(c) => {
                 if c.rps == Some(0) {
-                    return Err(ApiError::Unprocessable(format!(
-                        "rpc_urls: rps of {url:?} must be at least 1 (leave it out for no limit)"
-                    )));
+                    return Err(format!(
+                        "rps of {url:?} must be at least 1 (leave it out for no limit)"
+                    ));
                 }
                 if c.max_concurrency.is_some_and(|m| m < 2) {
-                    return Err(ApiError::Unprocessable(format!(
-                        "rpc_urls: max_concurrency of {url:?} must be at least 2"
-                    )));
+                    return Err(format!("max_concurrency of {url:?} must be at least 2"));
                 }
                 Ok(serde_json::to_value(c).unwrap_or_else(|_| serde_json::json!(url)))
             }
@@ -96,19 +120,68 @@ impl EndpointSpec {
     }
 }
 
+/// Checks the entries of `rpc_urls` (at least one, each a valid `http(s)` URL with valid limits,
+/// none twice) for registration and for a change; returns what is stored, or why they are
+/// refused (the message does not name the field).
+pub(super) fn check_rpc_urls(entries: &[EndpointSpec]) -> Result<Vec<serde_json::Value>, String> {
+    if entries.is_empty() {
+        return Err("must name at least one URL".into());
+    }
+    let stored = entries
+        .iter()
+        .map(EndpointSpec::validate)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = entries.iter().find(|e| !seen.insert(e.url())) {
+        return Err(format!("{:?} is listed twice", twice.url()));
+    }
+    Ok(stored)
+}
+
+/// Most blocks per batch.
+pub(super) const BATCH_SIZE_MAX: u64 = 10_000;
+/// Deepest confirmation depth.
+pub(super) const CONFIRMATIONS_MAX: u64 = 10_000;
+/// Most workers a chain may ask for (`min_workers` and `max_workers`).
+pub(super) const WORKERS_MAX: u64 = 10_000;
+
+/// Why `value` is outside `range`, if it is.
+pub(super) fn out_of_range(value: u64, range: std::ops::RangeInclusive<u64>) -> Option<String> {
+    (!range.contains(&value)).then(|| {
+        format!(
+            "must be between {} and {} (got {value})",
+            range.start(),
+            range.end()
+        )
+    })
+}
+
+/// The accepted values of each numeric setting, for registration and for a change.
+pub(super) fn setting_range(field: &str) -> Option<std::ops::RangeInclusive<u64>> {
+    Some(match field {
+        "batch_size" => 1..=BATCH_SIZE_MAX,
+        "confirmations" => 0..=CONFIRMATIONS_MAX,
+        "min_workers" => 0..=WORKERS_MAX,
+        // A chain no worker may serve would never be indexed.
+        "max_workers" => 1..=WORKERS_MAX,
+        "max_reorg_depth" => 1..=MAX_REORG_DEPTH_LIMIT,
+        _ => return None,
+    })
+}
+
 /// What the endpoints said at registration.
 #[derive(Debug)]
-struct Probed {
-    chain_id: u64,
+pub(super) struct Probed {
+    pub(super) chain_id: u64,
     /// Hash of block 0.
-    genesis_hash: String,
+    pub(super) genesis_hash: String,
     /// Head of the first endpoint that answered.
-    head: Option<u64>,
+    pub(super) head: Option<u64>,
 }
 
 /// Reads the chain id and the hash of block 0 from every endpoint at once; those that answer
 /// must agree on both (an endpoint that answers one but not the other counts as not answering).
-async fn probe_endpoints(urls: &[&str]) -> Result<Probed, ApiError> {
+pub(super) async fn probe_endpoints(urls: &[&str]) -> Result<Probed, String> {
     let settings = RpcSettings {
         timeout: Duration::from_secs(5),
         ..RpcSettings::default()
@@ -134,20 +207,20 @@ async fn probe_endpoints(urls: &[&str]) -> Result<Probed, ApiError> {
             Ok(probed) => match &found {
                 None => found = Some((probed, url)),
                 Some((first, first_url)) if first.chain_id != probed.chain_id => {
-                    return Err(ApiError::Unprocessable(format!(
+                    return Err(format!(
                         "rpc_urls disagree: {first_url} serves chain id {}, {url} serves {}",
                         first.chain_id, probed.chain_id
-                    )));
+                    ));
                 }
                 Some((first, first_url))
                     if !first
                         .genesis_hash
                         .eq_ignore_ascii_case(&probed.genesis_hash) =>
                 {
-                    return Err(ApiError::Unprocessable(format!(
+                    return Err(format!(
                         "rpc_urls disagree: {first_url} has genesis block {}, {url} has {} (same chain id {}: another network or a fork)",
                         first.genesis_hash, probed.genesis_hash, probed.chain_id
-                    )));
+                    ));
                 }
                 Some(_) => {}
             },
@@ -161,10 +234,10 @@ async fn probe_endpoints(urls: &[&str]) -> Result<Probed, ApiError> {
             }
             Ok(probed)
         }
-        None => Err(ApiError::Unprocessable(format!(
+        None => Err(format!(
             "cannot read eth_chainId and block 0 from any endpoint ({}); check the URLs and that the node is up",
             failures.join("; ")
-        ))),
+        )),
     }
 }
 
@@ -260,40 +333,33 @@ async fn register(
 ) -> Result<(StatusCode, Json<ChainView>), ApiError> {
     let Json(body) = body?;
     let name = ChainName::parse(&body.name).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    if body.rpc_urls.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "rpc_urls must name at least one URL".into(),
-        ));
-    }
-    let stored_urls = body
-        .rpc_urls
-        .iter()
-        .map(EndpointSpec::validate)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut seen = std::collections::HashSet::new();
-    if let Some(twice) = body.rpc_urls.iter().find(|e| !seen.insert(e.url())) {
-        return Err(ApiError::Unprocessable(format!(
-            "rpc_urls: {:?} is listed twice",
-            twice.url()
-        )));
-    }
+    let stored_urls = check_rpc_urls(&body.rpc_urls)
+        .map_err(|why| ApiError::Unprocessable(format!("rpc_urls: {why}")))?;
     let batch_size = body.batch_size.unwrap_or(100);
-    if !(1..=10_000).contains(&batch_size) {
-        return Err(ApiError::Unprocessable(
-            "batch_size must be between 1 and 10000".into(),
-        ));
-    }
     let min_workers = body.min_workers.unwrap_or(1);
     let max_workers = body.max_workers.unwrap_or(4.max(min_workers));
+    let numbers = [
+        ("batch_size", Some(u64::from(batch_size))),
+        ("confirmations", body.confirmations),
+        ("min_workers", Some(u64::from(min_workers))),
+        ("max_workers", Some(u64::from(max_workers))),
+        ("max_reorg_depth", body.max_reorg_depth),
+    ];
+    for (field, value) in numbers {
+        let why = value
+            .zip(setting_range(field))
+            .and_then(|(v, r)| out_of_range(v, r));
+        if let Some(why) = why {
+            return Err(ApiError::Unprocessable(format!("{field} {why}")));
+        }
+    }
     if min_workers > max_workers {
         return Err(ApiError::Unprocessable(
             "min_workers must not exceed max_workers".into(),
         ));
     }
-    if body.start_block > i64::MAX as u64 || body.confirmations.is_some_and(|c| c > 10_000) {
-        return Err(ApiError::Unprocessable(
-            "start_block or confirmations out of range".into(),
-        ));
+    if body.start_block > i64::MAX as u64 {
+        return Err(ApiError::Unprocessable("start_block out of range".into()));
     }
     // Answers early without probing the endpoints; the insert below is what settles a race.
     if chain_rows::find(&ctx.app.db, name.as_str())
@@ -304,20 +370,14 @@ async fn register(
             "chain {name} is already registered"
         )));
     }
-    if body
-        .max_reorg_depth
-        .is_some_and(|d| !(1..=MAX_REORG_DEPTH_LIMIT).contains(&d))
-    {
-        return Err(ApiError::Unprocessable(format!(
-            "max_reorg_depth must be between 1 and {MAX_REORG_DEPTH_LIMIT}"
-        )));
-    }
     let urls: Vec<&str> = body.rpc_urls.iter().map(EndpointSpec::url).collect();
     let Probed {
         chain_id,
         genesis_hash,
         head,
-    } = probe_endpoints(&urls).await?;
+    } = probe_endpoints(&urls)
+        .await
+        .map_err(ApiError::Unprocessable)?;
     let max_reorg_depth = body
         .max_reorg_depth
         .unwrap_or_else(|| default_max_reorg_depth(chain_id));

@@ -4,6 +4,12 @@
 //! can only come from the request's values (SQLSTATE class 22, data exception) answers 400 and a
 //! unique violation (23505, a concurrent request created the same thing) answers 409. Both are
 //! logged at warn, and neither is ever a 500.
+//!
+//! Every error answer is `{"error": "..."}`; a body whose fields are invalid
+//! ([`ApiError::InvalidFields`]) also names each one: `{"error": "...", "fields": {"min_workers":
+//! "must not exceed max_workers (3)"}}`.
+
+use std::collections::BTreeMap;
 
 use axum::{
     Json,
@@ -29,6 +35,9 @@ pub enum ApiError {
     /// 422: understood but invalid.
     #[error("{0}")]
     Unprocessable(String),
+    /// 422: fields of the body are invalid; each is named with why (`fields` in the answer).
+    #[error("{}", describe_fields(.0))]
+    InvalidFields(FieldErrors),
     /// 503: this instance cannot take the request (a standby, or a store is away).
     #[error("{0}")]
     Unavailable(String),
@@ -43,7 +52,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -55,8 +64,24 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(target: "blockfill::api", cause, "internal error");
         }
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let body = match &self {
+            Self::InvalidFields(fields) => json!({ "error": self.to_string(), "fields": fields }),
+            _ => json!({ "error": self.to_string() }),
+        };
+        (self.status(), Json(body)).into_response()
     }
+}
+
+/// Why each bad field of a request body is bad, by field name.
+pub type FieldErrors = BTreeMap<String, String>;
+
+/// One line naming every bad field: `invalid fields: a: why; b: why`.
+fn describe_fields(fields: &FieldErrors) -> String {
+    let each: Vec<String> = fields
+        .iter()
+        .map(|(field, why)| format!("{field}: {why}"))
+        .collect();
+    format!("invalid fields: {}", each.join("; "))
 }
 
 impl ApiError {
@@ -202,6 +227,38 @@ mod tests {
         assert_eq!(
             ApiError::from(sqlx::Error::PoolTimedOut).status(),
             StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_fields_answer_422_naming_each_field_and_keep_the_error_line() {
+        use axum::response::IntoResponse;
+
+        let e = ApiError::InvalidFields(super::FieldErrors::from([
+            (
+                "min_workers".to_owned(),
+                "must not exceed max_workers (3)".to_owned(),
+            ),
+            (
+                "batch_size".to_owned(),
+                "must be between 1 and 10000 (got 0)".to_owned(),
+            ),
+        ]));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("a body");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "invalid fields: batch_size: must be between 1 and 10000 (got 0); min_workers: must not exceed max_workers (3)",
+                "fields": {
+                    "min_workers": "must not exceed max_workers (3)",
+                    "batch_size": "must be between 1 and 10000 (got 0)",
+                },
+            })
         );
     }
 

@@ -3,6 +3,7 @@
 
 mod backfills;
 mod batches;
+mod chain_settings;
 mod chains;
 mod endpoints;
 mod error;
@@ -33,7 +34,7 @@ pub use backfills::{BackfillView, BatchCounts, Created};
 pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chains::ChainView;
 pub use endpoints::{EndpointView, EndpointsView};
-pub use error::ApiError;
+pub use error::{ApiError, FieldErrors};
 pub use orchestrator::{LeaderView, OrchestratorView};
 pub use reorgs::ReorgView;
 pub use status::{

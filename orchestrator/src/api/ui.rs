@@ -67,6 +67,11 @@ const FILES: &[(&str, &str, &str)] = &[
         JAVASCRIPT,
         include_str!("../../../admin-ui/js/form.js"),
     ),
+    (
+        "/js/fleet.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/fleet.js"),
+    ),
 ];
 
 pub(super) fn router() -> Router<ApiContext> {
