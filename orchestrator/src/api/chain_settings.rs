@@ -18,8 +18,9 @@
 use std::ops::RangeInclusive;
 
 use axum::{
-    Json,
+    Json, Router,
     extract::{State, rejection::JsonRejection},
+    routing::patch,
 };
 use blockfill_activities::{
     entity::chains,
@@ -36,6 +37,10 @@ use super::{
     },
     params::{PathParam, Text},
 };
+
+pub(super) fn router() -> Router<ApiContext> {
+    Router::new().route("/v1/chains/{name}", patch(change))
+}
 
 /// The fields a change may carry.
 const CHANGEABLE: &str =
@@ -229,7 +234,7 @@ async fn check_new_endpoints(specs: &[EndpointSpec], row: &chains::Model) -> Res
 }
 
 /// `PATCH /v1/chains/{name}`.
-pub(super) async fn change(
+async fn change(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
     body: Result<Json<Map<String, Value>>, JsonRejection>,

@@ -19,14 +19,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ApiContext, ApiError, chain_settings,
+    ApiContext, ApiError,
     params::{PathParam, Text},
 };
 
 pub(super) fn router() -> Router<ApiContext> {
     Router::new()
         .route("/v1/chains", get(list).post(register))
-        .route("/v1/chains/{name}", get(show).patch(chain_settings::change))
+        .route("/v1/chains/{name}", get(show))
 }
 
 /// Body of `POST /v1/chains`.

@@ -63,6 +63,7 @@ pub fn router(ctx: ApiContext) -> Router {
     Router::new()
         .merge(health::router())
         .merge(chains::router())
+        .merge(chain_settings::router())
         .merge(live::router())
         .merge(endpoints::router())
         .merge(backfills::router())
