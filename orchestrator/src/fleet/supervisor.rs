@@ -10,7 +10,8 @@
 //! - It stops a worker with SIGTERM and lets it drain (in-flight batches finish; its report goes
 //!   at once), killing it only after the grace period; a draining worker still counts as its
 //!   own, so it is never mistaken for someone else's.
-//! - A worker that exits by itself is recorded and replaced on the next pass if still wanted.
+//! - A worker that exits by itself is recorded and replaced if still wanted; while workers keep
+//!   exiting, replacements wait longer and longer (1 s doubling up to a minute).
 //!
 //! Every start, stop and exit is kept in a bounded history ([`FleetEvent`]), which the admin API
 //! serves.
@@ -105,6 +106,46 @@ struct ChainWorkers {
     /// Names of stopped workers until they exit, with their drain.
     draining: Vec<(String, JoinHandle<()>)>,
     desired: ScaleDownWindow,
+    exits: CrashLoop,
+}
+
+/// Workers that exited by themselves lately: while they keep exiting (a bad endpoint setting, a
+/// missing database), replacements wait longer and longer, so a crash loop does not start a
+/// process every pass.
+#[derive(Debug, Default)]
+struct CrashLoop {
+    /// When recent exits happened, oldest first (the last [`CRASH_WINDOW`]).
+    recent: VecDeque<Instant>,
+}
+
+/// How long an exit counts towards a crash loop.
+const CRASH_WINDOW: Duration = Duration::from_secs(300);
+/// The longest wait before a worker that keeps exiting is replaced.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+
+impl CrashLoop {
+    /// Records an exit at `now`.
+    fn exited(&mut self, now: Instant) {
+        self.recent.push_back(now);
+    }
+
+    /// When a replacement may start: after the last exit, 1 s for the first exit in the window,
+    /// doubling with each further one, at most [`MAX_RESTART_DELAY`]; `None` without exits.
+    fn restart_at(&mut self, now: Instant) -> Option<Instant> {
+        while self
+            .recent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > CRASH_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let last = *self.recent.back()?;
+        let doublings = (self.recent.len() - 1).min(16) as u32;
+        let delay = Duration::from_secs(1)
+            .saturating_mul(2_u32.saturating_pow(doublings))
+            .min(MAX_RESTART_DELAY);
+        Some(last + delay)
+    }
 }
 
 /// The sizes desired over the scale-down delay: the size to run is the largest of them, so
@@ -216,11 +257,18 @@ impl Supervisor {
                 Ok(Some(_)) | Err(_) => {
                     let gone = chain.running.remove(index);
                     tracing::warn!(target: "blockfill::fleet", chain = %view.chain, worker = %gone.name, log = %gone.process.log.display(), "a supervised worker exited by itself");
+                    chain.exits.exited(now);
                     record(chain, FleetAction::Exited, &gone.name, None);
                 }
             }
         }
-        while chain.running.len() < wanted {
+        let held = chain.exits.restart_at(now).filter(|at| *at > now);
+        if let Some(at) = held
+            && chain.running.len() < wanted
+        {
+            tracing::debug!(target: "blockfill::fleet", chain = %view.chain, wait = ?at.duration_since(now), "workers keep exiting; the replacement waits");
+        }
+        while held.is_none() && chain.running.len() < wanted {
             *started += 1;
             let name = format!("blockfill-supervised-{}-{}", view.chain, *started);
             match self.start(&view.chain, &name, *started) {
@@ -340,6 +388,33 @@ mod tests {
         assert_eq!(window.target(at(33), 2, delay), 3, "4 left the window");
         assert_eq!(window.target(at(51), 2, delay), 2);
         assert_eq!(window.target(at(52), 5, delay), 5);
+    }
+
+    #[test]
+    fn workers_that_keep_exiting_are_replaced_ever_more_slowly() {
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let mut exits = CrashLoop::default();
+        assert_eq!(exits.restart_at(at(0)), None, "no exits: start at once");
+        exits.exited(at(10));
+        assert_eq!(exits.restart_at(at(10)), Some(at(11)));
+        exits.exited(at(11));
+        assert_eq!(exits.restart_at(at(11)), Some(at(13)));
+        exits.exited(at(13));
+        assert_eq!(exits.restart_at(at(13)), Some(at(17)));
+        for second in 17..30 {
+            exits.exited(at(second));
+        }
+        assert_eq!(
+            exits.restart_at(at(29)),
+            Some(at(29 + 60)),
+            "at most a minute"
+        );
+        assert_eq!(
+            exits.restart_at(at(29 + 301)),
+            None,
+            "exits older than the window are forgotten"
+        );
     }
 
     #[test]
