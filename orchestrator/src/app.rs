@@ -157,6 +157,7 @@ impl Orchestrator {
             role: role.clone(),
             metrics: prometheus(),
             supervisor: supervisor.clone(),
+            sources: SourceRegistry::new(conn.clone(), args.scheduler.rpc.pool_settings()),
         });
         let api_shutdown = shutdown.clone();
         tasks.spawn(async move {

@@ -224,6 +224,21 @@ pub async fn record_head(pool: &PgPool, name: &str, head: i64) -> Result<(), sql
     Ok(())
 }
 
+/// Raises `name`'s recorded head to `head` (never lowers it: a read outside the head tracker
+/// must not move the head back); returns the recorded head afterwards.
+pub async fn raise_head(pool: &PgPool, name: &str, head: i64) -> Result<Option<i64>, sqlx::Error> {
+    let recorded: Option<(Option<i64>,)> = sqlx::query_as(
+        "UPDATE chains SET head_block = GREATEST(head_block, $2), \
+         head_updated_at = CASE WHEN head_block IS NULL OR head_block < $2 THEN now() ELSE head_updated_at END \
+         WHERE name = $1 RETURNING head_block",
+    )
+    .bind(name)
+    .bind(head)
+    .fetch_optional(pool)
+    .await?;
+    Ok(recorded.and_then(|(h,)| h))
+}
+
 /// Halts live sync of the chain for an operator, with `reason`; a chain already halted keeps its
 /// first reason and time. Returns whether this call halted it.
 pub async fn halt_live_sync(pool: &PgPool, name: &str, reason: &str) -> Result<bool, sqlx::Error> {

@@ -9,8 +9,10 @@ use axum::{
     http::StatusCode,
     routing::get,
 };
+use std::time::Duration;
+
 use blockfill_activities::{
-    entity::backfills,
+    entity::{self, backfills},
     store::{
         BackfillMode, BackfillStatus, BatchStatus, backfill_views, chains, status::gap_summary,
     },
@@ -67,6 +69,38 @@ pub struct Created {
     pub to: i64,
 }
 
+/// How long a backfill request waits for the chain's head.
+const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads `chain`'s head from its endpoints and records it (raising the recorded one only), for a
+/// request beyond the recorded head: that is only as fresh as the head tracker's last read.
+/// `None` when the head cannot be read in time (the recorded one then decides).
+async fn read_head(ctx: &ApiContext, chain: &entity::chains::Model) -> Option<i64> {
+    let name = ChainName::parse(&chain.name).ok()?;
+    let read = async {
+        let source = ctx.sources.get(&name).await.map_err(|e| e.to_string())?;
+        source.head().await.map_err(|e| e.to_string())
+    };
+    let head = match tokio::time::timeout(HEAD_READ_TIMEOUT, read).await {
+        Ok(Ok(head)) => i64::try_from(head).ok()?,
+        Ok(Err(e)) => {
+            tracing::warn!(target: "blockfill::api", chain = %chain.name, error = %e, "cannot read the head for a backfill request; using the recorded one");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(target: "blockfill::api", chain = %chain.name, timeout = ?HEAD_READ_TIMEOUT, "reading the head for a backfill request timed out; using the recorded one");
+            return None;
+        }
+    };
+    match chains::raise_head(&ctx.app.pool, &chain.name, head).await {
+        Ok(recorded) => recorded.or(Some(head)),
+        Err(e) => {
+            tracing::warn!(target: "blockfill::api", chain = %chain.name, error = %e, "cannot record the head read");
+            Some(head)
+        }
+    }
+}
+
 async fn create(
     State(ctx): State<ApiContext>,
     body: Result<Json<CreateBackfill>, JsonRejection>,
@@ -80,6 +114,14 @@ async fn create(
                 body.chain
             ))
         })?;
+    let mut chain = chain;
+    if let Some(to) = body.to
+        && chain
+            .head_block
+            .is_none_or(|head| to as i64 > head - chain.confirmations)
+    {
+        chain.head_block = read_head(&ctx, &chain).await.or(chain.head_block);
+    }
     let safe_head = chain.head_block.map(|h| h - chain.confirmations);
     // What gaps mode fills by default: up to the live target, never a head not yet served.
     let indexable_tip = chain.head_block.map(|h| {

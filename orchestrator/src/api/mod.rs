@@ -54,6 +54,9 @@ pub struct ApiContext {
     pub role: Role,
     /// Prometheus renderer, when metrics are installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The chains' endpoints, for the reads a request needs (a backfill beyond the recorded
+    /// head reads the head).
+    pub sources: blockfill_activities::SourceRegistry,
     /// The local worker supervisor, when this orchestrator runs one.
     pub supervisor: Option<std::sync::Arc<crate::fleet::Supervisor>>,
 }
