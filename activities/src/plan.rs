@@ -16,7 +16,7 @@ pub use crate::store::Lane;
 use crate::{
     batch_queues::BatchQueues,
     queue::{JobQueue, QueueError},
-    store::{BatchStatus, batches, chains, queue_bounds},
+    store::{BatchStatus, batches, queue_bounds},
     types::{BatchId, BatchJob, BlockRange, ChainName},
 };
 
@@ -134,23 +134,23 @@ pub async fn feed_planned(
         let mut conn = pool.acquire().await?;
         queue_bounds::get(&mut conn, lane).await?
     };
+    // Only chains with planned work cost a query (the head tracker calls this every poll).
     let chains = match backfill_id {
         Some(_) => vec![None],
-        None => chains::names(pool).await?.into_iter().map(Some).collect(),
+        None => batches::chains_with_planned(pool, lane)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect(),
     };
     let mut pushed = 0;
     for chain in chains {
-        let jobs: Vec<(BatchJob, i32)> = batches::planned(
-            pool,
-            lane,
-            chain.as_ref().map(ChainName::as_str),
-            backfill_id,
-            bound,
-        )
-        .await?
-        .into_iter()
-        .filter_map(batches::QueueableRow::into_job)
-        .collect();
+        let jobs: Vec<(BatchJob, i32)> =
+            batches::planned(pool, lane, chain.as_deref(), backfill_id, bound)
+                .await?
+                .into_iter()
+                .filter_map(batches::QueueableRow::into_job)
+                .collect();
         pushed += enqueue_batches(pool, queues, lane, jobs).await?;
     }
     Ok(pushed)

@@ -181,26 +181,28 @@ impl TestApp {
 
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("http://{}{path}", self.api))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.send_json(reqwest::Method::POST, path, body).await
     }
 
     /// `PATCH path` with a JSON body.
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send_json(reqwest::Method::PATCH, path, body).await
+    }
+
+    /// `method path` with a JSON body, answering status and JSON body (`null` if none).
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
         let response = self
             .client
-            .patch(format!("http://{}{path}", self.api))
+            .request(method.clone(), format!("http://{}{path}", self.api))
             .json(&body)
             .send()
             .await
-            .expect("PATCH");
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }

@@ -163,6 +163,17 @@ pub async fn planned(
     .await
 }
 
+/// The chains with planned batches in `lane` (index `batches_unfinished`).
+pub async fn chains_with_planned(pool: &PgPool, lane: Lane) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT chain FROM batches WHERE lane = $1 AND status = $2")
+            .bind(lane)
+            .bind(BatchStatus::Planned)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(chain,)| chain).collect())
+}
+
 /// What a worker learns when it starts a batch.
 #[derive(Debug, Clone, ::sqlx::FromRow)]
 pub struct Started {
