@@ -16,9 +16,13 @@ use crate::{
     faults::{FaultInjector, FaultLayer, FaultProfile, FaultProfileError},
 };
 
-/// The devnet's JSON-RPC router (`POST /`).
+/// The devnet's JSON-RPC router: `POST /`, and `POST` on any path, as providers serve a key
+/// in the path (`/v2/KEY`).
 pub fn devnet_router(chain: Arc<DevnetChain>) -> Router {
-    Router::new().route("/", post(rpc)).with_state(chain)
+    Router::new()
+        .route("/", post(rpc))
+        .route("/{*path}", post(rpc))
+        .with_state(chain)
 }
 
 async fn rpc(State(chain): State<Arc<DevnetChain>>, body: Bytes) -> Json<Value> {

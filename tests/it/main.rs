@@ -29,6 +29,7 @@ mod reorg_safety;
 mod reorgs;
 mod resolution;
 mod scheduler;
+mod secrets;
 mod stale_head;
 mod status_cost;
 mod status_gaps;

@@ -12,6 +12,7 @@ use axum::{
 use blockfill_activities::{
     ChainName, ChainSource, EvmRpcSource,
     entity::chains,
+    redact::redact_url,
     source::{EndpointConfig, RpcSettings},
     store::chains as chain_rows,
 };
@@ -93,26 +94,28 @@ impl EndpointSpec {
         }
     }
 
-    /// Checks the entry; returns what is stored for it, or why it is refused.
+    /// Checks the entry; returns what is stored for it, or why it is refused (naming the URL
+    /// redacted: it may carry an API key).
     fn validate(&self) -> Result<serde_json::Value, String> {
         let url = self.url();
+        let shown = redact_url(url);
         if url.contains(char::is_control) {
-            return Err(format!("{url:?} must not contain control characters"));
+            return Err(format!("{shown} must not contain control characters"));
         }
-        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        let parsed = url::Url::parse(url).map_err(|e| format!("it is not a URL: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("{url:?} must be http or https"));
+            return Err(format!("{shown} must be http or https"));
         }
         match self {
             Self::Url(url) => Ok(serde_json::json!(url)),
             Self::Configured(c) => {
                 if c.rps == Some(0) {
                     return Err(format!(
-                        "rps of {url:?} must be at least 1 (leave it out for no limit)"
+                        "rps of {shown} must be at least 1 (leave it out for no limit)"
                     ));
                 }
                 if c.max_concurrency.is_some_and(|m| m < 2) {
-                    return Err(format!("max_concurrency of {url:?} must be at least 2"));
+                    return Err(format!("max_concurrency of {shown} must be at least 2"));
                 }
                 Ok(serde_json::to_value(c).unwrap_or_else(|_| serde_json::json!(url)))
             }
@@ -129,11 +132,15 @@ pub(super) fn check_rpc_urls(entries: &[EndpointSpec]) -> Result<Vec<serde_json:
     }
     let stored = entries
         .iter()
-        .map(EndpointSpec::validate)
+        .enumerate()
+        .map(|(i, entry)| entry.validate().map_err(|why| format!("entry {i}: {why}")))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = std::collections::HashSet::new();
-    if let Some(twice) = entries.iter().find(|e| !seen.insert(e.url())) {
-        return Err(format!("{:?} is listed twice", twice.url()));
+    if let Some(twice) = entries.iter().position(|e| !seen.insert(e.url())) {
+        return Err(format!(
+            "entry {twice} ({}) is listed twice",
+            redact_url(entries[twice].url())
+        ));
     }
     Ok(stored)
 }
@@ -200,9 +207,11 @@ pub(super) async fn probe_endpoints(urls: &[&str]) -> Result<Probed, String> {
         }
     }))
     .await;
-    let mut found: Option<(Probed, &str)> = None;
+    let mut found: Option<(Probed, String)> = None;
     let mut failures = Vec::new();
     for (url, answer) in urls.iter().zip(answers) {
+        // Messages name endpoints redacted: the URL may carry an API key.
+        let url = redact_url(url);
         match answer {
             Ok(probed) => match &found {
                 None => found = Some((probed, url)),
@@ -248,9 +257,9 @@ pub struct ChainView {
     pub name: String,
     /// Chain id reported by the node.
     pub chain_id: Option<i64>,
-    /// RPC endpoints.
+    /// RPC endpoints, redacted (`GET /v1/chains/{name}/config` shows them raw, to admins).
     pub rpc_urls: Vec<String>,
-    /// RPC endpoints with their own limits, if any.
+    /// RPC endpoints with their own limits, if any (URLs redacted).
     pub endpoints: Vec<EndpointConfig>,
     /// First block to cover.
     pub start_block: i64,
@@ -281,8 +290,15 @@ pub struct ChainView {
 impl From<chains::Model> for ChainView {
     fn from(row: chains::Model) -> Self {
         Self {
-            rpc_urls: row.rpc_url_list(),
-            endpoints: row.endpoints(),
+            rpc_urls: row.rpc_url_list().iter().map(|u| redact_url(u)).collect(),
+            endpoints: row
+                .endpoints()
+                .into_iter()
+                .map(|e| EndpointConfig {
+                    url: redact_url(&e.url),
+                    ..e
+                })
+                .collect(),
             name: row.name,
             chain_id: row.chain_id,
             start_block: row.start_block,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::{Json, Router, extract::State, routing::get};
 use blockfill_activities::{
+    redact::redact_url,
     source::{
         EndpointConfig, EndpointSnapshot, IdentityState,
         pool::{TransitionView, breaker::BreakerState, stats::LatencyHistogram},
@@ -173,9 +174,11 @@ fn merge(
     let mut errors = BTreeMap::new();
     let mut transitions = Vec::new();
     let mut by_reporter = Vec::new();
+    // The URL may carry an API key: answers show it redacted.
+    let url = redact_url(&config.url);
     let mut view = EndpointView {
-        url: config.url.clone(),
-        config,
+        url: url.clone(),
+        config: EndpointConfig { url, ..config },
         breaker: None,
         identity: None,
         identity_detail: None,

@@ -3,6 +3,7 @@
 
 mod backfills;
 mod batches;
+mod chain_config;
 mod chain_settings;
 mod chains;
 mod endpoints;
@@ -32,6 +33,7 @@ use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::Tra
 pub use crate::fleet::FleetView;
 pub use backfills::{BackfillView, BatchCounts, Created};
 pub use batches::{BatchView, QuarantinedBlock, RetryView};
+pub use chain_config::ChainConfigView;
 pub use chains::ChainView;
 pub use endpoints::{EndpointView, EndpointsView};
 pub use error::{ApiError, FieldErrors};
@@ -67,6 +69,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(health::router())
         .merge(chains::router())
         .merge(chain_settings::router())
+        .merge(chain_config::router())
         .merge(live::router())
         .merge(endpoints::router())
         .merge(backfills::router())
