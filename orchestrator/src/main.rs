@@ -8,7 +8,7 @@ use blockfill_devnet::server as devnet;
 use blockfill_orchestrator::{
     Orchestrator, migrate,
     settings::ServeArgs,
-    tools::{bench, demo, soak},
+    tools::{api_bench, bench, demo, soak},
     verify,
 };
 use clap::{Parser, Subcommand};
@@ -43,6 +43,9 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Benchmark: raw fetch-and-write loop versus end to end through the queue.
     Bench(bench::BenchArgs),
+    /// API benchmark: status and gaps latency at a fixed rate (oha), idle and during a
+    /// full-speed backfill.
+    BenchApi(api_bench::ApiBenchArgs),
     /// Soak benchmark: a growing devnet followed by live sync for minutes, with a fleet outage;
     /// prints Redis keys and memory, rows per block, status p99 and live lag, start against end.
     Soak(soak::SoakArgs),
@@ -76,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => {
             bench::run(args).await?;
         }
+        Command::BenchApi(args) => api_bench::run(args).await?,
         Command::Soak(args) => soak::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)

@@ -5,8 +5,11 @@
 //! - [`demo`]: `blockfill demo`, the README's demo (and the chain and backfill helpers the
 //!   benchmarks share).
 //! - [`bench`](mod@bench): `blockfill bench`, the end-to-end benchmark against the raw loop.
+//! - [`api_bench`]: `blockfill bench-api`, status and gaps latency at a fixed request rate (oha),
+//!   idle and during a full-speed backfill.
 //! - [`soak`]: `blockfill soak`, the long-running benchmark of live sync through a fleet outage.
 
+pub mod api_bench;
 pub mod bench;
 pub mod demo;
 pub mod soak;

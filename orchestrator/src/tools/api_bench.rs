@@ -1,0 +1,391 @@
+//! `blockfill bench-api`: how fast the admin API answers the two questions operators and
+//! dashboards ask most (`GET /v1/chains/{name}/status` and `GET /v1/chains/{name}/gaps`) under a
+//! fixed request rate, measured with [oha](https://github.com/hatoo/oha) (an open-loop load
+//! generator: requests leave at the rate asked, whether or not earlier ones were answered, and
+//! its latencies are corrected for coordinated omission).
+//!
+//! In one run, on a fresh database and Redis prefix:
+//! 1. set-up: a devnet chain whose first blocks are backfilled in scattered ranges, so the gaps
+//!    answer has many gaps to list;
+//! 2. baseline: each route alone at `--rate` for `--duration`, with nothing else running;
+//! 3. under load: the same, while `--workers` worker processes backfill every gap at full speed;
+//! 4. the backfill's own rate, with the API under that load, next to the set-up's rate without
+//!    it.
+//!
+//! It prints p50, p99 and max per route and phase, the achieved rate, the answers that were not
+//! 200, and the ratios under-load / baseline.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use blockfill_activities::settings::StoreArgs;
+use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
+use clap::Args;
+use serde_json::{Value, json};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Orchestrator,
+    app::prepare_database,
+    fleet::{spawn_worker, worker_binary},
+    settings::{SchedulerArgs, ServeArgs},
+    tools::{
+        bench::{cleanup, run_stores},
+        demo::{follow_backfill, request_backfill, upsert_chain},
+    },
+};
+
+/// The chain the benchmark registers.
+const CHAIN: &str = "bench-api";
+
+/// Settings of `blockfill bench-api`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiBenchArgs {
+    /// PostgreSQL and Redis (a fresh database and Redis prefix are derived from these).
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Blocks of the devnet chain; the backfill under load fills what the set-up left.
+    #[arg(long, default_value_t = 600_000)]
+    pub blocks: u64,
+    /// Gaps the set-up leaves in the first part of the chain (it indexes one range between each
+    /// two).
+    #[arg(long, default_value_t = 200)]
+    pub gaps: u64,
+    /// Requests per second sent to each route.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// How long each route is loaded in each phase.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Connections oha keeps open.
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+    /// Worker processes of the backfill under load.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// The oha binary (default: `oha` on the PATH, then `.cache/tools/bin/oha`, where
+    /// `scripts/bench-api.sh` installs it).
+    #[arg(long, env = "BLOCKFILL_OHA")]
+    pub oha: Option<PathBuf>,
+    /// Keep the benchmark database afterwards.
+    #[arg(long)]
+    pub keep_database: bool,
+}
+
+/// One route under load, as oha measured it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteFigures {
+    /// Median latency, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+    /// Slowest answer, milliseconds.
+    pub max_ms: f64,
+    /// Requests per second achieved.
+    pub rate: f64,
+    /// Answers that were not 200 (errors included).
+    pub not_ok: u64,
+    /// Answers in all.
+    pub total: u64,
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
+    let oha = find_oha(args.oha.as_deref())?;
+    anyhow::ensure!(
+        args.gaps > 0 && args.blocks > args.gaps * 4,
+        "--blocks must be more than 4 x --gaps"
+    );
+    let shutdown = CancellationToken::new();
+    let (stores, database) = run_stores(&args.stores, "apibench")?;
+    let outcome = measure(&args, &oha, &stores, &shutdown).await;
+    shutdown.cancel();
+    cleanup(
+        &stores,
+        &args.stores.database_url,
+        &database,
+        args.keep_database,
+    )
+    .await;
+    outcome
+}
+
+async fn measure(
+    args: &ApiBenchArgs,
+    oha: &Path,
+    stores: &StoreArgs,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+        blocks: args.blocks,
+        ..DevnetConfig::default()
+    }));
+    let devnet_addr = spawn_devnet(devnet, "127.0.0.1:0".parse()?, shutdown.clone()).await?;
+    let db = prepare_database(stores, 8).await?;
+    let pool = db.get_postgres_connection_pool().clone();
+    upsert_chain(&pool, CHAIN, &format!("http://{devnet_addr}"), 1337, 100).await?;
+    let orchestrator = Orchestrator::start(
+        ServeArgs::on_loopback(stores.clone(), SchedulerArgs::default()),
+        shutdown.clone(),
+    )
+    .await?;
+    let api = orchestrator.api_addr;
+    println!(
+        "blockfill bench-api: {} devnet blocks, {} gaps, {} req/s per route for {:?}, {} workers",
+        args.blocks, args.gaps, args.rate, args.duration, args.workers
+    );
+
+    let binary = worker_binary()?;
+    let log_dir = PathBuf::from("target/bench-logs");
+    let mut workers = Vec::new();
+    for index in 0..args.workers {
+        workers.push(spawn_worker(
+            &binary,
+            stores,
+            blockfill_activities::settings::DEFAULT_WORKER_CONCURRENCY,
+            &[],
+            &log_dir,
+            index,
+        )?);
+    }
+
+    // Set-up: index one range between each two gaps of the first quarter of the chain.
+    let stride = args.blocks / 4 / args.gaps;
+    let started = Instant::now();
+    let mut setup_blocks = 0;
+    let mut ids = Vec::new();
+    for gap in 0..args.gaps {
+        let from = gap * stride;
+        let to = from + stride / 2 - 1;
+        setup_blocks += to - from + 1;
+        ids.push(
+            request_backfill(api, json!({"chain": CHAIN, "from": from, "to": to}))
+                .await
+                .context("requesting a set-up backfill")?,
+        );
+    }
+    for id in &ids {
+        let view = follow_backfill(api, id, shutdown).await?;
+        anyhow::ensure!(
+            view["status"] == "completed",
+            "set-up backfill {id} ended {}",
+            view["status"]
+        );
+    }
+    let setup_rate = setup_blocks as f64 / started.elapsed().as_secs_f64();
+    let gaps_answer = get_json(api, &format!("/v1/chains/{CHAIN}/gaps?limit=1000")).await?;
+    let listed = gaps_answer["gaps"].as_array().map_or(0, Vec::len);
+    println!(
+        "set-up: {setup_blocks} blocks in {} backfills ({setup_rate:.0} blocks/s, no API load); the gaps answer lists {listed} gaps",
+        args.gaps
+    );
+
+    let routes = [
+        ("status", format!("/v1/chains/{CHAIN}/status")),
+        ("gaps", format!("/v1/chains/{CHAIN}/gaps")),
+    ];
+    let mut baseline = Vec::new();
+    for (name, path) in &routes {
+        baseline.push((
+            *name,
+            load(oha, args, &format!("http://{api}{path}")).await?,
+        ));
+    }
+
+    // Under load: every gap of the chain, backfilled at full speed while the routes are loaded.
+    let covered_before = indexed_blocks(api).await?;
+    let fill = request_backfill(api, json!({"chain": CHAIN, "mode": "gaps"})).await?;
+    wait_running(api, &fill).await?;
+    let fill_started = Instant::now();
+    let mut under_load = Vec::new();
+    for (name, path) in &routes {
+        under_load.push((
+            *name,
+            load(oha, args, &format!("http://{api}{path}")).await?,
+        ));
+    }
+    let loaded_seconds = fill_started.elapsed().as_secs_f64();
+    let fill_view = get_json(api, &format!("/v1/backfills/{fill}")).await?;
+    let still_running = fill_view["status"] == "running";
+    let covered_after = indexed_blocks(api).await?;
+    let loaded_rate = (covered_after - covered_before).max(0) as f64 / loaded_seconds;
+    let view = follow_backfill(api, &fill, shutdown).await?;
+    anyhow::ensure!(
+        view["status"] == "completed",
+        "the backfill under load ended {}",
+        view["status"]
+    );
+
+    println!();
+    println!("| route | phase | p50 ms | p99 ms | max ms | achieved req/s | not 200 | answers |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for ((name, idle), (_, busy)) in baseline.iter().zip(&under_load) {
+        for (phase, f) in [("idle", idle), ("during backfill", busy)] {
+            println!(
+                "| {name} | {phase} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
+                f.p50_ms, f.p99_ms, f.max_ms, f.rate, f.not_ok, f.total
+            );
+        }
+    }
+    println!();
+    for ((name, idle), (_, busy)) in baseline.iter().zip(&under_load) {
+        println!(
+            "{name}: p99 during backfill / idle = {:.2}",
+            busy.p99_ms / idle.p99_ms.max(f64::EPSILON)
+        );
+    }
+    println!(
+        "backfill while the API was loaded: {loaded_rate:.0} blocks/s over {loaded_seconds:.1} s \
+         ({:.2} of the set-up's {setup_rate:.0} blocks/s without API load){}",
+        loaded_rate / setup_rate.max(f64::EPSILON),
+        if still_running {
+            ""
+        } else {
+            "; WARNING: the backfill ended before the load did (raise --blocks)"
+        }
+    );
+    for worker in workers {
+        worker.stop(Duration::from_secs(10)).await;
+    }
+    Ok(())
+}
+
+/// Loads `url` with oha at the benchmark's rate; returns what it measured.
+async fn load(oha: &Path, args: &ApiBenchArgs, url: &str) -> anyhow::Result<RouteFigures> {
+    let output = Command::new(oha)
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "--latency-correction",
+            "--disable-keepalive=false",
+        ])
+        .arg("-q")
+        .arg(args.rate.to_string())
+        .arg("-c")
+        .arg(args.connections.to_string())
+        .arg("-z")
+        .arg(format!("{}ms", args.duration.as_millis()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {}", oha.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "oha failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).context("oha's JSON report")?;
+    route_figures(&report)
+}
+
+/// Reads oha's JSON report (latencies in seconds).
+fn route_figures(report: &Value) -> anyhow::Result<RouteFigures> {
+    let seconds = |v: &Value| v.as_f64().map(|s| s * 1000.0);
+    let percentiles = &report["latencyPercentiles"];
+    let total: u64 = report["statusCodeDistribution"]
+        .as_object()
+        .map(|codes| codes.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    let ok = report["statusCodeDistribution"]["200"]
+        .as_u64()
+        .unwrap_or(0);
+    let errors: u64 = report["errorDistribution"]
+        .as_object()
+        .map(|errors| errors.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    Ok(RouteFigures {
+        p50_ms: seconds(&percentiles["p50"]).context("oha's p50")?,
+        p99_ms: seconds(&percentiles["p99"]).context("oha's p99")?,
+        max_ms: seconds(&report["summary"]["slowest"]).context("oha's slowest")?,
+        rate: report["summary"]["requestsPerSec"]
+            .as_f64()
+            .context("oha's requests/s")?,
+        not_ok: total - ok + errors,
+        total: total + errors,
+    })
+}
+
+/// `oha` from `--oha`, the PATH or `.cache/tools/bin`.
+fn find_oha(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("oha"))
+        .find(|candidate| candidate.is_file());
+    let cached = PathBuf::from(".cache/tools/bin/oha");
+    on_path
+        .or_else(|| cached.is_file().then_some(cached))
+        .context(
+            "oha not found: run scripts/bench-api.sh (it installs oha from crates.io), \
+             or give --oha",
+        )
+}
+
+async fn get_json(api: std::net::SocketAddr, path: &str) -> anyhow::Result<Value> {
+    let response = reqwest::get(format!("http://{api}{path}")).await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status.is_success(), "GET {path} answered {status}: {body}");
+    Ok(body)
+}
+
+/// Blocks the chain's coverage ledger holds.
+async fn indexed_blocks(api: std::net::SocketAddr) -> anyhow::Result<i64> {
+    let status = get_json(api, &format!("/v1/chains/{CHAIN}/status")).await?;
+    status["historical"]["indexed_blocks"]
+        .as_i64()
+        .context("the status answer has no historical.indexed_blocks")
+}
+
+/// Waits until the backfill `id` runs (its scheduler planned a batch).
+async fn wait_running(api: std::net::SocketAddr, id: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = get_json(api, &format!("/v1/backfills/{id}")).await?;
+        if view["status"] != "planned" {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "backfill {id} did not start within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ohas_json_report() {
+        let report = json!({
+            "summary": {"successRate": 1.0, "slowest": 0.0125, "requestsPerSec": 998.2},
+            "latencyPercentiles": {"p50": 0.0011, "p99": 0.0042},
+            "statusCodeDistribution": {"200": 9980, "429": 2},
+            "errorDistribution": {"connection closed": 1},
+        });
+        let figures = route_figures(&report).expect("figures");
+        assert!((figures.p50_ms - 1.1).abs() < 1e-9);
+        assert!((figures.p99_ms - 4.2).abs() < 1e-9);
+        assert!((figures.max_ms - 12.5).abs() < 1e-9);
+        assert_eq!(figures.not_ok, 3);
+        assert_eq!(figures.total, 9983);
+    }
+
+    #[test]
+    fn a_report_without_percentiles_is_an_error() {
+        assert!(route_figures(&json!({"summary": {}})).is_err());
+    }
+}
