@@ -5,6 +5,7 @@ mod backfills;
 mod batches;
 mod chain_settings;
 mod chains;
+mod control;
 mod endpoints;
 mod error;
 mod fleet;
@@ -70,6 +71,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(live::router())
         .merge(endpoints::router())
         .merge(backfills::router())
+        .merge(control::router())
         .merge(status::router())
         .merge(batches::router())
         .merge(orchestrator::router())
