@@ -120,6 +120,7 @@ async fn enqueue_chain(
     let in_redis = queue.depth().await?.pending();
     let room = bound.saturating_sub(in_db.max(in_redis)) as usize;
     let total = jobs.len();
+    let jobs = yield_to_higher(&mut tx, lane, chain, jobs).await?;
     let fed = within_room(jobs, room, &higher_waiting(&mut tx, lane, chain).await?);
     let waiting = total - fed.len();
     if fed.is_empty() {
@@ -179,6 +180,33 @@ async fn admit(
     }
     admitted.sort_by_key(|(_, _, priority)| std::cmp::Reverse(*priority));
     Ok(admitted)
+}
+
+/// Drops the jobs of priorities below an active backfill of the chain that still wants room
+/// (blocks left to plan, or planned batches waiting): an urgent backfill gets the room a bulk one
+/// frees as its batches finish, even before it planned anything. The live lane has one backfill
+/// per chain: nothing to weigh.
+async fn yield_to_higher(
+    tx: &mut sqlx::PgConnection,
+    lane: Lane,
+    chain: &ChainName,
+    jobs: Vec<Admitted>,
+) -> Result<Vec<Admitted>, sqlx::Error> {
+    if lane == Lane::Live {
+        return Ok(jobs);
+    }
+    let mut priorities: Vec<i32> = jobs.iter().map(|(_, _, p)| *p).collect();
+    priorities.dedup(); // sorted already (highest first)
+    let mut yielding = Vec::new();
+    for priority in priorities {
+        if control::higher_priority_waiting(tx, chain.as_str(), priority).await? {
+            yielding.push(priority);
+        }
+    }
+    Ok(jobs
+        .into_iter()
+        .filter(|(_, _, p)| !yielding.contains(p))
+        .collect())
 }
 
 /// Planned batches waiting per priority (highest first) in `chain`'s queue of `lane`; none for
@@ -246,7 +274,10 @@ pub async fn withdraw_backfill(
     }
     let queued = control::queued_tasks(&mut tx, backfill_id).await?;
     let task_ids: Vec<String> = queued.iter().map(|(_, task)| task.clone()).collect();
-    let withdrawn = queues.get(Lane::Backfill, chain).withdraw(&task_ids).await?;
+    let withdrawn = queues
+        .get(Lane::Backfill, chain)
+        .withdraw(&task_ids)
+        .await?;
     let ids: Vec<String> = queued
         .into_iter()
         .zip(withdrawn)

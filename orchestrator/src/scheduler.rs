@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use blockfill_activities::{
     BlockRange, ChainName, SchedulerJob,
     fence::FenceError,
+    plan::withdraw_backfill,
     plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned},
     queue::JobFailure,
     ranges,
-    plan::withdraw_backfill,
     store::{
         BackfillMode, BackfillStatus, BatchStatus, backfills, batches, chains, checkpoints,
         control::{self, Transition},

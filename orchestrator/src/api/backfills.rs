@@ -282,7 +282,10 @@ pub struct BackfillView {
     pub last_errors: Vec<String>,
 }
 
-pub(super) async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx::Error> {
+pub(super) async fn view(
+    pool: &PgPool,
+    row: backfills::Model,
+) -> Result<BackfillView, sqlx::Error> {
     let mut batches = BatchCounts::default();
     let (mut blocks_done, mut failed_attempts, mut redeliveries) = (0, 0, 0);
     for totals in backfill_views::totals_by_status(pool, row.id).await? {
