@@ -168,6 +168,9 @@ pub enum BatchOutcome {
     AlreadyFinished,
     /// No such batch row: dropped.
     Unknown,
+    /// Its backfill is paused (the batch went back to `planned`) or cancelled (the batch is
+    /// `cancelled`): handed back without fetching.
+    HeldBack(crate::store::BatchStatus),
 }
 
 /// What became of a failed batch.
@@ -246,6 +249,18 @@ pub async fn run_batch(
         }
     };
     let Some(started) = started else {
+        // A paused or cancelled backfill's batch that was taken from the queue before its
+        // backfill's waiting jobs were withdrawn: handed back, never fetched.
+        let held = batches::hand_back(pool, &job.batch_id)
+            .await
+            .map_err(|e| BatchFailure {
+                error: ActivityError::Database(e.to_string()),
+                attempts: 0,
+                resolution: Resolution::Retry,
+            })?;
+        if let Some(status) = held {
+            return Ok(BatchOutcome::HeldBack(status));
+        }
         let exists = batches::status(pool, &job.batch_id)
             .await
             .map_err(|e| BatchFailure {

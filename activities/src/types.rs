@@ -200,11 +200,17 @@ impl BatchJob {
     /// The queue task id of this batch in queue round `round`: the same batch, backfill and round
     /// always give the same id (so a repeated push is deduplicated); a new round gives a new one.
     pub fn task_id(&self, round: i32) -> String {
-        if round == 0 {
-            format!("{}@{}", self.batch_id, self.backfill_id)
-        } else {
-            format!("{}@{}#{round}", self.batch_id, self.backfill_id)
-        }
+        task_id_of(&self.batch_id, self.backfill_id, round)
+    }
+}
+
+/// The queue task id of batch `batch_id` of `backfill_id` in queue round `round` (see
+/// [`BatchJob::task_id`]).
+pub fn task_id_of(batch_id: &str, backfill_id: Uuid, round: i32) -> String {
+    if round == 0 {
+        format!("{batch_id}@{backfill_id}")
+    } else {
+        format!("{batch_id}@{backfill_id}#{round}")
     }
 }
 

@@ -15,6 +15,8 @@
 //!   compacted live batches on backfills.
 //! - `m20261202_000008_failure_kinds`: the kind of each batch's last failure.
 //! - `m20261202_000009_workers`: each worker process's report (what it serves, its heartbeat).
+//! - `m20261203_000010_backfill_control`: paused and cancelled backfills, cancelled batches,
+//!   backfill priority.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -49,6 +51,7 @@ mod m20261202_000006_safety;
 mod m20261202_000007_bounded_status;
 mod m20261202_000008_failure_kinds;
 mod m20261202_000009_workers;
+mod m20261203_000010_backfill_control;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -67,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_bounded_status::Migration),
             Box::new(m20261202_000008_failure_kinds::Migration),
             Box::new(m20261202_000009_workers::Migration),
+            Box::new(m20261203_000010_backfill_control::Migration),
         ]
     }
 }

@@ -3,17 +3,27 @@
 //! its bound, records its cursor in PostgreSQL after every step, and continues as new (a fresh job
 //! carrying the next generation) after `generation_batches` batches or `generation_timeout`.
 //! A crash anywhere resumes from the cursor: rows decide what is planned, never Redis.
+//!
+//! Control (issue 12): a generation that finds its backfill paused or cancelled stops without
+//! continuing as new; [`resume_backfill`] starts a fresh generation from the checkpoint.
+//! [`pause_backfill`] and [`cancel_backfill`] withdraw the waiting jobs through the gate
+//! ([`blockfill_activities::plan::withdraw_backfill`]). Priority: a backfill plans only while no
+//! active backfill of its chain with a higher priority still wants room, and counts against its
+//! room only the planned batches of backfills of its priority or higher, so an urgent backfill
+//! gets the room a bulk one frees as its batches finish.
 
 use std::time::{Duration, Instant};
 
 use blockfill_activities::{
     BlockRange, ChainName, SchedulerJob,
     fence::FenceError,
+    plan::withdraw_backfill,
     plan::{EnqueueError, Lane, batch_jobs, enqueue_batches, feed_planned},
     queue::JobFailure,
     ranges,
     store::{
         BackfillMode, BackfillStatus, BatchStatus, backfills, batches, chains, checkpoints,
+        control::{self, Transition},
         coverage,
     },
 };
@@ -61,15 +71,20 @@ impl SchedulerError {
     }
 }
 
-/// Records a new backfill of `[from, to]` (`mode` is `range` or `gaps`) and starts its scheduler.
+/// Records a new backfill of `[from, to]` (`mode` is `range` or `gaps`) with `priority` and
+/// starts its scheduler.
 pub async fn create_backfill(
     ctx: &AppContext,
     chain: &ChainName,
     mode: BackfillMode,
-    from: u64,
-    to: u64,
+    (from, to): (u64, u64),
+    priority: i32,
 ) -> Result<Uuid, SchedulerError> {
     let id = backfills::create(&ctx.pool, chain, mode, from, to).await?;
+    if priority != 0 {
+        let mut conn = ctx.pool.acquire().await?;
+        control::set_priority(&mut conn, id, priority).await?;
+    }
     start_backfill(ctx, id, from).await?;
     Ok(id)
 }
@@ -162,6 +177,11 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
             break;
         }
         checkpoints::touch(&ctx.pool, job.backfill_id, job.generation, &ctx.instance).await?;
+        if !still_active(ctx, job.backfill_id).await? {
+            // Paused or cancelled (or finished by another copy): stop without continuing as
+            // new; a resume starts a fresh generation.
+            return Ok(());
+        }
         let (Some((latest, cursor)), over_time) = (
             checkpoints::latest(&ctx.pool, job.backfill_id).await?,
             started.elapsed() >= ctx.settings.generation_timeout,
@@ -216,14 +236,38 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
     continue_as_new(ctx, job).await
 }
 
+/// Whether backfill `id` is still active (planned or running).
+async fn still_active(ctx: &AppContext, id: Uuid) -> Result<bool, SchedulerError> {
+    let mut conn = ctx.pool.acquire().await?;
+    Ok(control::state(&mut conn, id)
+        .await?
+        .is_some_and(|(status, _)| status.is_active()))
+}
+
 /// Batch jobs of `chain` in the backfill lane not yet finished, by PostgreSQL and by Redis; the
-/// larger counts against the bound.
+/// larger counts against the bound. In PostgreSQL: the queued and running ones, and the planned
+/// ones of active backfills of `priority` or higher (a paused backfill's planned batches are not
+/// queued, and a lower priority's wait behind this one's).
 async fn pending_batches(
     ctx: &AppContext,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     chain: &ChainName,
+    priority: i32,
 ) -> Result<u64, SchedulerError> {
-    let in_db = batches::count_in(tx, Lane::Backfill, chain, &BatchStatus::UNFINISHED).await?;
+    let queued = batches::count_in(
+        tx,
+        Lane::Backfill,
+        chain,
+        &[BatchStatus::Queued, BatchStatus::Running],
+    )
+    .await?;
+    let planned: i64 = control::planned_by_priority(tx, Lane::Backfill, chain.as_str())
+        .await?
+        .into_iter()
+        .filter(|(p, _)| *p >= priority)
+        .map(|(_, n)| n)
+        .sum();
+    let in_db = queued + planned.max(0) as u64;
     let in_redis = ctx
         .queues
         .get(Lane::Backfill, chain)
@@ -263,10 +307,19 @@ async fn plan_step(
     if cursor > plan.range.to {
         return Ok(Step::Planned(Vec::new()));
     }
+    let Some((status, priority)) = control::state(&mut tx, job.backfill_id).await? else {
+        return Ok(Step::Stale);
+    };
+    if !status.is_active() {
+        return Ok(Step::Stale); // paused or cancelled meanwhile: the generation stops
+    }
+    if control::higher_priority_waiting(&mut tx, plan.chain.as_str(), priority).await? {
+        return Ok(Step::QueueFull); // a higher-priority backfill of the chain gets the room
+    }
     let room = ctx
         .settings
         .max_queued_batches
-        .saturating_sub(pending_batches(ctx, &mut tx, &plan.chain).await?);
+        .saturating_sub(pending_batches(ctx, &mut tx, &plan.chain, priority).await?);
     if room == 0 {
         return Ok(Step::QueueFull);
     }
@@ -422,6 +475,117 @@ async fn continue_as_new(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sch
         metrics::counter!("blockfill_scheduler_generations_total").increment(1);
     }
     Ok(())
+}
+
+/// Pauses backfill `id`: no batch of it is queued any more; its waiting jobs leave Redis and
+/// their batches go back to `planned`; running ones finish. Pausing a paused one changes nothing.
+pub async fn pause_backfill(ctx: &AppContext, id: Uuid) -> Result<Transition, SchedulerError> {
+    control_transition(ctx, id, BatchStatus::Planned).await
+}
+
+/// Cancels backfill `id` for good: its waiting jobs leave Redis and their batches, and its
+/// planned ones, end `cancelled`; running ones finish and are written; nothing of it is queued
+/// again. Cancelling a cancelled one changes nothing.
+pub async fn cancel_backfill(ctx: &AppContext, id: Uuid) -> Result<Transition, SchedulerError> {
+    control_transition(ctx, id, BatchStatus::Cancelled).await
+}
+
+async fn control_transition(
+    ctx: &AppContext,
+    id: Uuid,
+    to: BatchStatus,
+) -> Result<Transition, SchedulerError> {
+    let cancelling = to == BatchStatus::Cancelled;
+    let target = if cancelling {
+        BackfillStatus::Cancelled
+    } else {
+        BackfillStatus::Paused
+    };
+    let Some(row) = backfills::find(&ctx.db, id).await? else {
+        return Ok(Transition::Unknown);
+    };
+    if row.status == target {
+        return Ok(Transition::Already);
+    }
+    let allowed = if cancelling {
+        BackfillStatus::CONTROLLABLE.contains(&row.status)
+    } else {
+        row.status.is_active()
+    };
+    if row.mode == BackfillMode::Live || !allowed {
+        return Ok(Transition::Refused(row.status));
+    }
+    let chain = ChainName::parse(&row.chain).map_err(|_| SchedulerError::BadChain(id))?;
+    match withdraw_backfill(&ctx.pool, &ctx.queues, &chain, id, to).await? {
+        Some(changed) => {
+            tracing::info!(target: "blockfill::scheduler", backfill_id = %id, status = %target, batches = changed, "backfill {}", if cancelling { "cancelled" } else { "paused" });
+            Ok(Transition::Changed)
+        }
+        // Its state changed meanwhile: answer from the new one.
+        None => Box::pin(control_transition(ctx, id, to)).await,
+    }
+}
+
+/// Resumes a paused backfill: running again, and a fresh scheduler generation continues from
+/// its checkpoint (a copy of the old generation still winding down sees a newer one and stops).
+/// Resuming an active one changes nothing.
+pub async fn resume_backfill(ctx: &AppContext, id: Uuid) -> Result<Transition, SchedulerError> {
+    let Some(row) = backfills::find(&ctx.db, id).await? else {
+        return Ok(Transition::Unknown);
+    };
+    if row.mode == BackfillMode::Live && row.status != BackfillStatus::Paused {
+        return Ok(Transition::Refused(row.status));
+    }
+    if row.status.is_active() {
+        return Ok(Transition::Already);
+    }
+    if row.status != BackfillStatus::Paused {
+        return Ok(Transition::Refused(row.status));
+    }
+    let mut tx = ctx.fenced_tx().await?;
+    if !control::mark_resumed(&mut tx, id).await? {
+        drop(tx);
+        return Box::pin(resume_backfill(ctx, id)).await;
+    }
+    let next = match checkpoints::latest(&ctx.pool, id).await? {
+        Some((latest, _)) => {
+            checkpoints::continue_as_new(&mut tx, id, latest).await?;
+            latest + 1
+        }
+        None => {
+            checkpoints::start(&ctx.pool, id, row.from_block.max(0) as u64).await?;
+            0
+        }
+    };
+    tx.commit().await?;
+    let job = SchedulerJob {
+        backfill_id: id,
+        generation: next,
+    };
+    let task_id = format!("{}:resumed:{}", job.task_id(), Uuid::now_v7());
+    ctx.scheduler.push(&task_id, job, None).await?;
+    tracing::info!(target: "blockfill::scheduler", backfill_id = %id, generation = next, "backfill resumed");
+    Ok(Transition::Changed)
+}
+
+/// Changes backfill `id`'s priority (not the live lane's; not a finished one's).
+pub async fn set_priority(
+    ctx: &AppContext,
+    id: Uuid,
+    priority: i32,
+) -> Result<Transition, SchedulerError> {
+    let Some(row) = backfills::find(&ctx.db, id).await? else {
+        return Ok(Transition::Unknown);
+    };
+    if row.mode == BackfillMode::Live || !BackfillStatus::CONTROLLABLE.contains(&row.status) {
+        return Ok(Transition::Refused(row.status));
+    }
+    if row.priority == priority {
+        return Ok(Transition::Already);
+    }
+    let mut conn = ctx.pool.acquire().await?;
+    control::set_priority(&mut conn, id, priority).await?;
+    Ok(Transition::Changed)
 }
 
 /// Puts batches of a backfill back to work (after a failure was fixed): the given failed or

@@ -65,7 +65,7 @@ async fn failed_batches_keep_their_error_and_retry_failed_completes_the_backfill
     assert_eq!(view["status"], json!("failed"), "{view}");
     assert_eq!(
         view["batches"],
-        json!({"planned": 0, "queued": 0, "running": 0, "done": 0, "failed": 6})
+        json!({"planned": 0, "queued": 0, "running": 0, "done": 0, "failed": 6, "cancelled": 0})
     );
     assert_eq!(
         view["split_batches"],

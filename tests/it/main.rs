@@ -12,6 +12,7 @@ mod chain_identity;
 mod chain_settings;
 mod chains_served;
 mod chaos;
+mod control;
 mod coverage_sql;
 mod crash_loop;
 mod dashboard;

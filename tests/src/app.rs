@@ -327,6 +327,22 @@ impl TestApp {
         n
     }
 
+    /// Stops the in-process orchestrator and starts a new one on the same database and Redis
+    /// prefix (the workers keep running); the API moves to the new one's address.
+    pub async fn restart_orchestrator(&mut self, scheduler: SchedulerArgs) {
+        if let Some((orchestrator, shutdown)) = self.orchestrator.take() {
+            shutdown.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(10), orchestrator.wait()).await;
+        }
+        let shutdown = CancellationToken::new();
+        let args = ServeArgs::on_loopback(StoreArgs::clone(&self.stores), scheduler);
+        let orchestrator = Orchestrator::start(args, shutdown.clone())
+            .await
+            .expect("orchestrator restarts");
+        self.api = orchestrator.api_addr;
+        self.orchestrator = Some((orchestrator, shutdown));
+    }
+
     /// Stops everything and drops the test's database and Redis keys.
     pub async fn teardown(mut self) {
         let mut stopping = Vec::new();

@@ -19,7 +19,7 @@ pub struct Model {
     pub from_block: i64,
     /// Last block.
     pub to_block: i64,
-    /// planned, running, completed, failed or cancelled.
+    /// planned, running, paused, completed, failed or cancelled.
     pub status: BackfillStatus,
     /// When it was asked for.
     pub requested_at: DateTimeWithTimeZone,
@@ -38,6 +38,12 @@ pub struct Model {
     /// Times the scheduler planned the still uncovered blocks of the range again (after other
     /// backfills' work over them failed).
     pub rescans: i32,
+    /// Higher runs first among the active backfills of a chain and lane (-100..=100).
+    pub priority: i32,
+    /// When an operator paused it (null unless paused).
+    pub paused_at: Option<DateTimeWithTimeZone>,
+    /// When an operator cancelled it.
+    pub cancelled_at: Option<DateTimeWithTimeZone>,
 }
 
 /// No relations are navigated through sea-orm.

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::{
     QueueError, QueueSettings,
-    scripts::{DEPTH_SCRIPT, LIVE_SCRIPT, VACUUM_SCRIPT},
+    scripts::{DEPTH_SCRIPT, LIVE_SCRIPT, VACUUM_SCRIPT, WITHDRAW_SCRIPT},
 };
 use crate::redact::redact_url;
 
@@ -273,6 +273,31 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static> JobQueue<T
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| QueueError::redis(&self.inner.url, "check which jobs are live", e))?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Withdraws the jobs of `task_ids` that are still waiting (no worker took them yet), in one
+    /// atomic script: each leaves the queue with its payload and metadata, so its id can be
+    /// pushed again later. Returns, for each id, whether it was withdrawn (false: unknown, taken
+    /// by a worker, or finished).
+    pub async fn withdraw(&self, task_ids: &[String]) -> Result<Vec<bool>, QueueError> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let config = &self.inner.config;
+        let mut invocation = WITHDRAW_SCRIPT.prepare_invoke();
+        invocation
+            .key(config.active_jobs_list())
+            .key(config.scheduled_jobs_set())
+            .key(config.job_data_hash())
+            .arg(config.job_meta_hash());
+        for id in task_ids {
+            invocation.arg(id);
+        }
+        let flags: Vec<u8> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| QueueError::redis(&self.inner.url, "withdraw waiting jobs", e))?;
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 

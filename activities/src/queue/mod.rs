@@ -32,8 +32,9 @@
 //! # Layout
 //! - `settings`: [`QueueSettings`] (Redis, heartbeats, polling) and [`WorkerOptions`].
 //! - `error`: [`QueueError`].
-//! - `scripts`: the Lua scripts (depth, live tasks, vacuum, releasing a stopped worker).
-//! - `job_queue`: [`JobQueue`] (connect, push, depth, vacuum), [`QueueDepth`], [`queue_name`].
+//! - `scripts`: the Lua scripts (depth, live tasks, vacuum, releasing a stopped worker,
+//!   withdrawing waiting jobs).
+//! - `job_queue`: [`JobQueue`] (connect, push, depth, withdraw, vacuum), [`QueueDepth`], [`queue_name`].
 //! - `runner`: running one delivered job ([`JobContext`], [`JobFailure`], the retry loop).
 //! - `worker`: [`run_worker`], worker names and the poll strategy.
 //!

@@ -1,5 +1,6 @@
 //! The Lua scripts the queue runs on Redis: one atomic read of a queue's raw counts, which task
-//! ids are still live, vacuuming finished jobs, and handing back what a stopped worker holds.
+//! ids are still live, vacuuming finished jobs, handing back what a stopped worker holds, and
+//! withdrawing jobs no worker took yet.
 //! Their keys come from apalis-redis' `Config` (see the callers in `job_queue` and `worker`).
 
 use std::sync::LazyLock;
@@ -94,6 +95,32 @@ if requeued > 0 then
     redis.call('lpush', KEYS[6], 1)
 end
 return requeued
+",
+    )
+});
+
+/// Withdraws the jobs of ARGV's task ids that no worker took yet: removes each from the active
+/// list and the scheduled set and, only when it was in one of them, drops its payload and
+/// metadata (a job a worker already fetched is left alone: the worker finishes or hands it back).
+/// Returns one 0/1 per id: whether it was withdrawn.
+pub(super) static WITHDRAW_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+-- KEYS: active list, scheduled zset, data hash
+-- ARGV[1]: prefix of the per-job meta hashes, ARGV[2..]: task ids
+local out = {}
+for i = 2, #ARGV do
+    local id = ARGV[i]
+    local removed = redis.call('lrem', KEYS[1], 0, id) + redis.call('zrem', KEYS[2], id)
+    if removed > 0 then
+        redis.call('hdel', KEYS[3], id)
+        redis.call('del', ARGV[1] .. ':' .. id)
+        out[i - 1] = 1
+    else
+        out[i - 1] = 0
+    end
+end
+return out
 ",
     )
 });

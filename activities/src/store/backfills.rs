@@ -131,13 +131,16 @@ pub async fn finish(
     Ok(())
 }
 
-/// Reopens a backfill (its batches are to run again): running, counts unfrozen.
+/// Reopens a backfill (its batches are to run again): running, counts unfrozen. A paused one
+/// stays paused (its reopened batches run once it is resumed); a cancelled one is never reopened.
 pub async fn reopen(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE backfills SET status = $2, finished_at = NULL, final_counts = NULL WHERE id = $1",
+        "UPDATE backfills SET status = $2, finished_at = NULL, final_counts = NULL \
+         WHERE id = $1 AND status <> ALL($3)",
     )
     .bind(id)
     .bind(BackfillStatus::Running)
+    .bind([BackfillStatus::Paused, BackfillStatus::Cancelled].as_slice())
     .execute(conn)
     .await?;
     Ok(())

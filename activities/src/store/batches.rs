@@ -5,7 +5,7 @@
 use sea_orm::sqlx::{self, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{BatchStatus, FailureKind, Lane};
+use super::{BackfillStatus, BatchStatus, FailureKind, Lane};
 use crate::types::{BatchId, BatchJob, BlockRange, ChainName};
 
 /// A batch row as read for queueing, as its job and queue round.
@@ -140,7 +140,8 @@ pub async fn mark_queued(conn: &mut PgConnection, ids: &[String]) -> Result<(), 
     Ok(())
 }
 
-/// Up to `limit` planned batches of `lane` (of one backfill, or of all), lowest first.
+/// Up to `limit` planned batches of `lane` of active backfills (of one backfill, or of all),
+/// highest backfill priority first, then lowest first.
 pub async fn planned(
     pool: &PgPool,
     lane: Lane,
@@ -149,16 +150,18 @@ pub async fn planned(
     limit: u64,
 ) -> Result<Vec<QueueableRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
-         WHERE lane = $1 AND status = $4 AND ($2::uuid IS NULL OR backfill_id = $2) \
-         AND ($5::text IS NULL OR chain = $5) \
-         ORDER BY from_block LIMIT $3",
+        "SELECT b.id, b.chain, b.from_block, b.to_block, b.backfill_id, b.queue_round \
+         FROM batches b JOIN backfills f ON f.id = b.backfill_id \
+         WHERE b.lane = $1 AND b.status = $4 AND ($2::uuid IS NULL OR b.backfill_id = $2) \
+         AND ($5::text IS NULL OR b.chain = $5) AND f.status = ANY($6) \
+         ORDER BY f.priority DESC, b.from_block LIMIT $3",
     )
     .bind(lane)
     .bind(backfill_id)
     .bind(limit as i64)
     .bind(BatchStatus::Planned)
     .bind(chain)
+    .bind(&BackfillStatus::ACTIVE[..])
     .fetch_all(pool)
     .await
 }
@@ -188,7 +191,7 @@ pub struct Started {
 }
 
 /// Marks an unfinished batch running under `worker` and counts the delivery; `None` when the
-/// batch is finished or unknown.
+/// batch is finished or unknown, or its backfill is paused or cancelled (see [`hand_back`]).
 pub async fn start(
     pool: &PgPool,
     batch_id: &str,
@@ -197,15 +200,45 @@ pub async fn start(
     sqlx::query_as(
         "UPDATE batches SET status = $3, deliveries = deliveries + 1, worker = $2, \
            started_at = now() \
-         WHERE id = $1 AND status = ANY($4) \
+         WHERE id = $1 AND status = ANY($4) AND NOT EXISTS ( \
+           SELECT 1 FROM backfills f WHERE f.id = batches.backfill_id AND f.status = ANY($5)) \
          RETURNING attempts, deliveries, last_error, last_failure_kind",
     )
     .bind(batch_id)
     .bind(worker)
     .bind(BatchStatus::Running)
     .bind(&BatchStatus::UNFINISHED[..])
+    .bind(&HELD[..])
     .fetch_optional(pool)
     .await
+}
+
+/// The statuses of a backfill whose batches a worker must not start: it hands them back.
+const HELD: [BackfillStatus; 2] = [BackfillStatus::Paused, BackfillStatus::Cancelled];
+
+/// Hands back an unfinished batch a worker was about to start because its backfill is paused
+/// (the batch goes back to `planned`, in a new queue round: its job is still known to Redis
+/// until vacuumed, so a later push needs a fresh task id) or cancelled (the batch ends
+/// `cancelled`). Returns the batch's new status; `None` when its backfill is neither.
+pub async fn hand_back(pool: &PgPool, batch_id: &str) -> Result<Option<BatchStatus>, sqlx::Error> {
+    let row: Option<(BatchStatus,)> = sqlx::query_as(
+        "UPDATE batches b SET \
+           status = CASE WHEN f.status = $3 THEN $4 ELSE $5 END, \
+           finished_at = CASE WHEN f.status = $3 THEN now() ELSE NULL END, \
+           queue_round = b.queue_round + 1, worker = NULL, queued_at = NULL, started_at = NULL \
+         FROM backfills f \
+         WHERE b.id = $1 AND f.id = b.backfill_id AND b.status = ANY($2) AND f.status = ANY($6) \
+         RETURNING b.status",
+    )
+    .bind(batch_id)
+    .bind(&BatchStatus::UNFINISHED[..])
+    .bind(BackfillStatus::Cancelled)
+    .bind(BatchStatus::Cancelled)
+    .bind(BatchStatus::Planned)
+    .bind(&HELD[..])
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(status,)| status))
 }
 
 /// Marks a *planned* batch running under `worker` (a reorg repair runs the batches it planned);
@@ -391,7 +424,8 @@ pub async fn mark_done(conn: &mut PgConnection, batch_id: &str) -> Result<(), sq
 }
 
 /// Plans the given failed or quarantined batches of `backfill_id` anew with a fresh budget and
-/// releases their quarantined blocks; returns how many were reopened.
+/// releases their quarantined blocks; returns how many were reopened (none of a cancelled
+/// backfill).
 pub async fn reopen(
     tx: &mut Transaction<'_, Postgres>,
     backfill_id: Uuid,
@@ -400,12 +434,14 @@ pub async fn reopen(
     let reopened = sqlx::query(
         "UPDATE batches SET status = $3, attempts = 0, deliveries = 0, \
            queue_round = queue_round + 1, queued_at = NULL, started_at = NULL, finished_at = NULL \
-         WHERE backfill_id = $1 AND id = ANY($2) AND status = ANY($4)",
+         WHERE backfill_id = $1 AND id = ANY($2) AND status = ANY($4) \
+           AND NOT EXISTS (SELECT 1 FROM backfills WHERE id = $1 AND status = $5)",
     )
     .bind(backfill_id)
     .bind(batch_ids)
     .bind(BatchStatus::Planned)
     .bind([BatchStatus::Failed, BatchStatus::Quarantined].as_slice())
+    .bind(BackfillStatus::Cancelled)
     .execute(&mut **tx)
     .await?
     .rows_affected();

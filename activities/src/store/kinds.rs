@@ -102,6 +102,9 @@ kinds! {
         Split,
         /// A single block out of attempts: set aside with its error.
         Quarantined,
+        /// Its backfill was cancelled before a worker started it (withdrawn from Redis, or never
+        /// queued); it is finished and nothing of it runs again.
+        Cancelled,
     }
 
     /// Where a backfill is in its life (`backfills.status`).
@@ -114,8 +117,12 @@ kinds! {
         Completed,
         /// A batch failed, or the range stayed uncovered after its rescans.
         Failed,
-        /// Stopped by an operator.
+        /// Stopped by an operator for good: none of its batches is queued again (the ones running
+        /// when it was cancelled finish and are written).
         Cancelled,
+        /// Held by an operator: none of its batches is queued (those waiting in Redis went back
+        /// to `planned`), the running ones finish; resuming makes it `running` again.
+        Paused,
     }
 
     /// What a backfill plans (`backfills.mode`).
@@ -163,9 +170,14 @@ kinds! {
 impl BatchStatus {
     /// The statuses of work not finished yet.
     pub const UNFINISHED: [BatchStatus; 3] = [Self::Planned, Self::Queued, Self::Running];
-    /// The statuses of work that ended (written, or resolved after its budget).
-    pub const FINISHED: [BatchStatus; 4] =
-        [Self::Done, Self::Failed, Self::Split, Self::Quarantined];
+    /// The statuses of work that ended (written, resolved after its budget, or cancelled).
+    pub const FINISHED: [BatchStatus; 5] = [
+        Self::Done,
+        Self::Failed,
+        Self::Split,
+        Self::Quarantined,
+        Self::Cancelled,
+    ];
 
     /// Whether the batch still needs a worker.
     pub fn is_unfinished(self) -> bool {
@@ -177,7 +189,11 @@ impl BackfillStatus {
     /// The statuses of a backfill whose scheduler still runs.
     pub const ACTIVE: [BackfillStatus; 2] = [Self::Planned, Self::Running];
 
-    /// Whether its scheduler still runs.
+    /// The statuses an operator can pause or cancel from (a paused one can also be cancelled).
+    pub const CONTROLLABLE: [BackfillStatus; 3] = [Self::Planned, Self::Running, Self::Paused];
+
+    /// Whether its scheduler still runs (and its batches may be queued: the gate refuses the
+    /// batches of a backfill that is not active).
     pub fn is_active(self) -> bool {
         Self::ACTIVE.contains(&self)
     }
@@ -248,7 +264,8 @@ mod tests {
                 "done",
                 "failed",
                 "split",
-                "quarantined"
+                "quarantined",
+                "cancelled"
             ]
         );
         let backfill: Vec<_> = BackfillStatus::VARIANTS
@@ -257,7 +274,14 @@ mod tests {
             .collect();
         assert_eq!(
             backfill,
-            ["planned", "running", "completed", "failed", "cancelled"]
+            [
+                "planned",
+                "running",
+                "completed",
+                "failed",
+                "cancelled",
+                "paused"
+            ]
         );
         assert_eq!(BackfillMode::Gaps.as_str(), "gaps");
         assert_eq!(Lane::Backfill.as_str(), "backfill");

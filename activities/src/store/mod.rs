@@ -6,6 +6,8 @@
 //! - [`batches`]: batch rows and their transitions (plan, queue, start, fail, split, quarantine,
 //!   finish, reopen) and counts.
 //! - [`backfills`]: backfill rows and their transitions (create, plan, rescan, finish, reopen).
+//! - [`control`]: an operator's pause, resume, cancel and priority, and what the gate and the
+//!   scheduler read to honour them.
 //! - [`checkpoints`]: the scheduler's cursor per backfill and generation (continue as new).
 //! - [`coverage`]: the coverage ledger as the scheduler reads it.
 //! - [`queue_bounds`]: the bound of each lane's queue, recorded by the leader.
@@ -46,6 +48,7 @@ pub mod blocks;
 pub mod chains;
 pub mod checkpoints;
 pub mod compaction;
+pub mod control;
 pub mod coverage;
 pub mod endpoint_health;
 pub mod indexed;

@@ -45,21 +45,30 @@ pub async fn generation_stalled(
 
 /// The unfinished (planned, queued or running) batches of `lane` that have been so for `grace`
 /// (since started, else queued, else planned), lowest first, at most 1,000 (index
-/// `batches_unfinished`).
+/// `batches_unfinished`): those of active backfills, and the queued or running ones of
+/// cancelled backfills (re-fed, the gate ends them `cancelled`). A paused backfill's batches
+/// wait for its resume: its planned ones are not to be queued, and a queued or running one
+/// Redis lost is renewed once it is active again.
 pub async fn unfinished_batches(
     pool: &PgPool,
     lane: Lane,
     grace: Duration,
 ) -> Result<Vec<super::batches::QueueableRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, chain, from_block, to_block, backfill_id, queue_round FROM batches \
-         WHERE lane = $2 AND status = ANY($3) \
-           AND COALESCE(started_at, queued_at, planned_at) < now() - make_interval(secs => $1) \
-         ORDER BY from_block LIMIT 1000",
+        "SELECT b.id, b.chain, b.from_block, b.to_block, b.backfill_id, b.queue_round \
+         FROM batches b JOIN backfills f ON f.id = b.backfill_id \
+         WHERE b.lane = $2 AND b.status = ANY($3) \
+           AND (f.status = ANY($4) OR (f.status = $5 AND b.status <> $6)) \
+           AND COALESCE(b.started_at, b.queued_at, b.planned_at) \
+               < now() - make_interval(secs => $1) \
+         ORDER BY b.from_block LIMIT 1000",
     )
     .bind(grace.as_secs_f64())
     .bind(lane)
     .bind(&BatchStatus::UNFINISHED[..])
+    .bind(&BackfillStatus::ACTIVE[..])
+    .bind(BackfillStatus::Cancelled)
+    .bind(BatchStatus::Planned)
     .fetch_all(pool)
     .await
 }

@@ -230,26 +230,38 @@ pub struct WorkCounts {
     pub quarantined_blocks: i64,
     /// The latest distinct batch errors, newest first (at most 5).
     pub last_errors: Vec<String>,
+    /// Backfills an operator paused (their batches are not queued until resumed).
+    #[serde(default)]
+    pub paused_backfills: i64,
+    /// Batches ended `cancelled` with their backfill.
+    #[serde(default)]
+    pub cancelled_batches: i64,
 }
 
 /// The failure counts of `chain`'s batches.
 pub async fn work_counts(pool: &PgPool, chain: &str) -> Result<WorkCounts, sqlx::Error> {
-    let (retried_batches, redelivered_batches, failed_batches, split_batches): (
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = sqlx::query_as(
+    let (
+        retried_batches,
+        redelivered_batches,
+        failed_batches,
+        split_batches,
+        paused_backfills,
+        cancelled_batches,
+    ): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM batches WHERE chain = $1 AND attempts > 0) \
                   + (SELECT COALESCE(SUM(compacted_retried), 0) FROM backfills WHERE chain = $1)::int8, \
                 (SELECT count(*) FROM batches WHERE chain = $1 AND deliveries > 1) \
                   + (SELECT COALESCE(SUM(compacted_redelivered), 0) FROM backfills WHERE chain = $1)::int8, \
                 (SELECT count(*) FROM batches WHERE chain = $1 AND status = $2), \
-                (SELECT count(*) FROM batches WHERE chain = $1 AND status = $3)",
+                (SELECT count(*) FROM batches WHERE chain = $1 AND status = $3), \
+                (SELECT count(*) FROM backfills WHERE chain = $1 AND status = $4), \
+                (SELECT count(*) FROM batches WHERE chain = $1 AND status = $5)",
     )
     .bind(chain)
     .bind(BatchStatus::Failed)
     .bind(BatchStatus::Split)
+    .bind(super::BackfillStatus::Paused)
+    .bind(BatchStatus::Cancelled)
     .fetch_one(pool)
     .await?;
     let (quarantined_blocks,): (i64,) = sqlx::query_as(
@@ -274,6 +286,8 @@ pub async fn work_counts(pool: &PgPool, chain: &str) -> Result<WorkCounts, sqlx:
         split_batches,
         quarantined_blocks,
         last_errors: last_errors.into_iter().map(|(e,)| e).collect(),
+        paused_backfills,
+        cancelled_batches,
     })
 }
 

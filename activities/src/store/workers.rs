@@ -116,15 +116,19 @@ pub async fn fresh(pool: &PgPool, stale_after: Duration) -> Result<Vec<WorkerRow
     .await
 }
 
-/// Blocks `chain` still has to index: those of its unfinished batches (both lanes) plus the
+/// Blocks `chain` still has to index: those of its unfinished batches (both lanes; a paused or
+/// cancelled backfill's planned batches are not queued, so they are no backlog to scale for)
+/// plus the
 /// unplanned rest of its active range and gaps backfills, from the furthest cursor of their kept
 /// generations (a redelivered generation may have planned past the cursor its successor
 /// copied). An estimate: a gaps backfill counts its whole unplanned range, and a rescan's
 /// rewound cursor is not seen until its batches are planned.
 pub async fn backlog_blocks(pool: &PgPool, chain: &str) -> Result<u64, sqlx::Error> {
     let (blocks,): (i64,) = sqlx::query_as(
-        "SELECT (COALESCE((SELECT sum(to_block - from_block + 1) FROM batches \
-                           WHERE chain = $1 AND status = ANY($2)), 0) \
+        "SELECT (COALESCE((SELECT sum(x.to_block - x.from_block + 1) FROM batches x \
+                           WHERE x.chain = $1 AND x.status = ANY($2) \
+                             AND (x.status <> $5 OR EXISTS (SELECT 1 FROM backfills f \
+                                  WHERE f.id = x.backfill_id AND f.status = ANY($3)))), 0) \
                + COALESCE((SELECT sum(GREATEST(b.to_block - c.cursor_block + 1, 0)) \
                            FROM backfills b \
                            JOIN LATERAL (SELECT max(cursor_block) AS cursor_block \
@@ -136,6 +140,7 @@ pub async fn backlog_blocks(pool: &PgPool, chain: &str) -> Result<u64, sqlx::Err
     .bind(&super::BatchStatus::UNFINISHED[..])
     .bind(&super::BackfillStatus::ACTIVE[..])
     .bind(super::BackfillMode::Live)
+    .bind(super::BatchStatus::Planned)
     .fetch_one(pool)
     .await?;
     Ok(blocks.max(0) as u64)

@@ -1,4 +1,5 @@
-//! `POST /v1/backfills`, `GET /v1/backfills`, `GET /v1/backfills/{id}`.
+//! `POST /v1/backfills`, `GET /v1/backfills`, `GET /v1/backfills/{id}` (the controls that
+//! change a backfill are in `control`).
 
 use axum::{
     Json, Router,
@@ -54,6 +55,27 @@ struct CreateBackfill {
     mode: Mode,
     from: Option<u64>,
     to: Option<u64>,
+    /// Higher runs first among the chain's backfills (-100..=100). Default: 0.
+    priority: Option<i64>,
+}
+
+/// The priorities a backfill can have.
+pub(super) const PRIORITIES: std::ops::RangeInclusive<i64> = -100..=100;
+
+/// A requested priority, or the 422 naming the field.
+pub(super) fn priority(requested: i64) -> Result<i32, ApiError> {
+    if PRIORITIES.contains(&requested) {
+        Ok(requested as i32)
+    } else {
+        Err(ApiError::InvalidFields(super::FieldErrors::from([(
+            "priority".to_owned(),
+            format!(
+                "must be between {} and {} (higher runs first), not {requested}",
+                PRIORITIES.start(),
+                PRIORITIES.end()
+            ),
+        )])))
+    }
 }
 
 /// Answer of `POST /v1/backfills`.
@@ -106,6 +128,7 @@ async fn create(
     body: Result<Json<CreateBackfill>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body?;
+    let priority = priority(body.priority.unwrap_or(0))?;
     let chain = chains::find(&ctx.app.db, body.chain.as_str())
         .await?
         .ok_or_else(|| {
@@ -172,8 +195,8 @@ async fn create(
         Mode::Range => BackfillMode::Range,
         Mode::Gaps => BackfillMode::Gaps,
     };
-    let id = create_backfill(&ctx.app, &chain_name, mode, from, to).await?;
-    tracing::info!(target: "blockfill::api", %id, chain = %chain.name, from, to, mode = ?body.mode, "backfill requested");
+    let id = create_backfill(&ctx.app, &chain_name, mode, (from, to), priority).await?;
+    tracing::info!(target: "blockfill::api", %id, chain = %chain.name, from, to, mode = ?body.mode, priority, "backfill requested");
     Ok((
         StatusCode::ACCEPTED,
         Json(Created {
@@ -198,6 +221,9 @@ pub struct BatchCounts {
     pub done: i64,
     /// Out of attempts.
     pub failed: i64,
+    /// Ended with their cancelled backfill (withdrawn from the queue, or never queued).
+    #[serde(default)]
+    pub cancelled: i64,
 }
 
 /// A backfill as the API shows it.
@@ -213,8 +239,17 @@ pub struct BackfillView {
     pub from: i64,
     /// Last block.
     pub to: i64,
-    /// planned, running, completed, failed or cancelled.
+    /// planned, running, paused, completed, failed or cancelled.
     pub status: BackfillStatus,
+    /// Higher runs first among the active backfills of its chain (-100..=100, default 0).
+    #[serde(default)]
+    pub priority: i32,
+    /// When an operator paused it (null unless paused).
+    #[serde(default)]
+    pub paused_at: Option<DateTime<Utc>>,
+    /// When an operator cancelled it.
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
     /// Asked for at.
     pub requested_at: DateTime<Utc>,
     /// First planned at.
@@ -247,7 +282,10 @@ pub struct BackfillView {
     pub last_errors: Vec<String>,
 }
 
-async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx::Error> {
+pub(super) async fn view(
+    pool: &PgPool,
+    row: backfills::Model,
+) -> Result<BackfillView, sqlx::Error> {
     let mut batches = BatchCounts::default();
     let (mut blocks_done, mut failed_attempts, mut redeliveries) = (0, 0, 0);
     for totals in backfill_views::totals_by_status(pool, row.id).await? {
@@ -262,6 +300,7 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
                 blocks_done = totals.blocks;
             }
             BatchStatus::Failed => batches.failed = totals.batches,
+            BatchStatus::Cancelled => batches.cancelled = totals.batches,
             BatchStatus::Split | BatchStatus::Quarantined => {}
         }
     }
@@ -275,7 +314,8 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
     failed_attempts += compacted.attempts;
     redeliveries += compacted.redeliveries;
     let last_errors = backfill_views::last_errors(pool, row.id).await?;
-    let finished = !row.status.is_active();
+    // A paused backfill is not finished: its counts stay live and its blocks still to do count.
+    let finished = !row.status.is_active() && row.status != BackfillStatus::Paused;
     if finished && let Some(frozen) = &row.final_counts {
         let get = |k: &str| {
             frozen
@@ -289,6 +329,7 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
             running: 0,
             done: get("done"),
             failed: get("failed"),
+            cancelled: get("cancelled"),
         };
         blocks_done = get("blocks_done");
     }
@@ -332,6 +373,9 @@ async fn view(pool: &PgPool, row: backfills::Model) -> Result<BackfillView, sqlx
             rate.filter(|r| *r > 0.0).map(|r| remaining as f64 / r)
         },
         status: row.status,
+        priority: row.priority,
+        paused_at: row.paused_at.map(|t| t.with_timezone(&Utc)),
+        cancelled_at: row.cancelled_at.map(|t| t.with_timezone(&Utc)),
         batches,
         blocks_done,
         blocks_total,
@@ -350,12 +394,22 @@ async fn show(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<BackfillView>, ApiError> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))?;
+    let id = backfill_id(&id)?;
+    Ok(Json(load(&ctx, id).await?))
+}
+
+/// Parses a backfill id of a path (400 when it is not a UUID).
+pub(super) fn backfill_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::BadRequest(format!("{id:?} is not a backfill id (a UUID)")))
+}
+
+/// The view of backfill `id` (404 when there is none).
+pub(super) async fn load(ctx: &ApiContext, id: Uuid) -> Result<BackfillView, ApiError> {
     let row = backfill_views::find(&ctx.app.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no backfill {id}")))?;
-    Ok(Json(view(&ctx.app.pool, row).await?))
+    Ok(view(&ctx.app.pool, row).await?)
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@ mod batches;
 mod chain_config;
 mod chain_settings;
 mod chains;
+mod control;
 mod endpoints;
 mod error;
 mod fleet;
@@ -73,6 +74,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(live::router())
         .merge(endpoints::router())
         .merge(backfills::router())
+        .merge(control::router())
         .merge(status::router())
         .merge(batches::router())
         .merge(orchestrator::router())
