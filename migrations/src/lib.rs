@@ -15,6 +15,7 @@
 //!   compacted live batches on backfills.
 //! - `m20261202_000008_failure_kinds`: the kind of each batch's last failure.
 //! - `m20261202_000009_workers`: each worker process's report (what it serves, its heartbeat).
+//! - `m20261203_000011_access`: API keys, the audit log, stored `Idempotency-Key` answers.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -49,6 +50,7 @@ mod m20261202_000006_safety;
 mod m20261202_000007_bounded_status;
 mod m20261202_000008_failure_kinds;
 mod m20261202_000009_workers;
+mod m20261203_000011_access;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -67,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_bounded_status::Migration),
             Box::new(m20261202_000008_failure_kinds::Migration),
             Box::new(m20261202_000009_workers::Migration),
+            Box::new(m20261203_000011_access::Migration),
         ]
     }
 }
