@@ -275,7 +275,8 @@ pub(super) async fn enforce(
         route: request
             .extensions()
             .get::<MatchedPath>()
-            .map(|m| m.as_str().to_owned()),
+            .map(|m| m.as_str().to_owned())
+            .or_else(|| routes::template_for(&path).map(str::to_owned)),
         path,
         client: request
             .extensions()
