@@ -228,39 +228,32 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<ApiKey>, ApiKey
     let Some((id, secret)) = parse_token(token) else {
         return Ok(None);
     };
-    let row: Option<(
-        Vec<u8>,
-        String,
-        String,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        String,
-    )> = sqlx::query_as(
-        "SELECT secret_sha256, id, name, created_at, last_used_at, revoked_at, role \
-             FROM api_keys WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    let Some((stored, id, name, created_at, last_used_at, revoked_at, role)) = row else {
+    let stored: Option<(Vec<u8>, bool)> =
+        sqlx::query_as("SELECT secret_sha256, revoked_at IS NULL FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let Some((stored, active)) = stored else {
         return Ok(None);
     };
     let matches: bool = hash_secret(secret).ct_eq(&stored).into();
-    if !matches || revoked_at.is_some() {
+    if !matches || !active {
         return Ok(None);
     }
-    let stale = last_used_at.is_none_or(|at| Utc::now() - at > chrono::TimeDelta::minutes(1));
-    let last_used_at = if stale {
-        sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
-            .bind(&id)
-            .execute(pool)
-            .await?;
-        Some(Utc::now())
-    } else {
-        last_used_at
-    };
-    from_row((id, name, role, created_at, last_used_at, revoked_at)).map(Some)
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now() WHERE id = $1 \
+           AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND revoked_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(from_row).transpose()
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ use sha2::{Digest as _, Sha256};
 /// How long a stored answer is kept (and replayed).
 pub const RETENTION: Duration = Duration::from_secs(24 * 3_600);
 
+/// A stored claim: fingerprint, and the answer's status, body and content type once complete.
+type Stored = (Vec<u8>, Option<i32>, Option<Vec<u8>>, Option<String>);
+
 /// What a request with an `Idempotency-Key` should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
@@ -79,15 +82,14 @@ pub async fn begin(
         if claimed {
             return Ok(Begin::Run);
         }
-        let stored: Option<(Vec<u8>, Option<i32>, Option<Vec<u8>>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT fingerprint, status, body, content_type FROM idempotency_keys \
+        let stored: Option<Stored> = sqlx::query_as(
+            "SELECT fingerprint, status, body, content_type FROM idempotency_keys \
              WHERE scope = $1 AND key = $2",
-            )
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?;
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
         let Some((stored_fingerprint, status, body, content_type)) = stored else {
             continue;
         };
