@@ -238,6 +238,12 @@ async fn a_revoked_key_is_refused() {
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 3, "{listed:?}");
     assert!(
+        listed
+            .iter()
+            .all(|k| k["last_used_at"].is_string() == (k["name"] != "matrix-operator")),
+        "keys used have a last use: {listed:?}"
+    );
+    assert!(
         listed.iter().all(|k| k.get("token").is_none()
             && k.get("secret_sha256").is_none()
             && !k.to_string().contains(&keys.admin[17..])),

@@ -7,7 +7,9 @@
 //!
 //! Every error answer is `{"error": "..."}`; a body whose fields are invalid
 //! ([`ApiError::InvalidFields`]) also names each one: `{"error": "...", "fields": {"min_workers":
-//! "must not exceed max_workers (3)"}}`.
+//! "must not exceed max_workers (3)"}}`. The access layer's refusals also carry a `code`:
+//! `unauthorized` (401, with `WWW-Authenticate: Bearer`), `forbidden` (403, with the
+//! `required_role`), `rate_limited` (429, with `Retry-After`), `idempotency_key_reused` (422).
 
 use std::collections::BTreeMap;
 
