@@ -17,6 +17,7 @@
 //! - `m20261202_000009_workers`: each worker process's report (what it serves, its heartbeat).
 //! - `m20261203_000010_backfill_control`: paused and cancelled backfills, cancelled batches,
 //!   backfill priority.
+//! - `m20261203_000011_access`: API keys, the audit log, stored `Idempotency-Key` answers.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -52,6 +53,7 @@ mod m20261202_000007_bounded_status;
 mod m20261202_000008_failure_kinds;
 mod m20261202_000009_workers;
 mod m20261203_000010_backfill_control;
+mod m20261203_000011_access;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -71,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_failure_kinds::Migration),
             Box::new(m20261202_000009_workers::Migration),
             Box::new(m20261203_000010_backfill_control::Migration),
+            Box::new(m20261203_000011_access::Migration),
         ]
     }
 }

@@ -84,6 +84,7 @@ impl Orchestrator {
         let queues = BatchQueues::connect(&queue_settings).await?;
         let scheduler_queue =
             JobQueue::<SchedulerJob>::connect(&queue_settings, lanes::SCHEDULER).await?;
+        check_access(&args, &pool).await?;
         let listener = TcpListener::bind(args.api_addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; set BLOCKFILL_API_ADDR or --api-addr",
@@ -158,13 +159,17 @@ impl Orchestrator {
             metrics: prometheus(),
             supervisor: supervisor.clone(),
             sources: SourceRegistry::new(conn.clone(), args.scheduler.rpc.pool_settings()),
+            access: Arc::new(api::access::Access::new(&args.access)),
         });
         let api_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(api_shutdown.cancelled_owned())
-                .await
-                .context("admin API stopped")
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(api_shutdown.cancelled_owned())
+            .await
+            .context("admin API stopped")
         });
         tracing::info!(target: "blockfill::api", %api_addr, instance = %role.instance, "admin API listening");
 
@@ -206,6 +211,32 @@ impl Orchestrator {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Refuses to serve a non-loopback address while no API key exists (unless
+/// `--insecure-no-auth`), and says at start which access mode the API is in.
+async fn check_access(args: &ServeArgs, pool: &sea_orm::sqlx::PgPool) -> anyhow::Result<()> {
+    let addr = args.api_addr;
+    if args.access.insecure_no_auth {
+        tracing::warn!(target: "blockfill::api", %addr, "--insecure-no-auth: the admin API answers every request without a key as an admin, from any address; use it only on a trusted network");
+        return Ok(());
+    }
+    let any_key = blockfill_activities::store::api_keys::any_active(pool)
+        .await
+        .context("checking for API keys")?;
+    if any_key {
+        tracing::info!(target: "blockfill::api", "API keys exist: every /v1 request needs one");
+    } else if addr.ip().is_loopback() {
+        tracing::info!(target: "blockfill::api", %addr, "no API key exists: development mode, loopback clients are admins; create one with `blockfill keys create`");
+    } else {
+        anyhow::bail!(
+            "refusing to serve the admin API on {addr} with no API key: anyone who reaches it could do anything. \
+             Create a key first with `blockfill keys create --name NAME --role admin`, \
+             listen on a loopback address (--api-addr 127.0.0.1:8080), \
+             or pass --insecure-no-auth to serve without authentication"
+        );
+    }
+    Ok(())
 }
 
 /// How `args` has the supervisor run workers: this build's `blockfill-worker`, on the

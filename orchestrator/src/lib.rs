@@ -18,6 +18,7 @@
 //! - [`fleet`]: starting and stopping local `blockfill-worker` processes.
 //! - [`sizing`]: how many workers a chain wants (backlog, measured rate, min/max, hysteresis).
 //! - [`migrate`]: `blockfill migrate`.
+//! - [`keys`]: `blockfill keys create|list|revoke`.
 //! - [`verify`]: `blockfill verify`, database-versus-node comparison.
 //! - [`tools`]: `blockfill demo`, `bench` and `soak`: tooling over the devnet, kept apart from
 //!   the production modules.
@@ -31,6 +32,7 @@ pub mod compaction;
 pub mod context;
 pub mod fleet;
 pub mod head;
+pub mod keys;
 pub mod leader;
 pub mod live;
 pub mod migrate;

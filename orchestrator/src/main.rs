@@ -1,4 +1,4 @@
-//! `blockfill`: serve (scheduler + admin API), demo, migrate, verify, devnet, bench, soak. Each
+//! `blockfill`: serve (scheduler + admin API), demo, migrate, keys, verify, devnet, bench, soak. Each
 //! command is one call into the library (or, for `devnet`, into the `blockfill-devnet` crate).
 
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use blockfill_activities::{settings::StoreArgs, telemetry};
 use blockfill_devnet::server as devnet;
 use blockfill_orchestrator::{
-    Orchestrator, migrate,
+    Orchestrator, keys, migrate,
     settings::ServeArgs,
     tools::{api_bench, bench, demo, soak},
     verify,
@@ -36,6 +36,9 @@ enum Command {
         #[command(flatten)]
         stores: StoreArgs,
     },
+    /// Manage API keys: create (prints the token once), list, revoke.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Compare the database with the node for a chain and range; exit 1 on any mismatch.
     Verify(verify::VerifyArgs),
     /// Serve a deterministic devnet over JSON-RPC, optionally on several endpoints and with
@@ -70,6 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => Orchestrator::start(args, shutdown).await?.wait().await?,
         Command::Demo(args) => demo::run(args, shutdown).await?,
         Command::Migrate { stores } => migrate::run(&stores).await?,
+        Command::Keys(command) => keys::run(command).await?,
         Command::Verify(args) => {
             if !verify::run(args).await? {
                 return Ok(ExitCode::FAILURE);

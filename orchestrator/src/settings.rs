@@ -103,6 +103,37 @@ pub struct ServeArgs {
     /// past a transaction-mode pooler (PgBouncer), which cannot hold session advisory locks.
     #[arg(long, env = "BLOCKFILL_LOCK_DATABASE_URL")]
     pub lock_database_url: Option<String>,
+    /// Who may use the admin API: keys, the development mode, limits.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may use the admin API (see `api::access`).
+///
+/// Once a key exists (`blockfill keys create`), every `/v1` request needs one. Until then only
+/// loopback clients are answered (as admins), and `serve` refuses a non-loopback `--api-addr`
+/// unless `--insecure-no-auth`.
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// Answer every request without a key as an admin, from anywhere (`auth: insecure`). Only
+    /// for a trusted network; logged at warn on start.
+    #[arg(long, env = "BLOCKFILL_INSECURE_NO_AUTH", default_value_t = false)]
+    pub insecure_no_auth: bool,
+    /// Requests per second each key may make (each client address without a key), with bursts
+    /// of twice as many; over it the API answers 429 with `Retry-After`. 0: no limit.
+    #[arg(long, env = "BLOCKFILL_RATE_LIMIT_PER_KEY", default_value_t = 50)]
+    pub rate_limit_per_key: u32,
+    /// Also require a key (viewer) for `/healthz`, `/readyz` and `/metrics`; by default they
+    /// stay open for probes and scrapers.
+    #[arg(long, env = "BLOCKFILL_PROTECT_PROBES", default_value_t = false)]
+    pub protect_probes: bool,
+}
+
+impl Default for AccessArgs {
+    /// The flags' declared defaults.
+    fn default() -> Self {
+        flag_defaults()
+    }
 }
 
 impl ServeArgs {
@@ -114,6 +145,7 @@ impl ServeArgs {
             scheduler,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lock_database_url: None,
+            access: AccessArgs::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod anvil_fixtures;
 mod api;
+mod auth;
 mod backfill_anvil;
 mod bad_input;
 mod chain_identity;

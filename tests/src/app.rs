@@ -81,6 +81,8 @@ pub struct TestApp {
     pub api: SocketAddr,
     /// HTTP client.
     pub client: reqwest::Client,
+    /// The API key [`TestApp::get`], `post` and `patch` send (`Authorization: Bearer`), if any.
+    pub bearer: Option<String>,
     orchestrator: Option<(Orchestrator, CancellationToken)>,
     workers: Vec<(CancellationToken, JoinHandle<()>)>,
     /// Database and Redis prefix of this test (the last field: dropped after everything using
@@ -128,6 +130,7 @@ pub async fn spawn_app_with(
         db,
         api: orchestrator.api_addr,
         client: reqwest::Client::new(),
+        bearer: None,
         orchestrator: Some((orchestrator, shutdown)),
         workers: Vec::new(),
         stores,
@@ -169,14 +172,58 @@ impl TestApp {
 
     /// `GET path`, answering status and JSON body.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("http://{}{path}", self.api))
-            .send()
-            .await
-            .expect("GET");
+        let mut request = self.client.get(format!("http://{}{path}", self.api));
+        if let Some(key) = &self.bearer {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("GET");
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `method path` with `key` as the bearer (none: no `Authorization` header) and a JSON body
+    /// (none: no body) and `headers`, answering status, headers and JSON body (`null` if none).
+    pub async fn request_as(
+        &self,
+        key: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("http://{}{path}", self.api));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Creates an API key with `role` through the API (as the current bearer, or as a loopback
+    /// admin while no key exists); answers its token.
+    pub async fn create_key(&self, name: &str, role: &str) -> String {
+        let (status, body) = self
+            .post("/v1/keys", json!({"name": name, "role": role}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create key: {body}");
+        body["token"].as_str().expect("a token").to_owned()
     }
 
     /// `POST path` with a JSON body.
@@ -196,15 +243,10 @@ impl TestApp {
         path: &str,
         body: Value,
     ) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .request(method.clone(), format!("http://{}{path}", self.api))
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let (status, _, body) = self
+            .request_as(self.bearer.as_deref(), method, path, Some(body), &[])
+            .await;
+        (status, body)
     }
 
     /// Registers a chain through the API, without live sync (tests of historical work stay

@@ -36,10 +36,15 @@
 //! - [`indexed`]: reads of the index tables for `verify`, and control rows per indexed block.
 //! - [`workers`]: each worker process's report (what it serves, in flight, rate, heartbeat).
 //! - [`readiness`]: whether PostgreSQL answers.
+//! - [`api_keys`]: API keys (public id, role, hashed secret), creating, verifying, revoking.
+//! - [`audit`]: the audit log of the admin API's mutations.
+//! - [`idempotency`]: stored answers of `Idempotency-Key` requests.
 //!
 //! SQL lives here and in the bulk write path ([`crate::write`]) only; callers pass and get typed
 //! values, and bind the kinds rather than spelling them.
 
+pub mod api_keys;
+pub mod audit;
 pub mod backfill_views;
 pub mod backfills;
 pub mod batch_views;
@@ -51,6 +56,7 @@ pub mod compaction;
 pub mod control;
 pub mod coverage;
 pub mod endpoint_health;
+pub mod idempotency;
 pub mod indexed;
 pub mod kinds;
 pub mod leadership;

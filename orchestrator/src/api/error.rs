@@ -7,7 +7,9 @@
 //!
 //! Every error answer is `{"error": "..."}`; a body whose fields are invalid
 //! ([`ApiError::InvalidFields`]) also names each one: `{"error": "...", "fields": {"min_workers":
-//! "must not exceed max_workers (3)"}}`.
+//! "must not exceed max_workers (3)"}}`. The access layer's refusals also carry a `code`:
+//! `unauthorized` (401, with `WWW-Authenticate: Bearer`), `forbidden` (403, with the
+//! `required_role`), `rate_limited` (429, with `Retry-After`), `idempotency_key_reused` (422).
 
 use std::collections::BTreeMap;
 
@@ -41,6 +43,27 @@ pub enum ApiError {
     /// 503: this instance cannot take the request (a standby, or a store is away).
     #[error("{0}")]
     Unavailable(String),
+    /// 401: no valid API key (code `unauthorized`); says how to get one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the key's role is too weak for the route (code `forbidden`); names the role needed.
+    #[error("{message}")]
+    Forbidden {
+        /// What was refused and why.
+        message: String,
+        /// The role the route needs.
+        required_role: &'static str,
+    },
+    /// 429: the caller is over its request rate (code `rate_limited`, `Retry-After` header).
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until a request is allowed again (at least 1).
+        retry_after_secs: u64,
+    },
+    /// 422: the `Idempotency-Key` was used for a different request (code
+    /// `idempotency_key_reused`).
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// 500: our fault; details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -52,8 +75,13 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unprocessable(_) | Self::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::InvalidFields(_) | Self::IdempotencyKeyReused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,9 +94,36 @@ impl IntoResponse for ApiError {
         }
         let body = match &self {
             Self::InvalidFields(fields) => json!({ "error": self.to_string(), "fields": fields }),
+            Self::Unauthorized(_) => json!({ "error": self.to_string(), "code": "unauthorized" }),
+            Self::Forbidden { required_role, .. } => json!({
+                "error": self.to_string(), "code": "forbidden", "required_role": required_role,
+            }),
+            Self::RateLimited { retry_after_secs } => json!({
+                "error": self.to_string(), "code": "rate_limited",
+                "retry_after_secs": retry_after_secs,
+            }),
+            Self::IdempotencyKeyReused(_) => {
+                json!({ "error": self.to_string(), "code": "idempotency_key_reused" })
+            }
             _ => json!({ "error": self.to_string() }),
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        match &self {
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            Self::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(*retry_after_secs),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 

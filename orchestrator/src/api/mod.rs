@@ -1,6 +1,8 @@
 //! The admin API (axum, JSON): one file per resource, each with its own request and response
 //! types; entities never leak into JSON.
 
+pub mod access;
+mod audit;
 mod backfills;
 mod batches;
 mod chain_config;
@@ -11,6 +13,7 @@ mod endpoints;
 mod error;
 mod fleet;
 mod health;
+mod keys;
 mod live;
 mod orchestrator;
 mod params;
@@ -32,12 +35,14 @@ use blockfill_activities::store::leadership;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use crate::fleet::FleetView;
+pub use audit::AuditView;
 pub use backfills::{BackfillView, BatchCounts, Created};
 pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chain_config::ChainConfigView;
 pub use chains::ChainView;
 pub use endpoints::{EndpointView, EndpointsView};
 pub use error::{ApiError, FieldErrors};
+pub use keys::{CreatedKeyView, KeyView, WhoamiView};
 pub use orchestrator::{LeaderView, OrchestratorView};
 pub use reorgs::ReorgView;
 pub use status::{
@@ -62,6 +67,8 @@ pub struct ApiContext {
     pub sources: blockfill_activities::SourceRegistry,
     /// The local worker supervisor, when this orchestrator runs one.
     pub supervisor: Option<std::sync::Arc<crate::fleet::Supervisor>>,
+    /// Who may use the API: keys, development mode, limits ([`access`]).
+    pub access: std::sync::Arc<access::Access>,
 }
 
 /// The whole admin API plus the dashboard.
@@ -82,10 +89,13 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(workers::router())
         .merge(fleet::router())
         .merge(ui::router())
+        .merge(keys::router())
+        .merge(audit::router())
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
             read_only_standby,
         ))
+        .layer(middleware::from_fn_with_state(ctx.clone(), access::enforce))
         .with_state(ctx)
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(TimeoutLayer::with_status_code(

@@ -156,6 +156,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
             scheduler,
             api_addr: args.api_addr,
             lock_database_url: None,
+            access: crate::settings::AccessArgs::default(),
         },
         shutdown.clone(),
     )
