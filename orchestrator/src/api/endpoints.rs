@@ -16,9 +16,11 @@ use blockfill_activities::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, ErrorBody,
+    openapi::examples,
     params::{PathParam, Text},
 };
 
@@ -30,7 +32,7 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// The answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EndpointsView {
     /// The chain.
     pub chain: String,
@@ -39,7 +41,7 @@ pub struct EndpointsView {
 }
 
 /// One endpoint, merged over the processes that use it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EndpointView {
     /// The URL.
     pub url: String,
@@ -91,7 +93,7 @@ pub struct EndpointView {
 }
 
 /// A transition with who saw it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReportedTransition {
     /// The process.
     pub reporter: String,
@@ -101,7 +103,7 @@ pub struct ReportedTransition {
 }
 
 /// One process's line.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReporterView {
     /// The process (`worker:{name}:{pid}` or `orchestrator:{instance}`).
     pub reporter: String,
@@ -121,7 +123,19 @@ pub struct ReporterView {
     pub updated_at: DateTime<Utc>,
 }
 
-async fn endpoints(
+/// A chain's RPC endpoints as the processes using them last reported them, merged.
+#[utoipa::path(
+    get,
+    path = "/v1/chains/{name}/endpoints",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet")),
+    responses(
+        (status = 200, description = "The endpoints, in configuration order", body = EndpointsView, example = json!(examples::endpoints())),
+        (status = 400, description = "The name cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "\"a\\0\" contains a NUL character"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+    ),
+)]
+pub(super) async fn endpoints(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<EndpointsView>, ApiError> {
