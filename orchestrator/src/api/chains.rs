@@ -35,8 +35,9 @@ pub(super) fn router() -> Router<ApiContext> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RegisterChain {
-    /// Name used in URLs: lowercase letters, digits, `-` and `_`.
-    #[schema(example = "devnet")]
+    /// Name used in URLs: a lowercase letter, then lowercase letters, digits, `-` and `_` (at
+    /// most 64).
+    #[schema(example = "devnet", pattern = "^[a-z][a-z0-9_-]{0,63}$")]
     name: String,
     /// The chain's JSON-RPC endpoints (at least one; they must agree on chain id and genesis).
     #[schema(value_type = Vec<EndpointEntry>, min_items = 1)]
