@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: starts (or installs) PostgreSQL and Redis, installs Anvil (and Node with
 # it) and the dashboard's browser (Chromium, playwright-core), builds the binaries the end-to-end
-# tests run, then runs the dashboard's unit tests and every unit, property, integration and
-# end-to-end test, then the long ones (chaos, the supervisor) one at a time. Extra arguments go
-# to `cargo test`.
+# tests run, then runs the dashboard's unit tests, the API against its OpenAPI document
+# (scripts/api-contract.sh: schemathesis against a served devnet chain), and every unit,
+# property, integration and end-to-end test, then the long ones (chaos, the supervisor) one at a
+# time. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,6 +15,7 @@ export BLOCKFILL_ANVIL_BIN
 scripts/install-browser.sh >/dev/null   # Chromium and playwright-core, for tests/browser/
 cargo build --workspace --bins
 node --test admin-ui/test/
+scripts/api-contract.sh
 cargo test --workspace "$@"
 # Tests marked #[ignore] are the long, load-sensitive ones (chaos, the supervisor): run them alone. (The Anvil
 # fixture recorder is ignored too; it is run by hand.)

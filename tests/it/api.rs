@@ -100,6 +100,7 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
     for (body, status, message) in cases {
         let (got, answer) = app.post("/v1/chains", body.clone()).await;
         assert_eq!(got, status, "{body} -> {answer}");
+        assert_eq!(answer["code"], "unprocessable", "{body} -> {answer}");
         assert!(
             answer["error"].as_str().unwrap_or("").contains(message),
             "{body} -> {answer}"
@@ -114,7 +115,9 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    let answer = response.json::<serde_json::Value>().await.unwrap();
+    assert!(answer["error"].is_string(), "{answer}");
+    assert_eq!(answer["code"], "bad_request", "{answer}");
     let (_, chains) = app.get("/v1/chains").await;
     assert_eq!(chains, json!([]), "a rejected request registered a chain");
 
@@ -126,12 +129,17 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
         "local chains need no confirmations"
     );
     assert_eq!(chain["head"], json!(99));
-    let (status, _) = app
+    let (status, answer) = app
         .post("/v1/chains", json!({"name": "ok", "rpc_urls": [rpc]}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = app.get("/v1/chains/nope").await;
+    assert_eq!(answer["code"], "conflict", "{answer}");
+    let (status, answer) = app.get("/v1/chains/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer,
+        json!({"error": "no chain named nope", "code": "not_found"})
+    );
     let (status, _) = app.get("/v1/chains/nope/endpoints").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // One endpoint down at registration is fine while another answers.
@@ -174,10 +182,17 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
         let (got, answer) = app.post("/v1/backfills", body.clone()).await;
         assert_eq!(got, status, "{body} -> {answer}");
         assert!(answer["error"].is_string(), "{body} -> {answer}");
+        let code = if status == StatusCode::NOT_FOUND {
+            "not_found"
+        } else {
+            "unprocessable"
+        };
+        assert_eq!(answer["code"], code, "{body} -> {answer}");
     }
     assert_eq!(app.count("SELECT count(*) FROM backfills").await, 0);
-    let (status, _) = app.get("/v1/backfills/not-a-uuid").await;
+    let (status, answer) = app.get("/v1/backfills/not-a-uuid").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["code"], "bad_request", "{answer}");
     let (status, _) = app
         .get("/v1/backfills/01a203aa-1407-7117-ba5c-cc446e1527cf")
         .await;
@@ -203,5 +218,38 @@ async fn bad_requests_get_4xx_json_errors_and_change_nothing() {
     );
 
     stop.cancel();
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_its_openapi_document_and_swagger_ui() {
+    let app = spawn_app(test_scheduler()).await;
+    let (status, doc) = app.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/chains"]["post"].is_object(), "{doc}");
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    let page = app
+        .client
+        .get(format!("http://{}/docs/", app.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("swagger"));
+    // Unknown routes and methods answer JSON errors with a code; 405 keeps `Allow`.
+    let (status, answer) = app.get("/v1/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(answer["code"], "not_found", "{answer}");
+    let response = app
+        .client
+        .delete(format!("http://{}/v1/chains", app.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET,HEAD,POST");
+    let answer = response.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(answer["code"], "method_not_allowed", "{answer}");
     app.teardown().await;
 }

@@ -30,6 +30,7 @@ async fn concurrent_registrations_of_one_name_answer_one_201_and_409s() {
     for (code, answer) in &answers {
         if *code == StatusCode::CONFLICT {
             assert!(answer["error"].is_string(), "{answer}");
+            assert_eq!(answer["code"], "conflict", "{answer}");
         }
     }
     assert_eq!(
@@ -41,9 +42,27 @@ async fn concurrent_registrations_of_one_name_answer_one_201_and_409s() {
     app.teardown().await;
 }
 
-/// What one request answered, when it is not a 4xx with a JSON `error`.
+/// The `code` an error answer of `status` carries.
+fn code_of(status: StatusCode) -> &'static [&'static str] {
+    match status.as_u16() {
+        400 => &["bad_request"],
+        404 => &["not_found"],
+        405 => &["method_not_allowed"],
+        409 => &["conflict", "invalid_state"],
+        413 => &["payload_too_large"],
+        422 => &["unprocessable", "invalid_fields"],
+        _ => &[],
+    }
+}
+
+/// What one request answered, when it is not a 4xx with a JSON `error` and the `code` of its
+/// status.
 fn misfit(what: &str, code: StatusCode, body: &Value) -> Option<String> {
-    let fits = code.is_client_error() && body["error"].is_string();
+    let fits = code.is_client_error()
+        && body["error"].is_string()
+        && body["code"]
+            .as_str()
+            .is_some_and(|c| code_of(code).contains(&c));
     (!fits).then(|| format!("{what} -> {code} {body}"))
 }
 
@@ -113,6 +132,8 @@ async fn impossible_path_and_query_values_get_4xx_json_errors() {
         ("/v1/batches/ok:0-0%00/retry", json!({})),
         ("/v1/backfills/%00/retry-failed", json!({})),
         ("/v1/backfills/%FF/retry-failed", json!({})),
+        ("/v1/chains/%00/live/resume", json!({})),
+        ("/v1/chains/%FF/live/resume", json!({})),
         (
             "/v1/backfills",
             json!({"chain": "\u{0}", "from": 0, "to": 0}),
@@ -135,6 +156,28 @@ async fn impossible_path_and_query_values_get_4xx_json_errors() {
         let (code, answer) = app.post(path, body.clone()).await;
         misfits.extend(misfit(&format!("POST {path} {body}"), code, &answer));
     }
+    // Unknown routes, unknown methods and bodies over the limit: axum's and the layers' own
+    // answers are JSON errors too.
+    let (code, body) = app.get("/v1/nothing-here").await;
+    misfits.extend(misfit("GET /v1/nothing-here", code, &body));
+    let (code, body) = app.post("/v1/chains/ok/nothing", json!({})).await;
+    misfits.extend(misfit("POST /v1/chains/ok/nothing", code, &body));
+    let (code, body) = app.patch("/v1/backfills", json!({})).await;
+    misfits.extend(misfit("PATCH /v1/backfills", code, &body));
+    let huge = json!({"name": "x".repeat(70 * 1024), "rpc_urls": [anvil.url]});
+    let (code, body) = app.post("/v1/chains", huge).await;
+    misfits.extend(misfit("POST /v1/chains (70 KiB)", code, &body));
+    let not_json = app
+        .client
+        .post(format!("http://{}/v1/backfills", app.api))
+        .header("content-type", "text/plain")
+        .body("chain=ok")
+        .send()
+        .await
+        .unwrap();
+    let code = not_json.status();
+    let body = not_json.json::<Value>().await.unwrap_or(Value::Null);
+    misfits.extend(misfit("POST /v1/backfills (text/plain)", code, &body));
     assert!(
         misfits.is_empty(),
         "{} requests did not get a 4xx JSON error:\n{}",

@@ -68,7 +68,7 @@ pub async fn retryable_ids(pool: &PgPool, backfill_id: Uuid) -> Result<Vec<Strin
 }
 
 /// A block held in quarantine (as the admin API shows it).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Quarantined {
     /// Chain name.
     pub chain: String,

@@ -75,9 +75,11 @@ macro_rules! kinds {
             #[derive(
                 Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
                 strum::Display, strum::EnumString, strum::IntoStaticStr, strum::VariantArray,
-                strum::VariantNames, DeriveValueType,
+                strum::VariantNames, DeriveValueType, utoipa::ToSchema,
             )]
             #[strum(serialize_all = "snake_case")]
+            // Read by the schema derive only (serde is implemented by `text_kind!`).
+            #[serde(rename_all = "snake_case")]
             #[sea_orm(value_type = "String")]
             pub enum $name { $($(#[$vmeta])* $variant,)+ }
             text_kind!($name);

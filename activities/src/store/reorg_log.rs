@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, PgConnection, PgPool};
 
 /// A recorded reorg (as the admin API shows it).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ReorgRecord {
     /// Sequence number.
     pub id: i64,
@@ -14,8 +14,10 @@ pub struct ReorgRecord {
     /// Blocks unwound above it.
     pub depth: i32,
     /// Replaced blocks `[{number, hash}]` (at most 64).
+    #[schema(value_type = Vec<Object>)]
     pub old_hashes: serde_json::Value,
     /// The node's blocks at those heights.
+    #[schema(value_type = Vec<Object>)]
     pub new_hashes: serde_json::Value,
     /// `write` (a batch did not link to stored blocks) or `seam` (the periodic check).
     pub detected_by: String,

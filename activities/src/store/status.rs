@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{BatchStatus, Lane};
 
 /// One covered or missing interval.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Interval {
     /// First block.
     pub start: i64,
@@ -216,7 +216,9 @@ pub async fn recent_chain_work(pool: &PgPool, chain: &str) -> Result<RecentWork,
 
 /// How much of a chain's work needed retries, redeliveries, failed or was quarantined (as the
 /// status answer shows it).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct WorkCounts {
     /// Batches that needed more than one attempt (compacted ones included).
     pub retried_batches: i64,

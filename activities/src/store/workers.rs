@@ -16,7 +16,9 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(2);
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
 
 /// What a worker process says of itself.
-#[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, ::sqlx::FromRow, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct WorkerReport {
     /// Unique per process (name, host, pid, start).
     pub id: String,
@@ -42,7 +44,9 @@ pub struct WorkerReport {
 
 /// A worker's report as the admin API lists it: the report, with when it started and its
 /// heartbeat.
-#[derive(Debug, Clone, PartialEq, ::sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, ::sqlx::FromRow, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct WorkerRow {
     /// What the worker said of itself.
     #[sqlx(flatten)]

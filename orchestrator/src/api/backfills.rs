@@ -21,10 +21,12 @@ use blockfill_activities::{
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, PgPool};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, ErrorBody,
+    openapi::examples,
     params::{PathParam, Text},
 };
 use crate::scheduler::create_backfill;
@@ -36,9 +38,10 @@ pub(super) fn router() -> Router<ApiContext> {
         .route("/v1/backfills/{id}", get(show))
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+/// What a requested backfill plans.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum Mode {
+pub(super) enum Mode {
     /// Fetch every block of `[from, to]`, indexed or not.
     #[default]
     Range,
@@ -47,13 +50,19 @@ enum Mode {
 }
 
 /// Body of `POST /v1/backfills`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBackfill {
+pub(super) struct CreateBackfill {
+    /// The chain's name.
+    #[schema(value_type = String, example = "devnet")]
     chain: Text,
+    /// `range` (default) or `gaps`.
     #[serde(default)]
     mode: Mode,
+    /// First block (required for `range`; `gaps` defaults to the chain's start block).
     from: Option<u64>,
+    /// Last block, at most the safe head (required for `range`; `gaps` defaults to the safe
+    /// head).
     to: Option<u64>,
     /// Higher runs first among the chain's backfills (-100..=100). Default: 0.
     priority: Option<i64>,
@@ -79,7 +88,7 @@ pub(super) fn priority(requested: i64) -> Result<i32, ApiError> {
 }
 
 /// Answer of `POST /v1/backfills`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Created {
     /// The new backfill's id.
     pub id: Uuid,
@@ -123,7 +132,20 @@ async fn read_head(ctx: &ApiContext, chain: &entity::chains::Model) -> Option<i6
     }
 }
 
-async fn create(
+/// Requests a backfill of a chain's range (`range`) or of its missing blocks (`gaps`).
+#[utoipa::path(
+    post,
+    path = "/v1/backfills",
+    tag = "backfills",
+    request_body(content = CreateBackfill, example = json!({"chain": "devnet", "mode": "range", "from": 0, "to": 999})),
+    responses(
+        (status = 202, description = "Planned; the scheduler plans its batches", body = Created, example = json!(examples::created())),
+        (status = 400, description = "The body is not JSON", body = ErrorBody, example = json!(examples::error("bad_request", "Failed to parse the request body as JSON: expected value at line 1 column 1"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet; register it with POST /v1/chains"))),
+        (status = 422, description = "A field is invalid, or `to` is above the safe head", body = ErrorBody, example = json!(examples::error("unprocessable", "`from` (10) must not be greater than `to` (5)"))),
+    ),
+)]
+pub(super) async fn create(
     State(ctx): State<ApiContext>,
     body: Result<Json<CreateBackfill>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
@@ -209,7 +231,7 @@ async fn create(
 }
 
 /// Batch counts by status.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct BatchCounts {
     /// Planned, not yet pushed.
     pub planned: i64,
@@ -227,7 +249,7 @@ pub struct BatchCounts {
 }
 
 /// A backfill as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct BackfillView {
     /// Id.
     pub id: Uuid,
@@ -390,7 +412,19 @@ pub(super) async fn view(
     })
 }
 
-async fn show(
+/// One backfill with its progress.
+#[utoipa::path(
+    get,
+    path = "/v1/backfills/{id}",
+    tag = "backfills",
+    params(("id" = Uuid, Path, description = "Backfill id")),
+    responses(
+        (status = 200, description = "The backfill", body = BackfillView, example = json!(examples::backfill())),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody, example = json!(examples::error("bad_request", "\"x\" is not a backfill id (a UUID)"))),
+        (status = 404, description = "No such backfill", body = ErrorBody, example = json!(examples::error("not_found", "no backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f"))),
+    ),
+)]
+pub(super) async fn show(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<BackfillView>, ApiError> {
@@ -412,14 +446,31 @@ pub(super) async fn load(ctx: &ApiContext, id: Uuid) -> Result<BackfillView, Api
     Ok(view(&ctx.app.pool, row).await?)
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/backfills`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Only this chain's backfills.
+    #[param(value_type = Option<String>)]
     chain: Option<Text>,
+    /// Most backfills, 1..=200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
 }
 
-async fn list(
+/// The latest backfills, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/backfills",
+    tag = "backfills",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The backfills, newest first", body = Vec<BackfillView>, example = json!([examples::backfill()])),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody, example = json!(examples::error("bad_request", "limit must be between 1 and 200"))),
+    ),
+)]
+pub(super) async fn list(
     State(ctx): State<ApiContext>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<BackfillView>>, ApiError> {

@@ -16,10 +16,12 @@ use blockfill_activities::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, ErrorBody,
+    openapi::examples,
     params::{PathParam, Text},
 };
 use crate::scheduler::retry_batches;
@@ -34,7 +36,7 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// A batch as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct BatchView {
     /// `{chain}:{from}-{to}`.
     pub id: String,
@@ -84,16 +86,36 @@ impl From<batches::Model> for BatchView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/batches`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Only this chain's batches.
+    #[param(value_type = Option<String>)]
     chain: Option<Text>,
+    /// Only this backfill's batches.
     backfill: Option<Uuid>,
+    /// Only batches in this state.
+    #[param(value_type = Option<BatchStatus>)]
     status: Option<String>,
+    /// Most batches, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
 }
 
-async fn list(
+/// Batches, filtered by chain, backfill and state.
+#[utoipa::path(
+    get,
+    path = "/v1/batches",
+    tag = "batches",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The batches", body = Vec<BatchView>, example = json!([examples::batch()])),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody, example = json!(examples::error("bad_request", "limit must be between 1 and 1000"))),
+    ),
+)]
+pub(super) async fn list(
     State(ctx): State<ApiContext>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<BatchView>>, ApiError> {
@@ -131,7 +153,19 @@ async fn find(ctx: &ApiContext, id: &str) -> Result<batches::Model, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no batch {id}")))
 }
 
-async fn show(
+/// One batch.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    params(("id" = String, Path, description = "Batch id, `{chain}:{from}-{to}`", example = "devnet:0-99")),
+    responses(
+        (status = 200, description = "The batch", body = BatchView, example = json!(examples::batch())),
+        (status = 400, description = "The id cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "\"a\\0\" contains a NUL character"))),
+        (status = 404, description = "No such batch", body = ErrorBody, example = json!(examples::error("not_found", "no batch devnet:0-99"))),
+    ),
+)]
+pub(super) async fn show(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<Text>,
 ) -> Result<Json<BatchView>, ApiError> {
@@ -139,13 +173,26 @@ async fn show(
 }
 
 /// Answer of the retry endpoints.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RetryView {
     /// Batches put back to work.
     pub retried: u64,
 }
 
-async fn retry_one(
+/// Puts a failed or quarantined batch back to work.
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/retry",
+    tag = "batches",
+    params(("id" = String, Path, description = "Batch id, `{chain}:{from}-{to}`", example = "devnet:0-99")),
+    responses(
+        (status = 200, description = "Retried", body = RetryView, example = json!({"retried": 1})),
+        (status = 400, description = "The id cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "\"a\\0\" contains a NUL character"))),
+        (status = 404, description = "No such batch", body = ErrorBody, example = json!(examples::error("not_found", "no batch devnet:0-99"))),
+        (status = 409, description = "The batch is neither failed nor quarantined", body = ErrorBody, example = json!(examples::error("conflict", "batch devnet:0-99 is done; only failed or quarantined batches can be retried"))),
+    ),
+)]
+pub(super) async fn retry_one(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<Text>,
 ) -> Result<Json<RetryView>, ApiError> {
@@ -160,7 +207,19 @@ async fn retry_one(
     Ok(Json(RetryView { retried }))
 }
 
-async fn retry_failed(
+/// Puts every failed or quarantined batch of a backfill back to work.
+#[utoipa::path(
+    post,
+    path = "/v1/backfills/{id}/retry-failed",
+    tag = "backfills",
+    params(("id" = Uuid, Path, description = "Backfill id")),
+    responses(
+        (status = 200, description = "Retried (0 when nothing had failed)", body = RetryView, example = json!({"retried": 3})),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody, example = json!(examples::error("bad_request", "\"x\" is not a backfill id (a UUID)"))),
+        (status = 404, description = "No such backfill", body = ErrorBody, example = json!(examples::error("not_found", "no backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f"))),
+    ),
+)]
+pub(super) async fn retry_failed(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<RetryView>, ApiError> {
@@ -180,14 +239,31 @@ async fn retry_failed(
 /// A quarantined block.
 pub use blockfill_activities::store::batch_views::Quarantined as QuarantinedBlock;
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/quarantine`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct QuarantineQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct QuarantineQuery {
+    /// Only this chain's blocks.
+    #[param(value_type = Option<String>)]
     chain: Option<Text>,
+    /// Most blocks, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
-async fn quarantine(
+/// Blocks held in quarantine (not yet released), by chain and number.
+#[utoipa::path(
+    get,
+    path = "/v1/quarantine",
+    tag = "batches",
+    params(QuarantineQuery),
+    responses(
+        (status = 200, description = "The quarantined blocks", body = Vec<QuarantinedBlock>, example = json!([examples::quarantined()])),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody, example = json!(examples::error("bad_request", "limit must be between 1 and 1000"))),
+    ),
+)]
+pub(super) async fn quarantine(
     State(ctx): State<ApiContext>,
     query: Result<Query<QuarantineQuery>, QueryRejection>,
 ) -> Result<Json<Vec<QuarantinedBlock>>, ApiError> {

@@ -28,13 +28,15 @@ use blockfill_activities::{
     store::chains::{self as chain_rows, SettingsChange, SettingsChanged},
 };
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::{
-    ApiContext, ApiError, FieldErrors,
+    ApiContext, ApiError, ErrorBody, FieldErrors,
     chains::{
-        ChainView, EndpointSpec, check_rpc_urls, json_type, out_of_range, probe_endpoints,
-        setting_range,
+        ChainView, EndpointEntry, EndpointSpec, check_rpc_urls, json_type, out_of_range,
+        probe_endpoints, setting_range,
     },
+    openapi::examples,
     params::{PathParam, Text},
 };
 
@@ -45,6 +47,33 @@ pub(super) fn router() -> Router<ApiContext> {
 /// The fields a change may carry.
 const CHANGEABLE: &str =
     "rpc_urls, confirmations, batch_size, min_workers, max_workers, live_sync, max_reorg_depth";
+
+/// Body of `PATCH /v1/chains/{name}` as documented (the handler reads it field by field,
+/// [`ChainPatch::parse`]): at least one field; each present one replaces the stored value.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(super) struct ChainChange {
+    /// The chain's endpoints (new ones must serve the chain's id and genesis block).
+    #[schema(min_items = 1)]
+    rpc_urls: Option<Vec<EndpointEntry>>,
+    /// Confirmation depth.
+    #[schema(minimum = 0, maximum = 10_000)]
+    confirmations: Option<u64>,
+    /// Blocks per batch.
+    #[schema(minimum = 1, maximum = 10_000)]
+    batch_size: Option<u64>,
+    /// Fewest workers (at most `max_workers`).
+    #[schema(minimum = 0, maximum = 10_000)]
+    min_workers: Option<u64>,
+    /// Most workers.
+    #[schema(minimum = 1, maximum = 10_000)]
+    max_workers: Option<u64>,
+    /// Follow the head with the live lane.
+    live_sync: Option<bool>,
+    /// Deepest reorg repaired automatically.
+    #[schema(minimum = 1, maximum = 100_000)]
+    max_reorg_depth: Option<u64>,
+}
 
 /// The fields present in a change body, checked one by one.
 #[derive(Debug, Default)]
@@ -233,8 +262,22 @@ async fn check_new_endpoints(specs: &[EndpointSpec], row: &chains::Model) -> Res
     Ok(())
 }
 
-/// `PATCH /v1/chains/{name}`.
-async fn change(
+/// Changes a chain's settings; only the fields in the body change.
+#[utoipa::path(
+    patch,
+    path = "/v1/chains/{name}",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet")),
+    request_body(content = ChainChange, example = json!({"max_workers": 8, "batch_size": 200})),
+    responses(
+        (status = 200, description = "The updated chain", body = ChainView, example = json!(examples::chain())),
+        (status = 400, description = "The body is not a JSON object, or the name cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "Failed to parse the request body as JSON: expected value at line 1 column 1"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+        (status = 422, description = "Fields are invalid (each named in `fields`), or the body names nothing to change", body = ErrorBody,
+         example = json!({"error": "invalid fields: batch_size: must be between 1 and 10000 (got 0)", "code": "invalid_fields", "fields": {"batch_size": "must be between 1 and 10000 (got 0)"}})),
+    ),
+)]
+pub(super) async fn change(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
     body: Result<Json<Map<String, Value>>, JsonRejection>,

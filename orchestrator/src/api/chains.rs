@@ -18,9 +18,11 @@ use blockfill_activities::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, ErrorBody,
+    openapi::examples,
     params::{PathParam, Text},
 };
 
@@ -31,21 +33,44 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// Body of `POST /v1/chains`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterChain {
+pub(super) struct RegisterChain {
+    /// Name used in URLs: a lowercase letter, then lowercase letters, digits, `-` and `_` (at
+    /// most 64).
+    #[schema(example = "devnet", pattern = "^[a-z][a-z0-9_-]{0,63}$")]
     name: String,
+    /// The chain's JSON-RPC endpoints (at least one; they must agree on chain id and genesis).
+    #[schema(value_type = Vec<EndpointEntry>, min_items = 1)]
     rpc_urls: Vec<EndpointSpec>,
+    /// First block to cover (default 0).
     #[serde(default)]
     start_block: u64,
+    /// Confirmation depth, 0..=10000 (default by chain id: 12 for Ethereum, 0 for unknown chains).
     confirmations: Option<u64>,
+    /// Blocks per batch, 1..=10000 (default 100).
     batch_size: Option<u32>,
+    /// Fewest workers, 0..=10000 (default 1).
     min_workers: Option<u32>,
+    /// Most workers, 1..=10000 (default 4, at least `min_workers`).
     max_workers: Option<u32>,
     /// Follow the head with the live lane (default true).
     live_sync: Option<bool>,
     /// Deepest reorg repaired automatically (default by chain id); a deeper one halts live sync.
     max_reorg_depth: Option<u64>,
+}
+
+/// One entry of `rpc_urls` as documented: a URL, or a URL with its own limits
+/// ([`EndpointSpec`] reads it).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(super) enum EndpointEntry {
+    /// An `http(s)` URL.
+    #[schema(example = "http://127.0.0.1:8545")]
+    Url(String),
+    /// A URL with its own limits.
+    Configured(EndpointConfig),
 }
 
 /// One entry of `rpc_urls`: a URL, or a URL with its own limits.
@@ -251,7 +276,7 @@ pub(super) async fn probe_endpoints(urls: &[&str]) -> Result<Probed, String> {
 }
 
 /// A chain as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChainView {
     /// Name used in URLs.
     pub name: String,
@@ -343,7 +368,20 @@ pub(crate) fn default_max_reorg_depth(chain_id: u64) -> u64 {
     }
 }
 
-async fn register(
+/// Registers a chain: reads its chain id and genesis block from the endpoints first.
+#[utoipa::path(
+    post,
+    path = "/v1/chains",
+    tag = "chains",
+    request_body(content = RegisterChain, example = json!({"name": "devnet", "rpc_urls": ["http://127.0.0.1:8545"], "confirmations": 0, "batch_size": 100})),
+    responses(
+        (status = 201, description = "Registered", body = ChainView, example = json!(examples::chain())),
+        (status = 400, description = "The body is not JSON", body = ErrorBody, example = json!(examples::error("bad_request", "Failed to parse the request body as JSON: expected value at line 1 column 1"))),
+        (status = 409, description = "A chain of that name exists", body = ErrorBody, example = json!(examples::error("conflict", "chain devnet is already registered"))),
+        (status = 422, description = "A field is invalid, or no endpoint answers", body = ErrorBody, example = json!(examples::error("unprocessable", "batch_size must be between 1 and 10000 (got 0)"))),
+    ),
+)]
+pub(super) async fn register(
     State(ctx): State<ApiContext>,
     body: Result<Json<RegisterChain>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ChainView>), ApiError> {
@@ -420,12 +458,31 @@ async fn register(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<ChainView>>, ApiError> {
+/// Every registered chain.
+#[utoipa::path(
+    get,
+    path = "/v1/chains",
+    tag = "chains",
+    responses((status = 200, description = "The chains, by name", body = Vec<ChainView>, example = json!([examples::chain()]))),
+)]
+pub(super) async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<ChainView>>, ApiError> {
     let rows = chain_rows::all(&ctx.app.db).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
-async fn show(
+/// One chain.
+#[utoipa::path(
+    get,
+    path = "/v1/chains/{name}",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet")),
+    responses(
+        (status = 200, description = "The chain", body = ChainView, example = json!(examples::chain())),
+        (status = 400, description = "The name cannot be read (invalid UTF-8, a NUL character)", body = ErrorBody, example = json!(examples::error("bad_request", "\"a\\0\" contains a NUL character"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+    ),
+)]
+pub(super) async fn show(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainView>, ApiError> {

@@ -17,9 +17,11 @@ use blockfill_activities::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, ErrorBody,
+    openapi::examples,
     params::{PathParam, Text},
 };
 
@@ -31,7 +33,7 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// The answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EndpointsView {
     /// The chain.
     pub chain: String,
@@ -40,7 +42,7 @@ pub struct EndpointsView {
 }
 
 /// One endpoint, merged over the processes that use it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EndpointView {
     /// The URL.
     pub url: String,
@@ -92,7 +94,7 @@ pub struct EndpointView {
 }
 
 /// A transition with who saw it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReportedTransition {
     /// The process.
     pub reporter: String,
@@ -102,7 +104,7 @@ pub struct ReportedTransition {
 }
 
 /// One process's line.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReporterView {
     /// The process (`worker:{name}:{pid}` or `orchestrator:{instance}`).
     pub reporter: String,
@@ -122,7 +124,19 @@ pub struct ReporterView {
     pub updated_at: DateTime<Utc>,
 }
 
-async fn endpoints(
+/// A chain's RPC endpoints as the processes using them last reported them, merged.
+#[utoipa::path(
+    get,
+    path = "/v1/chains/{name}/endpoints",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet")),
+    responses(
+        (status = 200, description = "The endpoints, in configuration order", body = EndpointsView, example = json!(examples::endpoints())),
+        (status = 400, description = "The name cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "\"a\\0\" contains a NUL character"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+    ),
+)]
+pub(super) async fn endpoints(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<EndpointsView>, ApiError> {

@@ -5,22 +5,28 @@
 //! unique violation (23505, a concurrent request created the same thing) answers 409. Both are
 //! logged at warn, and neither is ever a 500.
 //!
-//! Every error answer is `{"error": "..."}`; a body whose fields are invalid
-//! ([`ApiError::InvalidFields`]) also names each one: `{"error": "...", "fields": {"min_workers":
-//! "must not exceed max_workers (3)"}}`. The access layer's refusals also carry a `code`:
-//! `unauthorized` (401, with `WWW-Authenticate: Bearer`), `forbidden` (403, with the
-//! `required_role`), `rate_limited` (429, with `Retry-After`), `idempotency_key_reused` (422).
+//! Every error answer is an [`ErrorBody`]: `{"error": "...", "code": "not_found"}`, the text for a
+//! person and a stable snake_case `code` for a program ([`ApiError::code`]); a body whose fields
+//! are invalid ([`ApiError::InvalidFields`]) also names each one: `{"error": "...", "code":
+//! "invalid_fields", "fields": {"min_workers": "must not exceed max_workers (3)"}}`. Answers that
+//! axum or a tower layer makes itself (405, 408, 413, an unknown route) are rewritten to the same
+//! shape by [`json_errors`], with a code from their status ([`code_for_status`]).
+//! The access layer's refusals: `unauthorized` (401, with `WWW-Authenticate: Bearer`),
+//! `forbidden` (403, with the `required_role`), `rate_limited` (429, with `Retry-After` and
+//! `retry_after_secs`), `idempotency_key_reused` (422).
 
 use std::collections::BTreeMap;
 
 use axum::{
     Json,
+    body::Body,
     extract::rejection::{JsonRejection, PathRejection, QueryRejection},
-    http::StatusCode,
+    http::{HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use sea_orm::{DbErr, RuntimeErr, sqlx};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// An error answer of the admin API.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +75,47 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"error": "no chain named mainnet", "code": "not_found"}))]
+pub struct ErrorBody {
+    /// What went wrong, for a person (5xx answers stay generic; the cause is logged).
+    pub error: String,
+    /// What went wrong, for a program: stable and snake_case. `bad_request` (400),
+    /// `unauthorized` (401), `forbidden` (403), `not_found` (404), `method_not_allowed` (405),
+    /// `timeout` (408), `conflict` or `invalid_state` (409), `payload_too_large` (413),
+    /// `unsupported_media_type` (415), `unprocessable` or `invalid_fields` (422),
+    /// `rate_limited` (429), `internal` (500), `unavailable` (503).
+    pub code: String,
+    /// With `invalid_fields`: why each named field of the body is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<FieldErrors>,
+    /// With `forbidden`: the role the route needs (`viewer`, `operator` or `admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_role: Option<String>,
+    /// With `rate_limited`: seconds until a request may succeed (also in `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
 impl ApiError {
+    /// The stable, machine-readable name of this error (`code` in the answer).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Unprocessable(_) => "unprocessable",
+            Self::InvalidFields(_) => "invalid_fields",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            Self::Internal(_) => "internal",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -92,20 +138,21 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(target: "blockfill::api", cause, "internal error");
         }
-        let body = match &self {
-            Self::InvalidFields(fields) => json!({ "error": self.to_string(), "fields": fields }),
-            Self::Unauthorized(_) => json!({ "error": self.to_string(), "code": "unauthorized" }),
-            Self::Forbidden { required_role, .. } => json!({
-                "error": self.to_string(), "code": "forbidden", "required_role": required_role,
-            }),
-            Self::RateLimited { retry_after_secs } => json!({
-                "error": self.to_string(), "code": "rate_limited",
-                "retry_after_secs": retry_after_secs,
-            }),
-            Self::IdempotencyKeyReused(_) => {
-                json!({ "error": self.to_string(), "code": "idempotency_key_reused" })
-            }
-            _ => json!({ "error": self.to_string() }),
+        let body = ErrorBody {
+            error: self.to_string(),
+            code: self.code().to_owned(),
+            fields: match &self {
+                Self::InvalidFields(fields) => Some(fields.clone()),
+                _ => None,
+            },
+            required_role: match &self {
+                Self::Forbidden { required_role, .. } => Some(required_role.to_string()),
+                _ => None,
+            },
+            retry_after_secs: match &self {
+                Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+                _ => None,
+            },
         };
         let mut response = (self.status(), Json(body)).into_response();
         match &self {
@@ -125,6 +172,71 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The `code` of an error answer made by axum or a layer, from its status.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Most bytes of a plain error answer kept as its `error` text.
+const PLAIN_ERROR_LIMIT: usize = 4096;
+
+/// Rewrites an error answer that is not JSON (axum's 405 with an empty body, a layer's 408 or
+/// 413, a plain-text rejection) into an [`ErrorBody`], keeping its status and headers (`Allow`,
+/// `Retry-After`). JSON answers and successes pass untouched.
+pub(super) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, PLAIN_ERROR_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let error = if status.is_server_error() || text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let body = ErrorBody {
+        error,
+        code: code_for_status(status).to_owned(),
+        fields: None,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The answer to a path no route matches: a JSON 404.
+pub(super) async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route {method} {}", uri.path()))
 }
 
 /// Why each bad field of a request body is bad, by field name.
@@ -309,6 +421,7 @@ mod tests {
             body,
             serde_json::json!({
                 "error": "invalid fields: batch_size: must be between 1 and 10000 (got 0); min_workers: must not exceed max_workers (3)",
+                "code": "invalid_fields",
                 "fields": {
                     "min_workers": "must not exceed max_workers (3)",
                     "batch_size": "must be between 1 and 10000 (got 0)",

@@ -19,10 +19,12 @@ use blockfill_activities::store::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    ApiContext,
+    ApiContext, ErrorBody,
     error::ApiError,
+    openapi::examples,
     params::{PathParam, Text},
 };
 use crate::fleet::{FleetEvent, FleetView, size, supervisor::SupervisedChain};
@@ -35,14 +37,24 @@ pub(super) fn router() -> Router<ApiContext> {
 
 /// This orchestrator's local supervisor: whether it runs one, its workers by chain, and what it
 /// did (oldest first).
-#[derive(Debug, Serialize)]
-struct SupervisorView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SupervisorView {
+    /// Whether this orchestrator supervises workers (`--supervise-workers`).
     enabled: bool,
+    /// Its workers, by chain.
     chains: BTreeMap<String, SupervisedChain>,
+    /// Its recent starts, stops and exits, oldest first.
     events: Vec<FleetEvent>,
 }
 
-async fn supervisor(State(ctx): State<ApiContext>) -> Json<SupervisorView> {
+/// This orchestrator's local worker supervisor.
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/supervisor",
+    tag = "fleet",
+    responses((status = 200, description = "The supervisor", body = SupervisorView, example = json!(examples::supervisor()))),
+)]
+pub(super) async fn supervisor(State(ctx): State<ApiContext>) -> Json<SupervisorView> {
     Json(match &ctx.supervisor {
         Some(supervisor) => SupervisorView {
             enabled: true,
@@ -57,14 +69,30 @@ async fn supervisor(State(ctx): State<ApiContext>) -> Json<SupervisorView> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/chains/{name}/fleet`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct FleetQuery {
-    /// When the backlog should be indexed by (RFC 3339).
+#[into_params(parameter_in = Query)]
+pub(super) struct FleetQuery {
+    /// When the backlog should be indexed by (RFC 3339): adds `workers_to_finish_by`.
+    #[param(value_type = Option<String>, example = "2026-12-31T00:00:00Z")]
     finish_by: Option<Text>,
 }
 
-async fn show(
+/// How many workers serve a chain, how many it wants and why.
+#[utoipa::path(
+    get,
+    path = "/v1/chains/{name}/fleet",
+    tag = "fleet",
+    params(("name" = String, Path, description = "Chain name", example = "devnet"), FleetQuery),
+    responses(
+        (status = 200, description = "The chain's fleet", body = FleetView, example = json!(examples::fleet())),
+        (status = 400, description = "A parameter cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "Failed to deserialize query string: unknown field `x`"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "chain mainnet is not registered"))),
+        (status = 422, description = "`finish_by` is not an RFC 3339 time", body = ErrorBody, example = json!(examples::error("unprocessable", "finish_by must be an RFC 3339 time (2026-12-31T00:00:00Z): input contains invalid characters"))),
+    ),
+)]
+pub(super) async fn show(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
     query: Result<Query<FleetQuery>, QueryRejection>,

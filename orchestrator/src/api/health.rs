@@ -1,11 +1,18 @@
 //! `GET /healthz` (the process answers), `GET /readyz` (PostgreSQL and Redis answer) and
 //! `GET /metrics` (Prometheus).
 
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use blockfill_activities::store::readiness;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::ApiContext;
+use super::{ApiContext, ApiError};
 
 pub(super) fn router() -> Router<ApiContext> {
     Router::new()
@@ -14,11 +21,54 @@ pub(super) fn router() -> Router<ApiContext> {
         .route("/metrics", get(metrics))
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
+/// The answer of `GET /healthz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub(super) status: String,
 }
 
-async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
+/// The answer of `GET /readyz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(super) struct Readiness {
+    /// `ready` or `not ready`.
+    #[schema(example = "ready")]
+    pub(super) status: String,
+    /// `ok`, or `error: ...` when PostgreSQL does not answer.
+    #[schema(example = "ok")]
+    pub(super) postgres: String,
+    /// `ok`, or `error: ...` when Redis does not answer.
+    #[schema(example = "ok")]
+    pub(super) redis: String,
+}
+
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process is up", body = Health, example = json!({"status": "ok"}))),
+)]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// PostgreSQL and Redis answer.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready: both stores answer", body = Readiness,
+         example = json!({"status": "ready", "postgres": "ok", "redis": "ok"})),
+        (status = 503, description = "Not ready: a store does not answer", body = Readiness,
+         example = json!({"status": "not ready", "postgres": "ok", "redis": "error: connection refused"})),
+    ),
+)]
+pub(super) async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
     let postgres = match readiness::ping(&ctx.app.db).await {
         Ok(()) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
@@ -35,20 +85,29 @@ async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not ready" },
-            "postgres": postgres,
-            "redis": redis,
-        })),
+        Json(Readiness {
+            status: if ready { "ready" } else { "not ready" }.to_owned(),
+            postgres,
+            redis,
+        }),
     )
 }
 
-async fn metrics(State(ctx): State<ApiContext>) -> impl IntoResponse {
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "text/plain",
+         example = json!("# TYPE blockfill_fleet_desired_workers gauge\nblockfill_fleet_desired_workers{chain=\"devnet\"} 1\n")),
+        (status = 404, description = "Metrics are not enabled in this process", body = super::ErrorBody,
+         example = json!({"error": "metrics are not enabled", "code": "not_found"})),
+    ),
+)]
+pub(super) async fn metrics(State(ctx): State<ApiContext>) -> Response {
     match &ctx.metrics {
-        Some(handle) => (StatusCode::OK, handle.render()),
-        None => (
-            StatusCode::NOT_FOUND,
-            "metrics are not enabled\n".to_owned(),
-        ),
+        Some(handle) => handle.render().into_response(),
+        None => ApiError::NotFound("metrics are not enabled".to_owned()).into_response(),
     }
 }

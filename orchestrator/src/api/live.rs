@@ -3,16 +3,17 @@
 //! reorg real). The next seam check then repairs the reorg within the new limit; with the old
 //! limit it halts again.
 
-use axum::{
-    Json, Router,
-    body::Bytes,
-    extract::{Path, State},
-    routing::post,
-};
+use axum::{Json, Router, body::Bytes, extract::State, routing::post};
 use blockfill_activities::store::chains;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::{ApiContext, ApiError, chains::ChainView};
+use super::{
+    ApiContext, ApiError, ErrorBody,
+    chains::ChainView,
+    openapi::examples,
+    params::{PathParam, Text},
+};
 use crate::api::chains::MAX_REORG_DEPTH_LIMIT;
 
 pub(super) fn router() -> Router<ApiContext> {
@@ -20,18 +21,35 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// Body of `POST /v1/chains/{name}/live/resume` (may be empty).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResumeLive {
+pub(super) struct ResumeLive {
     /// A new reorg depth limit for the chain.
+    #[schema(minimum = 1, maximum = 100_000)]
     max_reorg_depth: Option<u64>,
 }
 
-async fn resume(
+/// Resumes live sync halted by a reorg deeper than the chain's limit, optionally raising the
+/// limit first.
+#[utoipa::path(
+    post,
+    path = "/v1/chains/{name}/live/resume",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet")),
+    request_body(content = Option<ResumeLive>, description = "Optional; an empty body keeps the limit", example = json!({"max_reorg_depth": 256})),
+    responses(
+        (status = 200, description = "Resumed; the updated chain", body = ChainView, example = json!(examples::chain())),
+        (status = 400, description = "The name cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "\"a\\0\" contains a NUL character"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+        (status = 422, description = "The body is invalid", body = ErrorBody, example = json!(examples::error("unprocessable", "max_reorg_depth must be between 1 and 100000"))),
+    ),
+)]
+pub(super) async fn resume(
     State(ctx): State<ApiContext>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<Text>,
     body: Bytes,
 ) -> Result<Json<ChainView>, ApiError> {
+    let name = name.into_string();
     let body: ResumeLive = if body.iter().all(u8::is_ascii_whitespace) {
         ResumeLive::default()
     } else {

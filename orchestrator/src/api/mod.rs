@@ -1,5 +1,7 @@
 //! The admin API (axum, JSON): one file per resource, each with its own request and response
-//! types; entities never leak into JSON.
+//! types; entities never leak into JSON. Every route is described by its `#[utoipa::path]`
+//! annotation and listed in [`openapi`], which serves the OpenAPI document at `/openapi.json`
+//! and Swagger UI at `/docs`; every error answer is an [`ErrorBody`] with a `code`.
 
 pub mod access;
 mod audit;
@@ -15,6 +17,7 @@ mod fleet;
 mod health;
 mod keys;
 mod live;
+mod openapi;
 mod orchestrator;
 mod params;
 mod reorgs;
@@ -41,8 +44,9 @@ pub use batches::{BatchView, QuarantinedBlock, RetryView};
 pub use chain_config::ChainConfigView;
 pub use chains::ChainView;
 pub use endpoints::{EndpointView, EndpointsView};
-pub use error::{ApiError, FieldErrors};
+pub use error::{ApiError, ErrorBody, FieldErrors, code_for_status};
 pub use keys::{CreatedKeyView, KeyView, WhoamiView};
+pub use openapi::ApiDoc;
 pub use orchestrator::{LeaderView, OrchestratorView};
 pub use reorgs::ReorgView;
 pub use status::{
@@ -71,8 +75,30 @@ pub struct ApiContext {
     pub access: std::sync::Arc<access::Access>,
 }
 
-/// The whole admin API plus the dashboard.
+/// The whole admin API plus the dashboard and the API's documentation.
 pub fn router(ctx: ApiContext) -> Router {
+    api_routes()
+        .merge(ui::router())
+        .merge(openapi::router())
+        .fallback(error::unknown_route)
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            read_only_standby,
+        ))
+        .layer(middleware::from_fn_with_state(ctx.clone(), access::enforce))
+        .with_state(ctx)
+        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(middleware::map_response(error::json_errors))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// The routes of the API: each is documented (see [`openapi`], whose test holds the two lists
+/// together). The dashboard and the documentation pages are not among them.
+fn api_routes() -> Router<ApiContext> {
     Router::new()
         .merge(health::router())
         .merge(chains::router())
@@ -88,21 +114,8 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(reorgs::router())
         .merge(workers::router())
         .merge(fleet::router())
-        .merge(ui::router())
         .merge(keys::router())
         .merge(audit::router())
-        .layer(middleware::from_fn_with_state(
-            ctx.clone(),
-            read_only_standby,
-        ))
-        .layer(middleware::from_fn_with_state(ctx.clone(), access::enforce))
-        .with_state(ctx)
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        .layer(TraceLayer::new_for_http())
 }
 
 /// A standby orchestrator serves reads; writes go to the leader.

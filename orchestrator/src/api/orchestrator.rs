@@ -4,15 +4,16 @@ use axum::{Json, Router, extract::State, routing::get};
 use blockfill_activities::store::leadership;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{ApiContext, ApiError};
+use super::{ApiContext, ApiError, openapi::examples};
 
 pub(super) fn router() -> Router<ApiContext> {
     Router::new().route("/v1/orchestrator", get(show))
 }
 
 /// The current leader as recorded in the database.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct LeaderView {
     /// Instance id of the leader.
     pub holder: String,
@@ -36,7 +37,7 @@ impl From<leadership::Leader> for LeaderView {
 }
 
 /// The answer of `GET /v1/orchestrator`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct OrchestratorView {
     /// This instance's id.
     pub instance: String,
@@ -46,7 +47,16 @@ pub struct OrchestratorView {
     pub leader: Option<LeaderView>,
 }
 
-async fn show(State(ctx): State<ApiContext>) -> Result<Json<OrchestratorView>, ApiError> {
+/// This instance's id and role, and who leads.
+#[utoipa::path(
+    get,
+    path = "/v1/orchestrator",
+    tag = "fleet",
+    responses((status = 200, description = "This orchestrator", body = OrchestratorView, example = json!(examples::orchestrator()))),
+)]
+pub(super) async fn show(
+    State(ctx): State<ApiContext>,
+) -> Result<Json<OrchestratorView>, ApiError> {
     let leader = leadership::leader(&ctx.app.pool).await?.map(Into::into);
     Ok(Json(OrchestratorView {
         instance: ctx.role.instance.clone(),

@@ -7,9 +7,11 @@ use axum::{
 };
 use blockfill_activities::store::{chains, reorg_log};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, ErrorBody,
+    openapi::examples,
     params::{PathParam, Text},
 };
 
@@ -20,13 +22,29 @@ pub(super) fn router() -> Router<ApiContext> {
 /// A detected reorg.
 pub use blockfill_activities::store::reorg_log::ReorgRecord as ReorgView;
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/chains/{name}/reorgs`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Most reorgs, 1..=1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
-async fn list(
+/// A chain's detected reorgs, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/chains/{name}/reorgs",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet"), ListQuery),
+    responses(
+        (status = 200, description = "The reorgs, newest first", body = Vec<ReorgView>, example = json!([examples::reorg()])),
+        (status = 400, description = "A parameter is invalid", body = ErrorBody, example = json!(examples::error("bad_request", "limit must be between 1 and 1000"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+    ),
+)]
+pub(super) async fn list(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
     query: Result<Query<ListQuery>, QueryRejection>,

@@ -18,11 +18,13 @@ use blockfill_activities::{
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, PgPool};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub use blockfill_activities::store::status::{GapSummary, Interval, gap_page, gap_summary};
 
 use super::{
-    ApiContext, ApiError,
+    ApiContext, ApiError, ErrorBody,
+    openapi::examples,
     params::{PathParam, Text},
 };
 
@@ -38,7 +40,7 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// The chain head and how close indexing is to it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct LiveStatus {
     /// Newest block the node reported.
     pub head: Option<i64>,
@@ -72,7 +74,7 @@ pub struct LiveStatus {
 }
 
 /// Historical completeness between the chain's start block and its safe head.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct HistoricalStatus {
     /// First block the chain should cover.
     pub from: i64,
@@ -99,7 +101,7 @@ pub struct HistoricalStatus {
 }
 
 /// The answer of `GET /v1/chains/{name}/status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ChainStatus {
     /// Chain name.
     pub chain: String,
@@ -224,7 +226,19 @@ async fn find_chain(ctx: &ApiContext, name: &str) -> Result<chains::Model, ApiEr
         .ok_or_else(|| ApiError::NotFound(format!("no chain named {name}")))
 }
 
-async fn status(
+/// A chain's live section (head, lag, reorgs) apart from its historical completeness (gaps).
+#[utoipa::path(
+    get,
+    path = "/v1/chains/{name}/status",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet")),
+    responses(
+        (status = 200, description = "The chain's status", body = ChainStatus, example = json!(examples::status())),
+        (status = 400, description = "The name cannot be read", body = ErrorBody, example = json!(examples::error("bad_request", "\"a\\0\" contains a NUL character"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+    ),
+)]
+pub(super) async fn status(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainStatus>, ApiError> {
@@ -232,15 +246,20 @@ async fn status(
     Ok(Json(chain_status(&ctx.app.pool, &chain).await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/chains/{name}/gaps`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct GapQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct GapQuery {
+    /// Most gaps, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only gaps starting above this block (`next_after` of the previous page).
     after: Option<i64>,
 }
 
 /// A gap in the answer of `GET /v1/chains/{name}/gaps`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct GapView {
     /// First missing block.
     pub start: i64,
@@ -251,7 +270,7 @@ pub struct GapView {
 }
 
 /// The answer of `GET /v1/chains/{name}/gaps`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct GapPage {
     /// Gaps, lowest first.
     pub gaps: Vec<GapView>,
@@ -259,7 +278,20 @@ pub struct GapPage {
     pub next_after: Option<i64>,
 }
 
-async fn gaps(
+/// A chain's missing ranges between its start block and its safe head, lowest first, a page
+/// at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/chains/{name}/gaps",
+    tag = "chains",
+    params(("name" = String, Path, description = "Chain name", example = "devnet"), GapQuery),
+    responses(
+        (status = 200, description = "A page of gaps", body = GapPage, example = json!({"gaps": [{"start": 100, "end": 199, "size": 100}], "next_after": null})),
+        (status = 400, description = "A parameter is invalid", body = ErrorBody, example = json!(examples::error("bad_request", "limit must be between 1 and 1000"))),
+        (status = 404, description = "No such chain", body = ErrorBody, example = json!(examples::error("not_found", "no chain named mainnet"))),
+    ),
+)]
+pub(super) async fn gaps(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
     query: Result<Query<GapQuery>, QueryRejection>,

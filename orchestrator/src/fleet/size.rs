@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::sizing::{self, FleetInputs};
 
 /// A chain's fleet: its size, what it wants, and why.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FleetView {
     /// Chain name.
     pub chain: String,
@@ -41,6 +41,7 @@ pub struct FleetView {
     /// With `finish_by`: workers that would index the backlog by then at the measured rate
     /// (`null`: no rate measured yet).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>, required = false)]
     pub workers_to_finish_by: Option<Option<u64>>,
 }
 

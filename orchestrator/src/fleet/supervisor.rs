@@ -51,7 +51,7 @@ pub struct SupervisorSettings {
 }
 
 /// What the supervisor did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum FleetAction {
@@ -64,7 +64,7 @@ pub enum FleetAction {
 }
 
 /// One start, stop or exit of a supervised worker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FleetEvent {
     /// When.
     pub at: DateTime<Utc>,
@@ -87,7 +87,7 @@ pub struct FleetEvent {
 }
 
 /// The supervisor's account of one chain (for the admin API).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SupervisedChain {
     /// Running supervised workers (not draining).
     pub workers: u32,

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 /// A breaker's state, as the API and logs name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Requests flow.

@@ -12,10 +12,11 @@ use crate::{
 };
 
 /// One endpoint as configured for a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
     /// `http://` or `https://` URL.
+    #[schema(example = "http://127.0.0.1:8545")]
     pub url: String,
     /// Requests per second this process may send it (`None`: the pool default).
     #[serde(default, skip_serializing_if = "Option::is_none")]

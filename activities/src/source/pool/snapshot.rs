@@ -12,7 +12,7 @@ use super::{
 };
 
 /// A breaker transition as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransitionView {
     /// State left.
     pub from: BreakerState,
