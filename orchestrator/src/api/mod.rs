@@ -13,6 +13,7 @@ mod health;
 mod live;
 mod orchestrator;
 mod params;
+mod progress;
 mod reorgs;
 pub mod status;
 mod ui;
@@ -38,6 +39,7 @@ pub use chains::ChainView;
 pub use endpoints::{EndpointView, EndpointsView};
 pub use error::{ApiError, FieldErrors};
 pub use orchestrator::{LeaderView, OrchestratorView};
+pub use progress::{ProgressBucket, ProgressView};
 pub use reorgs::ReorgView;
 pub use status::{
     ChainStatus, GapPage, GapSummary, GapView, HistoricalStatus, Interval, LIVE_SYNC_TOLERANCE,
@@ -73,6 +75,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(live::router())
         .merge(endpoints::router())
         .merge(backfills::router())
+        .merge(progress::router())
         .merge(status::router())
         .merge(batches::router())
         .merge(orchestrator::router())
