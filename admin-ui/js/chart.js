@@ -71,3 +71,12 @@ export function drawProgressChart(container, progress, key) {
   charts.set(container, { plot: plot, key: key, width: width });
   return true;
 }
+
+// Removes the chart of `container` (another backfill opened, or none yet).
+export function clearChart(container, placeholder) {
+  const held = charts.get(container);
+  if (held) held.plot.destroy();
+  charts.delete(container);
+  container.replaceChildren();
+  if (placeholder) container.appendChild(placeholder);
+}

@@ -7,7 +7,7 @@ import { fmtDuration, fmtInt, fmtRange, fmtRate, fmtStamp, isNum, parseTime, plu
 import { $, el, kv, setText } from './dom.js';
 import { poll } from './network.js';
 import { controlNodes } from './controls.js';
-import { drawProgressChart, progressSeries } from './chart.js';
+import { clearChart, drawProgressChart, progressSeries } from './chart.js';
 
 export function openDetail(id) {
   const sid = String(id);
@@ -77,7 +77,8 @@ export function renderDetailPanel() {
   const summary = $('bfd-chart-summary');
   const p = d.progress;
   if (!p) {
-    summary.textContent = 'Loading blocks over time…';
+    summary.textContent = d.err ? '' : 'Loading blocks over time…';
+    clearChart(chart, null);
     return;
   }
   const s = progressSeries(p);
@@ -85,7 +86,7 @@ export function renderDetailPanel() {
     ' · peak ' + fmtRate(s.peak) + ' · mean ' + fmtRate(s.mean) + ' · ' + fmtDuration(p.bucket_seconds) + ' buckets' +
     (p.truncated ? ' · older buckets left off' : '');
   if (!drawProgressChart(chart, p, d.id + '/' + p.bucket_seconds)) {
-    chart.replaceChildren(el('div', { class: 'empty' }, 'Chart library not loaded.'));
+    clearChart(chart, el('div', { class: 'empty' }, 'Chart library not loaded.'));
   }
 }
 

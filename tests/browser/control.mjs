@@ -14,6 +14,9 @@ const { BASE, CHAIN, BACKFILL, PLAYWRIGHT_CORE, SCREENSHOT } = process.env;
 assert.ok(BASE && CHAIN && BACKFILL && PLAYWRIGHT_CORE && SCREENSHOT, 'BASE, CHAIN, BACKFILL, PLAYWRIGHT_CORE and SCREENSHOT must be set');
 const { chromium } = createRequire(import.meta.url)(PLAYWRIGHT_CORE);
 const TIMEOUT = 30000;
+const started = Date.now();
+// Each step is printed, so a failure says where it stopped.
+const step = (what) => console.log('[' + ((Date.now() - started) / 1000).toFixed(1) + 's] ' + what);
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -37,6 +40,7 @@ try {
     return b && want.includes(b.textContent);
   }, [BACKFILL, want], { timeout: 90000 });
 
+  step('open the page');
   await page.goto(BASE + '/#chain=' + encodeURIComponent(CHAIN));
   // Mid-backfill: the row shows it running, with the controls an admin (loopback) may use.
   await badgeIs(['running']);
@@ -47,6 +51,7 @@ try {
   assert.match(await page.locator('#key-btn').textContent(), /admin/);
 
   // The detail panel: its facts and blocks/s over time, drawn by the vendored uPlot.
+  step('open the detail panel');
   await row.locator('td.id').click();
   await page.locator('#bf-detail').waitFor({ state: 'visible' });
   assert.equal(await page.locator('#bfd-id').textContent(), BACKFILL);
@@ -55,12 +60,14 @@ try {
 
   // Pause: the page and the API say paused, and after a short while nothing of it is queued or
   // running (running batches finish, waiting ones are withdrawn).
+  step('pause');
   await row.locator('button.ctl-pause').click();
   await badgeIs(['paused']);
   await page.waitForFunction(() => document.querySelector('#bfd-status').textContent === 'paused');
   assert.equal((await getJson('/v1/backfills/' + BACKFILL)).status, 'paused');
   await row.locator('button.ctl-resume').waitFor();
   assert.equal(await row.locator('button.ctl-pause').count(), 0, 'no pause while paused');
+  step('wait until nothing of it is queued or running');
   const deadline = Date.now() + 45000;
   let busy;
   for (;;) {
@@ -74,13 +81,17 @@ try {
   const paused = await getJson('/v1/backfills/' + BACKFILL);
   assert.equal(paused.status, 'paused');
   assert.ok(paused.blocks_done < paused.blocks_total, 'paused mid-way: ' + paused.blocks_done + ' of ' + paused.blocks_total);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForFunction(() => window.scrollY === 0);
   await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '') + '-paused.png', fullPage: true });
 
   // Resume: running again (the control's answer says so), then completed.
+  step('resume');
   await row.locator('button.ctl-resume').click();
   await page.locator('.bf-controls[data-backfill="' + BACKFILL + '"] .ctl-msg-ok').first().waitFor();
   assert.match(await page.locator('#bf-body .bf-controls[data-backfill="' + BACKFILL + '"] .ctl-msg').textContent(), /Resume: now running/);
   await badgeIs(['running', 'completed']);
+  step('wait for completed');
   await badgeIs(['completed']);
   await page.waitForFunction(() => document.querySelector('#bfd-status').textContent === 'completed');
   assert.equal(await detailBadge.textContent(), 'completed');
@@ -94,6 +105,7 @@ try {
 
   // The gap map: zoom into the gap above the backfill by dragging, see its exact range, click it
   // and backfill it from there.
+  step('zoom into the gap');
   const status = await getJson('/v1/chains/' + CHAIN + '/status');
   const gapStart = done.to + 1;
   const gapEnd = status.historical.to;
@@ -114,6 +126,7 @@ try {
   await page.mouse.click(bar.x + bar.width * 0.97, bar.y + bar.height / 2);
   await page.locator('#gap-pick').waitFor({ state: 'visible' });
   assert.equal(await page.locator('#gap-pick-range').textContent(), gapStart.toLocaleString('en-US') + ' – ' + gapEnd.toLocaleString('en-US'));
+  step('backfill the gap');
   await page.locator('#gap-backfill').click();
   await page.locator('#gap-result.result-ok').waitFor();
   const accepted = /Backfill (\S+) accepted/.exec(await page.locator('#gap-result').textContent());
@@ -127,11 +140,16 @@ try {
   console.log('gap backfill: ' + gapId);
 
   // Back to the completed backfill for the picture.
+  step('screenshot');
   await page.locator('#zoom-reset').click();
   await row.locator('td.id').click();
   await page.waitForFunction((id) => document.querySelector('#bfd-id').textContent === id, BACKFILL);
   await page.waitForFunction(() => document.querySelector('#bfd-status').textContent === 'completed');
+  await page.waitForFunction((n) => document.querySelector('#bfd-chart-summary').textContent.startsWith(n + ' blocks'),
+    done.blocks_done.toLocaleString('en-US'));
   await page.locator('#bfd-chart canvas').waitFor();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForFunction(() => window.scrollY === 0);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   console.log('screenshot: ' + SCREENSHOT);
   assert.deepEqual(pageErrors, [], 'errors in the page');

@@ -166,7 +166,7 @@ async fn the_dashboard_pauses_and_resumes_a_backfill_mid_way_and_backfills_a_gap
         stdout.contains("backfill controls: ok"),
         "the browser test did not reach its end"
     );
-    println!("dashboard screenshot: {}", screenshot.display());
+    println!("{stdout}dashboard screenshot: {}", screenshot.display());
     assert!(screenshot.exists(), "{} was written", screenshot.display());
 
     // The stored outcome: completed with every block, after the pause.
