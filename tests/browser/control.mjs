@@ -40,8 +40,40 @@ try {
     return b && want.includes(b.textContent);
   }, [BACKFILL, want], { timeout: 90000 });
 
+  // The key prompt, against a stand-in for a keyed API's /v1/whoami: 401 without the key, a
+  // viewer with it. The page asks for a key by itself, sends it on every request, shows who it is
+  // and offers a viewer no controls.
+  const KEY = 'bf_test.k3y-for-the-browser';
+  const sentKeys = new Set();
+  page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/v1/')) sentKeys.add(r.headers().authorization || 'none'); });
+  const keyedWhoami = (route) => route.request().headers().authorization === 'Bearer ' + KEY
+    ? route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ auth: 'key', key_id: 'k1', name: 'ci-viewer', role: 'viewer' }) })
+    : route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: 'a valid API key is required', code: 'unauthorized' }) });
+  await page.route('**/v1/whoami', keyedWhoami);
   step('open the page');
   await page.goto(BASE + '/#chain=' + encodeURIComponent(CHAIN));
+  await badgeIs(['running']);
+  await page.locator('#key-dialog').waitFor({ state: 'visible' });
+  assert.match(await page.locator('#key-why').textContent(), /401/);
+  await page.fill('#key-input', KEY);
+  await page.check('#key-remember');
+  await page.click('#key-save');
+  await page.waitForFunction(() => document.querySelector('#key-btn').textContent === 'ci-viewer · viewer');
+  assert.equal(await page.evaluate(() => localStorage.getItem('blockfill.apiKey')), KEY);
+  // While the API answered 401 the page knew no role; once the viewer's is rendered, no controls.
+  await page.waitForFunction(() => /Your role \(viewer\)/.test(document.querySelector('#bf-note').textContent));
+  assert.equal(await page.locator('#bf-body button.ctl').count(), 0, 'a viewer sees state only');
+  assert.ok(!(await page.content()).includes(KEY), 'the key is never in the page');
+  assert.ok(sentKeys.has('Bearer ' + KEY), 'requests carry the key: ' + [...sentKeys].map((k) => k.slice(0, 9)));
+  // Forget it; this API has no /v1/whoami (404), so the page takes it as loopback admin.
+  await page.unroute('**/v1/whoami');
+  await page.click('#key-btn');
+  await page.click('#key-forget');
+  await page.waitForFunction(() => document.querySelector('#key-btn').textContent.includes('admin'));
+  assert.equal(await page.evaluate(() => localStorage.getItem('blockfill.apiKey')), null);
+  await page.click('#key-close');
+  sentKeys.clear();
+
   // Mid-backfill: the row shows it running, with the controls an admin (loopback) may use.
   await badgeIs(['running']);
   assert.equal(await rowBadge.textContent(), 'running');
@@ -152,6 +184,7 @@ try {
   await page.waitForFunction(() => window.scrollY === 0);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   console.log('screenshot: ' + SCREENSHOT);
+  assert.deepEqual([...sentKeys], ['none'], 'no key is sent once forgotten');
   assert.deepEqual(pageErrors, [], 'errors in the page');
   console.log('backfill controls: ok');
 } finally {
