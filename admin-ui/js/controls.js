@@ -63,7 +63,7 @@ export async function runControl(b, action) {
     } else if (res && res.id) {
       state.backfills[res.chain] = mergeBackfill(state.backfills[res.chain], res);
       if (state.detail && state.detail.id === id) state.detail.view = Object.assign({}, state.detail.view || {}, res);
-      state.controlMsg[id] = { kind: 'ok', text: CONTROL[action].label + ': now ' + res.status + '.' };
+      state.controlMsg[id] = { kind: 'ok', text: CONTROL[action].label + ': now ' + res.status + '.', status: res.status };
     }
   } catch (e) {
     state.controlMsg[id] = { kind: 'error', text: CONTROL[action].label + ' refused — ' + e.message };
@@ -78,7 +78,9 @@ export async function runControl(b, action) {
 export function controlNodes(b) {
   const id = String(b.id);
   const actions = controlsFor(b, state.whoami && state.whoami.role);
-  const msg = state.controlMsg[id];
+  // A control's outcome shows while the backfill is in the state it led to.
+  const kept = state.controlMsg[id];
+  const msg = kept && (!kept.status || kept.status === b.status) ? kept : null;
   if (!actions.length && !msg) return null;
   const busy = state.controlBusy[id];
   const armed = state.confirm && state.confirm.id === id && state.confirm.until > Date.now() ? state.confirm.action : null;

@@ -120,8 +120,8 @@ try {
   // Resume: running again (the control's answer says so), then completed.
   step('resume');
   await row.locator('button.ctl-resume').click();
-  await page.locator('.bf-controls[data-backfill="' + BACKFILL + '"] .ctl-msg-ok').first().waitFor();
-  assert.match(await page.locator('#bf-body .bf-controls[data-backfill="' + BACKFILL + '"] .ctl-msg').textContent(), /Resume: now running/);
+  await page.waitForFunction((id) => [...document.querySelectorAll('.bf-controls[data-backfill="' + id + '"] .ctl-msg-ok')]
+    .some((m) => /Resume: now running/.test(m.textContent)), BACKFILL);
   await badgeIs(['running', 'completed']);
   step('wait for completed');
   await badgeIs(['completed']);
