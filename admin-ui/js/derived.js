@@ -25,7 +25,7 @@ export function histState(st) {
 }
 
 export function activeBackfills(name) {
-  return (state.backfills[name] || []).filter((b) => b.status === 'running' || b.status === 'planned');
+  return (state.backfills[name] || []).filter((b) => b.status === 'running' || b.status === 'planned' || b.status === 'paused');
 }
 
 // Inverse of coverage within [from, to]: the missing ranges, inclusive.

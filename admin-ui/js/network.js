@@ -1,7 +1,9 @@
-// The API client and the polling loop that loads chains, status, backfills, gaps, endpoints,
-// the selected chain's fleet and the workers.
+// The API client and the polling loop that loads who we are, chains, status, backfills, gaps,
+// endpoints, the selected chain's fleet and the workers, the open backfill's detail and the
+// zoomed gap map's window. Every request carries the stored API key (auth.js); a 401 asks for one.
 
-import { GAP_PAGE_SIZE, MAX_GAP_PAGES, POLL_MS, REQUEST_TIMEOUT_MS, state } from './config.js';
+import { GAP_PAGE_SIZE, MAX_GAP_PAGES, POLL_MS, REQUEST_TIMEOUT_MS, WHOAMI_RECHECK_MS, WINDOW_GAPS_LIMIT, state } from './config.js';
+import { ASSUMED_WHOAMI, authHeaders, noteUnauthorized } from './auth.js';
 import { pickSelection } from './selection.js';
 import { render } from './render.js';
 
@@ -19,7 +21,9 @@ export async function api(path, options) {
   const timer = setTimeout(() => ctrl.abort(), REQUEST_TIMEOUT_MS);
   let res;
   try {
-    res = await fetch(path, Object.assign({ cache: 'no-store', signal: ctrl.signal }, options || {}));
+    const opts = Object.assign({ cache: 'no-store', signal: ctrl.signal }, options || {});
+    opts.headers = Object.assign({}, authHeaders(), (options && options.headers) || {});
+    res = await fetch(path, opts);
   } catch (e) {
     const why = e && e.name === 'AbortError' ? 'timed out after ' + REQUEST_TIMEOUT_MS / 1000 + 's' : 'network error';
     throw new ApiError('network', why + ' (' + path.split('?')[0] + ')');
@@ -35,6 +39,7 @@ export async function api(path, options) {
   if (!res.ok) {
     const msg = body && typeof body.error === 'string' ? body.error : (res.statusText || 'request failed');
     const fields = body && body.fields && typeof body.fields === 'object' ? body.fields : null;
+    if (res.status === 401) noteUnauthorized();
     throw new ApiError('http', 'HTTP ' + res.status + ': ' + msg, res.status, fields);
   }
   if (body === null && text) throw new ApiError('parse', 'invalid JSON from ' + path.split('?')[0]);
@@ -124,6 +129,72 @@ export async function loadWorkers() {
   }
 }
 
+// Who the API says we are; an API without /v1/whoami (404) has no keys: loopback admin.
+export async function loadWhoami(force) {
+  // Without /v1/whoami, ask again only now and then.
+  if (!force && state.whoami && state.whoami.assumed && Date.now() - (state.whoamiAt || 0) < WHOAMI_RECHECK_MS) return;
+  state.whoamiAt = Date.now();
+  try {
+    const w = await api('/v1/whoami');
+    state.whoami = w && typeof w === 'object' ? w : null;
+    state.whoamiErr = null;
+    state.needKey = false;
+  } catch (e) {
+    if (e.httpStatus === 404) {
+      state.whoami = Object.assign({}, ASSUMED_WHOAMI);
+      state.whoamiErr = null;
+    } else if (e.httpStatus === 401) {
+      state.whoami = null;
+      state.whoamiErr = e.message;
+    } else {
+      state.whoamiErr = e.message;
+      if (e.kind === 'network') throw e;
+    }
+  }
+}
+
+// The open backfill's answer and its blocks over time.
+export async function loadDetail() {
+  const d = state.detail;
+  if (!d) return;
+  const id = d.id;
+  try {
+    const [view, progress] = await Promise.all([
+      api('/v1/backfills/' + enc(id)),
+      api('/v1/backfills/' + enc(id) + '/progress'),
+    ]);
+    if (!state.detail || state.detail.id !== id) return;
+    state.detail.view = view;
+    state.detail.progress = progress;
+    state.detail.err = null;
+  } catch (e) {
+    if (state.detail && state.detail.id === id) state.detail.err = e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
+// The gaps within the zoomed window of the gap map (exact, clipped to the window).
+export async function loadWindowGaps(name) {
+  const z = state.zoom[name];
+  if (!z) return;
+  const key = z.from + '-' + z.to;
+  try {
+    const page = await api('/v1/chains/' + enc(name) + '/gaps?limit=' + WINDOW_GAPS_LIMIT +
+      '&from=' + z.from + '&to=' + z.to);
+    const cur = state.zoom[name];
+    if (!cur || cur.from + '-' + cur.to !== key) return;
+    state.windowGaps[name] = {
+      key: key,
+      items: page && Array.isArray(page.gaps) ? page.gaps : [],
+      more: !!(page && page.next_after !== null && page.next_after !== undefined),
+    };
+    delete state.windowGapsErr[name];
+  } catch (e) {
+    state.windowGapsErr[name] = e.message;
+    if (e.kind === 'network') throw e;
+  }
+}
+
 export async function loadHealth() {
   try {
     const h = await api('/healthz');
@@ -140,15 +211,17 @@ export async function poll() {
   clearTimeout(state.timer);
   const health = loadHealth();
   try {
+    await loadWhoami();
     const chains = await api('/v1/chains');
     state.chains = Array.isArray(chains) ? chains : [];
     pickSelection();
-    const jobs = [];
+    const jobs = [loadDetail()];
     for (const c of state.chains) {
       jobs.push(loadStatus(c.name), loadBackfills(c.name));
     }
     if (state.selected) {
-      jobs.push(loadGaps(state.selected), loadEndpoints(state.selected), loadFleet(state.selected), loadWorkers());
+      jobs.push(loadGaps(state.selected), loadEndpoints(state.selected), loadFleet(state.selected), loadWorkers(),
+        loadWindowGaps(state.selected));
     }
     const results = await Promise.allSettled(jobs);
     const down = results.find((r) => r.status === 'rejected');

@@ -1,5 +1,6 @@
 // Rendering the page from the state: top bar, banner, tabs, live and historical panels,
-// coverage bar, gaps and backfills (the fleet and endpoint panels are in their own modules).
+// coverage bar, gaps and backfills (the fleet, endpoint, key, detail and gap map tools are in
+// their own modules).
 
 import { FINISHED_BACKFILLS_SHOWN, HEAD_STALE_SECONDS, MAX_GAP_PAGES, POLL_MS, state } from './config.js';
 import { fmtAgo, fmtClock, fmtDuration, fmtInt, fmtPct, fmtRange, fmtRate, fmtStamp, isNum, parseTime, plural, redactUrls } from './format.js';
@@ -9,6 +10,10 @@ import { activeBackfills, gapsFromCoverage, histState, liveState } from './deriv
 import { renderConfig, renderEndpoints } from './endpoints.js';
 import { renderFleet } from './fleet.js';
 import { prefillRange, updateHint } from './form.js';
+import { controlNodes, viewerNote } from './controls.js';
+import { openDetail, renderDetailPanel } from './detail.js';
+import { currentWindow, renderGapTools, windowData } from './gapmap.js';
+import { renderKeyControl } from './keyprompt.js';
 
 export function render() {
   renderTopbar();
@@ -18,6 +23,7 @@ export function render() {
 }
 
 export function renderTopbar() {
+  renderKeyControl();
   const pill = $('api-pill');
   if (state.apiError && state.apiError.title === 'API unreachable') {
     pill.className = 'pill pill-bad';
@@ -73,6 +79,8 @@ export function renderTabs() {
     const hist = histState(st);
     const active = activeBackfills(c.name);
     const running = active.filter((b) => b.status === 'running').length;
+    const paused = active.filter((b) => b.status === 'paused').length;
+    const waiting = active.length - running - paused;
     const failed = (state.backfills[c.name] || []).some((b) => b.status === 'failed');
     const err = state.statusErr[c.name];
     return el('button', {
@@ -94,8 +102,10 @@ export function renderTabs() {
       el('span', { class: 'muted' }, hist.detail)),
     el('div', { class: 'tab-row tab-foot' },
       active.length
-        ? el('span', { class: 'chip chip-running' }, running ? plural(running, 'backfill running', 'backfills running') : plural(active.length, 'backfill planned', 'backfills planned'))
+        ? el('span', { class: 'chip chip-running' }, running ? plural(running, 'backfill running', 'backfills running')
+          : waiting ? plural(waiting, 'backfill planned', 'backfills planned') : plural(paused, 'backfill paused', 'backfills paused'))
         : el('span', { class: 'muted' }, 'no active backfill'),
+      running && paused ? el('span', { class: 'chip chip-paused' }, fmtInt(paused) + ' paused') : null,
       failed ? el('span', { class: 'chip chip-failed' }, 'failed backfill') : null,
       err ? el('span', { class: 'chip chip-failed', title: err }, 'status error') : null));
   }));
@@ -123,6 +133,7 @@ export function renderDetail() {
   renderCoverage(st);
   renderGaps(name, st);
   renderBackfills(name);
+  renderDetailPanel();
   renderFleet(name);
   renderEndpoints(name);
   renderConfig(chain);
@@ -255,9 +266,12 @@ export function renderCoverage(st) {
     bar.setAttribute('aria-label', 'Coverage unavailable');
     return;
   }
-  const from = h.from;
-  const to = h.to;
-  const covered = gapsFromCoverage(from, to, st.coverage).covered;
+  const name = st.chain;
+  const win = currentWindow(name, { from: h.from, to: h.to });
+  const from = win.from;
+  const to = win.to;
+  const data = windowData(name, win, st);
+  const covered = data.covered;
   const width = Math.max(100, Math.floor(bar.clientWidth || 800));
   const runs = coverageRuns(from, to, covered, width);
   // Narrow runs go last (on top) and get a minimum width, kept inside the bar.
@@ -278,6 +292,7 @@ export function renderCoverage(st) {
     ticks.push(el('span', { class: 'tick', style: 'left:' + (i * 25) + '%' }, fmtInt(b)));
   }
   axis.replaceChildren.apply(axis, ticks);
+  renderGapTools(name, st, win, data);
 }
 
 export function renderGaps(name, st) {
@@ -317,8 +332,9 @@ export function renderGaps(name, st) {
   $('gaps-count').parentElement.hidden = !g.items.length && $('gaps-more').hidden && $('gaps-less').hidden;
 }
 
+// Running first, then planned, then paused; then the finished ones (3).
 export function statusOrder(b) {
-  return b.status === 'running' ? 0 : b.status === 'planned' ? 1 : 2;
+  return b.status === 'running' ? 0 : b.status === 'planned' ? 1 : b.status === 'paused' ? 2 : 3;
 }
 
 export function renderBackfills(name) {
@@ -329,17 +345,18 @@ export function renderBackfills(name) {
   errBox.textContent = err ? 'Could not refresh backfills: ' + err + (state.backfills[name] ? ' (showing last good list)' : '') : '';
   list.sort((a, b) => statusOrder(a) - statusOrder(b) ||
     (parseTime(b.requested_at) || 0) - (parseTime(a.requested_at) || 0));
-  const active = list.filter((b) => statusOrder(b) < 2);
-  const finished = list.filter((b) => statusOrder(b) === 2);
+  const active = list.filter((b) => statusOrder(b) < 3);
+  const finished = list.filter((b) => statusOrder(b) === 3);
   const shownFinished = state.showAllBackfills ? finished : finished.slice(0, FINISHED_BACKFILLS_SHOWN);
   const shown = active.concat(shownFinished);
-  setText('bf-note', plural(active.length, 'active', 'active') + ' · ' + fmtInt(finished.length) + ' finished');
+  const note = viewerNote();
+  setText('bf-note', plural(active.length, 'active', 'active') + ' · ' + fmtInt(finished.length) + ' finished' + (note ? ' · ' + note : ''));
 
   const tbody = $('bf-body');
   if (!state.backfills[name]) {
-    tbody.replaceChildren(el('tr', null, el('td', { colspan: 10, class: 'empty' }, err ? 'No backfill data.' : 'Loading…')));
+    tbody.replaceChildren(el('tr', null, el('td', { colspan: 11, class: 'empty' }, err ? 'No backfill data.' : 'Loading…')));
   } else if (!shown.length) {
-    tbody.replaceChildren(el('tr', null, el('td', { colspan: 10, class: 'empty' }, 'No backfills for this chain yet.')));
+    tbody.replaceChildren(el('tr', null, el('td', { colspan: 11, class: 'empty' }, 'No backfills for this chain yet.')));
   } else {
     const rows = [];
     for (const b of shown) rows.push.apply(rows, backfillRows(b));
@@ -354,7 +371,7 @@ export function renderBackfills(name) {
 
 export function backfillRows(b) {
   const bt = b.batches || {};
-  const batchTotal = ['planned', 'queued', 'running', 'done', 'failed'].reduce((n, k) => n + (isNum(bt[k]) ? bt[k] : 0), 0);
+  const batchTotal = ['planned', 'queued', 'running', 'done', 'failed', 'cancelled'].reduce((n, k) => n + (isNum(bt[k]) ? bt[k] : 0), 0);
   let frac = null;
   if (isNum(b.blocks_total) && b.blocks_total > 0 && isNum(b.blocks_done)) frac = Math.min(1, b.blocks_done / b.blocks_total);
   else if (b.status === 'completed') frac = 1;
@@ -376,11 +393,18 @@ export function backfillRows(b) {
       bt.running ? el('span', { class: 'chip chip-running' }, fmtInt(bt.running) + ' running') : null,
       bt.queued ? el('span', { class: 'chip' }, fmtInt(bt.queued) + ' queued') : null,
       bt.planned ? el('span', { class: 'chip' }, fmtInt(bt.planned) + ' planned') : null,
-      bt.failed ? el('span', { class: 'chip chip-failed' }, fmtInt(bt.failed) + ' failed') : null));
+      bt.failed ? el('span', { class: 'chip chip-failed' }, fmtInt(bt.failed) + ' failed') : null,
+      bt.cancelled ? el('span', { class: 'chip' }, fmtInt(bt.cancelled) + ' cancelled') : null));
 
-  const row = el('tr', { class: 'bf-row bf-' + b.status + (b.last_error ? ' has-error' : '') },
+  const open = state.detail && state.detail.id === id;
+  const row = el('tr', {
+    class: 'bf-row bf-' + b.status + (b.last_error ? ' has-error' : '') + (open ? ' bf-open' : ''),
+    'data-backfill': id,
+    title: 'Click for details and blocks/s over time',
+    onclick: (ev) => { if (!ev.target.closest('button')) openDetail(id); },
+  },
     el('td', { class: 'mono id' }, el('span', { class: 'id-text', title: id }, id)),
-    el('td', null, b.mode || '—'),
+    el('td', null, b.mode || '—', isNum(b.priority) ? el('div', { class: 'muted small', title: 'priority: higher runs first' }, 'priority ' + b.priority) : null),
     el('td', { class: 'mono nowrap' }, range),
     el('td', null, el('span', { class: 'badge badge-' + b.status }, b.status)),
     el('td', { class: 'col-progress' },
@@ -393,11 +417,12 @@ export function backfillRows(b) {
     el('td', { class: 'num mono nowrap' }, isActive ? fmtRate(b.blocks_per_second) : '—'),
     el('td', { class: 'num mono nowrap' }, isActive ? fmtDuration(b.eta_seconds) : '—'),
     el('td', { class: 'nowrap', title: b.requested_at || '' }, fmtStamp(requested), el('div', { class: 'muted small' }, ago(requested))),
-    el('td', { class: 'mono nowrap' }, runTime));
+    el('td', { class: 'mono nowrap' }, runTime),
+    el('td', { class: 'act' }, controlNodes(b)));
   const rows = [row];
   if (b.last_error) {
     rows.push(el('tr', { class: 'bf-error-row' },
-      el('td', { colspan: 10 }, el('span', { class: 'err-label' }, 'last error'), el('span', { class: 'mono' }, redactUrls(b.last_error)))));
+      el('td', { colspan: 11 }, el('span', { class: 'err-label' }, 'last error'), el('span', { class: 'mono' }, redactUrls(b.last_error)))));
   }
   return rows;
 }

@@ -26,6 +26,7 @@ mod fleet;
 mod leadership;
 mod live;
 mod poison;
+mod progress;
 mod queue_bounds;
 mod reorg_safety;
 mod reorgs;

@@ -117,7 +117,49 @@ async fn holes_in_coverage_are_reported_field_by_field_and_gaps_mode_fills_them(
         second,
         json!({"gaps": [{"start": 750, "end": 899, "size": 150}], "next_after": null})
     );
-    for bad in ["limit=0", "limit=1001", "limit=x", "after=y", "color=red"] {
+    // A block window: only the gaps within it, clipped to it, paged the same way.
+    let (code, window) = app.get("/v1/chains/holes/gaps?from=120&to=600").await;
+    assert_eq!(code, StatusCode::OK, "{window}");
+    assert_eq!(
+        window,
+        json!({"gaps": [{"start": 120, "end": 149, "size": 30}, {"start": 500, "end": 600, "size": 101}], "next_after": null})
+    );
+    let (_, paged) = app
+        .get("/v1/chains/holes/gaps?from=120&to=600&limit=1")
+        .await;
+    assert_eq!(
+        paged,
+        json!({"gaps": [{"start": 120, "end": 149, "size": 30}], "next_after": 120})
+    );
+    let (_, rest) = app
+        .get("/v1/chains/holes/gaps?from=120&to=600&limit=1&after=120")
+        .await;
+    assert_eq!(
+        rest,
+        json!({"gaps": [{"start": 500, "end": 600, "size": 101}], "next_after": null})
+    );
+    let (_, covered) = app.get("/v1/chains/holes/gaps?from=700&to=749").await;
+    assert_eq!(covered, json!({"gaps": [], "next_after": null}));
+    let (_, beyond) = app.get("/v1/chains/holes/gaps?from=850&to=5000").await;
+    assert_eq!(
+        beyond,
+        json!({"gaps": [{"start": 850, "end": 899, "size": 50}], "next_after": null}),
+        "clipped to the historical range"
+    );
+    let (_, open_ended) = app.get("/v1/chains/holes/gaps?to=120").await;
+    assert_eq!(
+        open_ended,
+        json!({"gaps": [{"start": 100, "end": 120, "size": 21}], "next_after": null})
+    );
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "after=y",
+        "color=red",
+        "from=600&to=500",
+        "from=z",
+    ] {
         let (code, body) = app.get(&format!("/v1/chains/holes/gaps?{bad}")).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }

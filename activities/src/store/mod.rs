@@ -21,6 +21,7 @@
 //!   failure counts, compacted counters, latest errors, recent rate).
 //! - [`batch_views`]: what the admin API reads to show batches, retryable ids and quarantined
 //!   blocks.
+//! - [`progress`]: a backfill's done blocks per time bucket (its blocks/s over time).
 //! - [`compaction`]: deleting old done live batch rows, counted on their backfill.
 //! - [`reconcile`]: stalled scheduler generations, unfinished batches to check against Redis,
 //!   renewing the batches Redis lost.
@@ -61,6 +62,7 @@ pub mod indexed;
 pub mod kinds;
 pub mod leadership;
 pub mod live_lane;
+pub mod progress;
 pub mod queue_bounds;
 pub mod readiness;
 pub mod reconcile;

@@ -20,6 +20,7 @@ mod live;
 mod openapi;
 mod orchestrator;
 mod params;
+mod progress;
 mod reorgs;
 pub mod status;
 mod ui;
@@ -48,6 +49,7 @@ pub use error::{ApiError, ErrorBody, FieldErrors, code_for_status};
 pub use keys::{CreatedKeyView, KeyView, WhoamiView};
 pub use openapi::ApiDoc;
 pub use orchestrator::{LeaderView, OrchestratorView};
+pub use progress::{ProgressBucket, ProgressView};
 pub use reorgs::ReorgView;
 pub use status::{
     ChainStatus, GapPage, GapSummary, GapView, HistoricalStatus, Interval, LIVE_SYNC_TOLERANCE,
@@ -108,6 +110,7 @@ fn api_routes() -> Router<ApiContext> {
         .merge(endpoints::router())
         .merge(backfills::router())
         .merge(control::router())
+        .merge(progress::router())
         .merge(status::router())
         .merge(batches::router())
         .merge(orchestrator::router())

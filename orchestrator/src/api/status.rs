@@ -1,5 +1,6 @@
 //! `GET /v1/chains/{name}/status` (live section apart from historical gaps) and
-//! `GET /v1/chains/{name}/gaps?limit=&after=`. Everything is computed from the coverage ledger,
+//! `GET /v1/chains/{name}/gaps?limit=&after=&from=&to=` (`from`/`to`: only the gaps within that
+//! block window, clipped to it). Everything is computed from the coverage ledger,
 //! whose size is the number of gaps, never the number of blocks; the reads are
 //! [`blockfill_activities::store::status`]'s, this file shapes their answers.
 
@@ -256,6 +257,10 @@ pub(super) struct GapQuery {
     limit: Option<i64>,
     /// Only gaps starting above this block (`next_after` of the previous page).
     after: Option<i64>,
+    /// First block of the window (default: the chain's start block).
+    from: Option<i64>,
+    /// Last block of the window (default: the safe head).
+    to: Option<i64>,
 }
 
 /// A gap in the answer of `GET /v1/chains/{name}/gaps`.
@@ -303,8 +308,24 @@ pub(super) async fn gaps(
             "limit must be between 1 and 1000".into(),
         ));
     }
+    if let (Some(from), Some(to)) = (query.from, query.to)
+        && from > to
+    {
+        return Err(ApiError::BadRequest(format!(
+            "from ({from}) must not be greater than to ({to})"
+        )));
+    }
     let chain = find_chain(&ctx, name.as_str()).await?;
-    let Some((from, to)) = covered_range(&ctx.app.pool, &chain).await? else {
+    let window = covered_range(&ctx.app.pool, &chain)
+        .await?
+        .map(|(from, to)| {
+            (
+                query.from.map_or(from, |f| f.max(from)),
+                query.to.map_or(to, |t| t.min(to)),
+            )
+        })
+        .filter(|(from, to)| from <= to);
+    let Some((from, to)) = window else {
         return Ok(Json(GapPage {
             gaps: Vec::new(),
             next_after: None,

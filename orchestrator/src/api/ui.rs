@@ -1,5 +1,5 @@
-//! The dashboard: `admin-ui/` embedded in the binary, served at `/` (the page, its stylesheet and
-//! its ES modules: `app.js` and `js/*.js`).
+//! The dashboard: `admin-ui/` embedded in the binary, served at `/` (the page, its stylesheet,
+//! its ES modules: `app.js` and `js/*.js`, and the vendored chart library in `vendor/`).
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
 
@@ -72,6 +72,47 @@ const FILES: &[(&str, &str, &str)] = &[
         JAVASCRIPT,
         include_str!("../../../admin-ui/js/fleet.js"),
     ),
+    (
+        "/js/auth.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/auth.js"),
+    ),
+    (
+        "/js/keyprompt.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/keyprompt.js"),
+    ),
+    (
+        "/js/controls.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/controls.js"),
+    ),
+    (
+        "/js/chart.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/chart.js"),
+    ),
+    (
+        "/js/detail.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/detail.js"),
+    ),
+    (
+        "/js/gapmap.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/js/gapmap.js"),
+    ),
+    // uPlot 1.6.32 (MIT, admin-ui/vendor/uPlot.LICENSE): the detail panel's chart.
+    (
+        "/vendor/uPlot.iife.min.js",
+        JAVASCRIPT,
+        include_str!("../../../admin-ui/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "/vendor/uPlot.min.css",
+        CSS,
+        include_str!("../../../admin-ui/vendor/uPlot.min.css"),
+    ),
 ];
 
 pub(super) fn router() -> Router<ApiContext> {
@@ -104,6 +145,31 @@ mod tests {
                 "{path} is not served: add it to FILES"
             );
         }
+    }
+
+    /// Every script and stylesheet the page loads is embedded (the vendored chart included).
+    #[test]
+    fn every_asset_the_page_loads_is_served() {
+        let (_, _, page) = FILES.iter().find(|(p, _, _)| *p == "/").expect("the page");
+        let mut found = 0;
+        for attr in ["src=\"", "href=\""] {
+            for (_, rest) in page
+                .match_indices(attr)
+                .map(|(i, _)| page.split_at(i + attr.len()))
+            {
+                let target = rest.split('"').next().unwrap_or_default();
+                if target.starts_with("http") || target.starts_with('#') {
+                    continue;
+                }
+                found += 1;
+                let path = format!("/{}", target.trim_start_matches("./"));
+                assert!(
+                    FILES.iter().any(|(p, _, _)| *p == path),
+                    "the page loads {target}, which is not served"
+                );
+            }
+        }
+        assert!(found >= 4, "the page's scripts and stylesheets were found");
     }
 
     /// Every module an embedded script imports is embedded too.
