@@ -21,6 +21,7 @@ const SECRET_BYTES: usize = 32;
 
 /// What a key may do: `viewer` < `operator` < `admin` (each may do what the lower ones may).
 #[derive(
+    utoipa::ToSchema,
     Debug,
     Clone,
     Copy,
@@ -55,7 +56,7 @@ impl AccessRole {
 }
 
 /// A key as stored (without its hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// Public id, `bfk_<12 hex>`.
     pub id: String,

@@ -7,7 +7,9 @@ use sea_orm::sqlx::{self, PgPool};
 use serde::{Deserialize, Serialize};
 
 /// One audited request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ::sqlx::FromRow)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ::sqlx::FromRow, utoipa::ToSchema,
+)]
 pub struct AuditRecord {
     /// The key it authenticated with, if any.
     pub key_id: Option<String>,
@@ -32,7 +34,9 @@ pub struct AuditRecord {
 }
 
 /// An audit row as read back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ::sqlx::FromRow)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ::sqlx::FromRow, utoipa::ToSchema,
+)]
 pub struct AuditEntry {
     /// Increasing id (the `before` cursor of the next page).
     pub id: i64,

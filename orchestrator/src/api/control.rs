@@ -21,10 +21,11 @@ use axum::{
 };
 use blockfill_activities::store::control::Transition;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    ApiContext, ApiError, BackfillView,
+    ApiContext, ApiError, BackfillView, ErrorBody,
     backfills::{backfill_id, load, priority},
     params::PathParam,
 };
@@ -39,9 +40,9 @@ pub(super) fn router() -> Router<ApiContext> {
 }
 
 /// Body of `PATCH /v1/backfills/{id}`: only the fields given change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChangeBackfill {
+pub(super) struct ChangeBackfill {
     /// Higher runs first (-100..=100).
     priority: Option<i64>,
 }
@@ -72,7 +73,19 @@ async fn answer(
     }
 }
 
-async fn pause(
+#[utoipa::path(
+    post,
+    path = "/v1/backfills/{id}/pause",
+    tag = "backfills",
+    params(("id" = Uuid, Path, description = "Backfill id")),
+    responses(
+        (status = 200, description = "Paused (or already paused): no batch of it is queued; waiting ones are withdrawn, running ones finish", body = BackfillView, example = json!(super::openapi::examples::backfill())),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody, example = json!(super::openapi::examples::error("bad_request", "\"x\" is not a backfill id (a UUID)"))),
+        (status = 404, description = "No such backfill", body = ErrorBody, example = json!(super::openapi::examples::error("not_found", "no backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f"))),
+        (status = 409, description = "Its state forbids it (finished, cancelled, or the live lane's)", body = ErrorBody, example = json!(super::openapi::examples::error("conflict", "backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f cannot be paused: it is completed"))),
+    ),
+)]
+pub(super) async fn pause(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<BackfillView>, ApiError> {
@@ -81,7 +94,19 @@ async fn pause(
     answer(&ctx, id, "paused", done).await
 }
 
-async fn resume(
+#[utoipa::path(
+    post,
+    path = "/v1/backfills/{id}/resume",
+    tag = "backfills",
+    params(("id" = Uuid, Path, description = "Backfill id")),
+    responses(
+        (status = 200, description = "Running again from its checkpoint (or already active)", body = BackfillView, example = json!(super::openapi::examples::backfill())),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody, example = json!(super::openapi::examples::error("bad_request", "\"x\" is not a backfill id (a UUID)"))),
+        (status = 404, description = "No such backfill", body = ErrorBody, example = json!(super::openapi::examples::error("not_found", "no backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f"))),
+        (status = 409, description = "Its state forbids it (finished, cancelled, or the live lane's)", body = ErrorBody, example = json!(super::openapi::examples::error("conflict", "backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f cannot be resumed: it is completed"))),
+    ),
+)]
+pub(super) async fn resume(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<BackfillView>, ApiError> {
@@ -90,7 +115,19 @@ async fn resume(
     answer(&ctx, id, "resumed", done).await
 }
 
-async fn cancel(
+#[utoipa::path(
+    post,
+    path = "/v1/backfills/{id}/cancel",
+    tag = "backfills",
+    params(("id" = Uuid, Path, description = "Backfill id")),
+    responses(
+        (status = 200, description = "Cancelled (or already cancelled): waiting batches end cancelled, running ones finish", body = BackfillView, example = json!(super::openapi::examples::backfill())),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody, example = json!(super::openapi::examples::error("bad_request", "\"x\" is not a backfill id (a UUID)"))),
+        (status = 404, description = "No such backfill", body = ErrorBody, example = json!(super::openapi::examples::error("not_found", "no backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f"))),
+        (status = 409, description = "Its state forbids it (finished, cancelled, or the live lane's)", body = ErrorBody, example = json!(super::openapi::examples::error("conflict", "backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f cannot be canceld: it is completed"))),
+    ),
+)]
+pub(super) async fn cancel(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<BackfillView>, ApiError> {
@@ -99,7 +136,21 @@ async fn cancel(
     answer(&ctx, id, "cancelled", done).await
 }
 
-async fn change(
+#[utoipa::path(
+    patch,
+    path = "/v1/backfills/{id}",
+    tag = "backfills",
+    params(("id" = Uuid, Path, description = "Backfill id")),
+    request_body(content = ChangeBackfill, example = json!({"priority": 50})),
+    responses(
+        (status = 200, description = "The backfill with its new priority", body = BackfillView, example = json!(super::openapi::examples::backfill())),
+        (status = 400, description = "The id is not a UUID, or the body is not JSON", body = ErrorBody, example = json!(super::openapi::examples::error("bad_request", "\"x\" is not a backfill id (a UUID)"))),
+        (status = 404, description = "No such backfill", body = ErrorBody, example = json!(super::openapi::examples::error("not_found", "no backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f"))),
+        (status = 409, description = "It is finished, or the live lane's", body = ErrorBody, example = json!(super::openapi::examples::error("conflict", "backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f cannot be changed: it is completed"))),
+        (status = 422, description = "A field is invalid", body = ErrorBody, example = json!({"error": "invalid fields: priority: must be between -100 and 100 (got 500)", "code": "invalid_fields", "fields": {"priority": "must be between -100 and 100 (got 500)"}})),
+    ),
+)]
+pub(super) async fn change(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
     body: Result<Json<ChangeBackfill>, JsonRejection>,

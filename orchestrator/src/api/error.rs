@@ -224,6 +224,8 @@ pub(super) async fn json_errors(response: Response) -> Response {
         error,
         code: code_for_status(status).to_owned(),
         fields: None,
+        required_role: None,
+        retry_after_secs: None,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);

@@ -10,9 +10,10 @@ use axum::{
 };
 use blockfill_activities::store::api_keys::{self, AccessRole, ApiKey, ApiKeyError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
-    ApiContext, ApiError, FieldErrors,
+    ApiContext, ApiError, ErrorBody, FieldErrors,
     access::Caller,
     params::{PathParam, Text},
 };
@@ -31,15 +32,19 @@ const NAME_CHARS: usize = 100;
 pub type KeyView = ApiKey;
 
 /// Body of `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKey {
+pub(super) struct CreateKey {
+    /// Who or what the key is for (1 to 100 characters).
+    #[schema(value_type = String, example = "dashboard")]
     name: Text,
+    /// `viewer`, `operator` or `admin`.
+    #[schema(value_type = String, example = "operator")]
     role: Text,
 }
 
 /// Answer of `POST /v1/keys`: the key, and its token (shown this once).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedKeyView {
     /// The key.
     #[serde(flatten)]
@@ -49,7 +54,7 @@ pub struct CreatedKeyView {
 }
 
 /// Answer of `GET /v1/whoami`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WhoamiView {
     /// `key`, `loopback` (no key exists yet, loopback client) or `insecure`
     /// (`--insecure-no-auth`).
@@ -82,11 +87,30 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<KeyView>>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "access",
+    responses(
+        (status = 200, description = "Every key, revoked ones included (never a secret)", body = Vec<KeyView>, example = json!([{"id": "bfk_3f2a9c1d4e5b", "name": "dashboard", "role": "operator", "created_at": "2026-12-03T10:00:00Z", "last_used_at": null, "revoked_at": null}])),
+    ),
+)]
+pub(super) async fn list(State(ctx): State<ApiContext>) -> Result<Json<Vec<KeyView>>, ApiError> {
     Ok(Json(api_keys::list(&ctx.app.pool).await?))
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "access",
+    request_body(content = CreateKey, example = json!({"name": "dashboard", "role": "operator"})),
+    responses(
+        (status = 201, description = "The key and its token, shown this once", body = CreatedKeyView, example = json!({"id": "bfk_3f2a9c1d4e5b", "name": "dashboard", "role": "operator", "created_at": "2026-12-03T10:00:00Z", "last_used_at": null, "revoked_at": null, "token": "bfk_3f2a9c1d4e5b_<64 hex>"})),
+        (status = 400, description = "The body is not JSON", body = ErrorBody, example = json!(super::openapi::examples::error("bad_request", "Failed to parse the request body as JSON"))),
+        (status = 422, description = "A field is invalid", body = ErrorBody, example = json!({"error": "invalid fields: role: must be viewer, operator or admin, not \"root\"", "code": "invalid_fields", "fields": {"role": "must be viewer, operator or admin, not \"root\""}})),
+    ),
+)]
+pub(super) async fn create(
     State(ctx): State<ApiContext>,
     body: Result<Json<CreateKey>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedKeyView>), ApiError> {
@@ -120,7 +144,17 @@ async fn create(
     ))
 }
 
-async fn revoke(
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    tag = "access",
+    params(("id" = String, Path, description = "Key id", example = "bfk_3f2a9c1d4e5b")),
+    responses(
+        (status = 200, description = "The key, revoked (repeating it changes nothing)", body = KeyView, example = json!({"id": "bfk_3f2a9c1d4e5b", "name": "dashboard", "role": "operator", "created_at": "2026-12-03T10:00:00Z", "last_used_at": null, "revoked_at": null})),
+        (status = 404, description = "No such key", body = ErrorBody, example = json!(super::openapi::examples::error("not_found", "no API key bfk_000000000000"))),
+    ),
+)]
+pub(super) async fn revoke(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<Text>,
 ) -> Result<Json<KeyView>, ApiError> {
@@ -132,7 +166,17 @@ async fn revoke(
     Ok(Json(key))
 }
 
-async fn whoami(caller: Option<Extension<Caller>>) -> Result<Json<WhoamiView>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    tag = "access",
+    responses(
+        (status = 200, description = "Who the caller is and the role it acts with", body = WhoamiView, example = json!({"auth": "key", "key_id": "bfk_3f2a9c1d4e5b", "name": "dashboard", "role": "operator"})),
+    ),
+)]
+pub(super) async fn whoami(
+    caller: Option<Extension<Caller>>,
+) -> Result<Json<WhoamiView>, ApiError> {
     let Extension(caller) = caller
         .ok_or_else(|| ApiError::Internal("whoami answered outside the access layer".into()))?;
     Ok(Json(WhoamiView {

@@ -21,8 +21,8 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    ApiContext, ErrorBody, backfills, batches, chain_settings, chains, endpoints, fleet, health,
-    live, orchestrator, reorgs, status, workers,
+    ApiContext, ErrorBody, audit, backfills, batches, chain_config, chain_settings, chains,
+    control, endpoints, fleet, health, keys, live, orchestrator, progress, reorgs, status, workers,
 };
 
 /// The admin API's OpenAPI document.
@@ -42,6 +42,7 @@ use super::{
         chains::register,
         chains::show,
         chain_settings::change,
+        chain_config::show,
         live::resume,
         endpoints::endpoints,
         status::status,
@@ -52,6 +53,11 @@ use super::{
         backfills::list,
         backfills::create,
         backfills::show,
+        control::pause,
+        control::resume,
+        control::cancel,
+        control::change,
+        progress::show,
         batches::retry_failed,
         batches::list,
         batches::show,
@@ -59,6 +65,11 @@ use super::{
         batches::quarantine,
         orchestrator::show,
         workers::list,
+        keys::whoami,
+        keys::list,
+        keys::create,
+        keys::revoke,
+        audit::list,
     ),
     components(schemas(ErrorBody)),
     modifiers(&CommonAnswers),
@@ -68,6 +79,7 @@ use super::{
         (name = "batches", description = "Batches, failed work and quarantined blocks"),
         (name = "fleet", description = "Workers, their sizing and the orchestrators"),
         (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "access", description = "API keys, who the caller is, and the audit log"),
     ),
 )]
 pub struct ApiDoc;
@@ -195,10 +207,10 @@ pub(super) mod examples {
     pub(crate) fn backfill() -> Value {
         json!({
             "id": "0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f", "chain": "devnet", "mode": "range",
-            "from": 0, "to": 999, "status": "running",
+            "from": 0, "to": 999, "status": "running", "priority": 0, "paused_at": null, "cancelled_at": null,
             "requested_at": "2026-12-01T10:00:00Z", "started_at": "2026-12-01T10:00:01Z",
             "finished_at": null,
-            "batches": {"planned": 2, "queued": 3, "running": 1, "done": 4, "failed": 0},
+            "batches": {"planned": 2, "queued": 3, "running": 1, "done": 4, "failed": 0, "cancelled": 0},
             "blocks_done": 400, "blocks_total": 1000, "blocks_per_second": 80.0,
             "eta_seconds": 7.5, "quarantined_blocks": 0, "split_batches": 0,
             "retried_batches": 1, "failed_attempts": 1, "redeliveries": 0,

@@ -31,14 +31,18 @@ pub(super) fn router() -> Router<ApiContext> {
     Router::new().route("/v1/backfills/{id}/progress", get(show))
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/backfills/{id}/progress`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ProgressQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ProgressQuery {
+    /// Width of each bucket, 1..=86400 seconds (default: about 120 buckets over its age).
+    #[param(minimum = 1, maximum = 86400)]
     bucket_seconds: Option<i64>,
 }
 
 /// Blocks written in one time bucket.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ProgressBucket {
     /// Start of the bucket.
     pub start: DateTime<Utc>,
@@ -51,7 +55,7 @@ pub struct ProgressBucket {
 }
 
 /// The answer of `GET /v1/backfills/{id}/progress`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ProgressView {
     /// The backfill.
     pub backfill_id: Uuid,
@@ -88,7 +92,18 @@ fn bucket_of(epoch_seconds: f64, bucket_seconds: i64) -> i64 {
     (epoch_seconds / bucket_seconds as f64).floor() as i64
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/v1/backfills/{id}/progress",
+    tag = "backfills",
+    params(("id" = Uuid, Path, description = "Backfill id"), ProgressQuery),
+    responses(
+        (status = 200, description = "Blocks written per time bucket (blocks/s over time)", body = ProgressView, example = json!({"backfill_id": "0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f", "bucket_seconds": 1, "buckets": [{"start": "2026-12-03T10:00:00Z", "blocks": 900, "batches": 9, "blocks_per_second": 900.0}], "truncated": false, "blocks_done": 900, "batches_done": 9, "first_finished_at": "2026-12-03T10:00:00.2Z", "last_finished_at": "2026-12-03T10:00:00.9Z"})),
+        (status = 400, description = "The id is not a UUID, or a parameter is invalid", body = super::ErrorBody, example = json!(super::openapi::examples::error("bad_request", "bucket_seconds must be between 1 and 86400 (got 0)"))),
+        (status = 404, description = "No such backfill", body = super::ErrorBody, example = json!(super::openapi::examples::error("not_found", "no backfill 0193c1d2-7a4e-7c3b-9a1e-3f2b8c4d5e6f"))),
+    ),
+)]
+pub(super) async fn show(
     State(ctx): State<ApiContext>,
     PathParam(id): PathParam<String>,
     query: Result<Query<ProgressQuery>, QueryRejection>,

@@ -58,6 +58,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/v1/backfills", Viewer),
     rule("POST", "/v1/backfills", Operator),
     rule("GET", "/v1/backfills/{id}", Viewer),
+    rule("GET", "/v1/backfills/{id}/progress", Viewer),
     rule("PATCH", "/v1/backfills/{id}", Operator),
     rule("POST", "/v1/backfills/{id}/pause", Operator),
     rule("POST", "/v1/backfills/{id}/resume", Operator),
