@@ -3,7 +3,7 @@
 // zoomed gap map's window. Every request carries the stored API key (auth.js); a 401 asks for one.
 
 import { GAP_PAGE_SIZE, MAX_GAP_PAGES, POLL_MS, REQUEST_TIMEOUT_MS, WHOAMI_RECHECK_MS, WINDOW_GAPS_LIMIT, state } from './config.js';
-import { ASSUMED_WHOAMI, authHeaders, noteUnauthorized } from './auth.js';
+import { ASSUMED_WHOAMI, authHeaders, noteUnauthorized, storedKey } from './auth.js';
 import { pickSelection } from './selection.js';
 import { render } from './render.js';
 
@@ -13,6 +13,7 @@ export class ApiError extends Error {
     this.kind = kind;          // 'network' | 'http' | 'parse'
     this.httpStatus = httpStatus || null;
     this.fields = fields || null;   // {field: why} of a 422 that names bad fields
+    this.staleKey = false;          // a 401 to a key that has since been replaced
   }
 }
 
@@ -20,6 +21,8 @@ export async function api(path, options) {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), REQUEST_TIMEOUT_MS);
   let res;
+  // The key this request carries: a 401 to it says nothing once another key is stored.
+  const sentKey = storedKey();
   try {
     const opts = Object.assign({ cache: 'no-store', signal: ctrl.signal }, options || {});
     opts.headers = Object.assign({}, authHeaders(), (options && options.headers) || {});
@@ -39,8 +42,12 @@ export async function api(path, options) {
   if (!res.ok) {
     const msg = body && typeof body.error === 'string' ? body.error : (res.statusText || 'request failed');
     const fields = body && body.fields && typeof body.fields === 'object' ? body.fields : null;
-    if (res.status === 401) noteUnauthorized();
-    throw new ApiError('http', 'HTTP ' + res.status + ': ' + msg, res.status, fields);
+    const err = new ApiError('http', 'HTTP ' + res.status + ': ' + msg, res.status, fields);
+    if (res.status === 401) {
+      err.staleKey = storedKey() !== sentKey;
+      if (!err.staleKey) noteUnauthorized();
+    }
+    throw err;
   }
   if (body === null && text) throw new ApiError('parse', 'invalid JSON from ' + path.split('?')[0]);
   return body;
@@ -143,6 +150,8 @@ export async function loadWhoami(force) {
     if (e.httpStatus === 404) {
       state.whoami = Object.assign({}, ASSUMED_WHOAMI);
       state.whoamiErr = null;
+    } else if (e.httpStatus === 401 && e.staleKey) {
+      // Sent with a key that has since been replaced: the next read asks with the new one.
     } else if (e.httpStatus === 401) {
       state.whoami = null;
       state.whoamiErr = e.message;

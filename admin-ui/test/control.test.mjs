@@ -92,6 +92,22 @@ test('every request carries the stored key; a 401 asks for one', async (t) => {
   state.needKey = false;
 });
 
+test('a 401 to a request sent before the key changed is stale: it neither asks for a key nor signs out', async (t) => {
+  withStorage(t);
+  let answer;
+  t.mock.method(globalThis, 'fetch', () => new Promise((resolve) => { answer = resolve; }));
+  state.needKey = false;
+  state.whoami = { auth: 'key', key_id: 'k', name: 'n', role: 'viewer' };
+  const inFlight = loadWhoami(true);
+  // The operator saves a key while the keyless request is still on its way.
+  storeKey('bf_k.n3w', true);
+  answer(new Response(JSON.stringify({ error: 'a valid API key is required', code: 'unauthorized' }), { status: 401 }));
+  await inFlight;
+  assert.equal(state.needKey, false, 'a stale 401 does not reopen the key prompt');
+  assert.equal(state.whoami.role, 'viewer', 'a stale 401 does not sign the page out');
+  state.whoami = null;
+});
+
 test('an API without /v1/whoami (404) is taken as loopback admin; a 401 leaves no role', async (t) => {
   t.mock.method(globalThis, 'fetch', async () => new Response(JSON.stringify({ error: 'not found' }), { status: 404 }));
   await loadWhoami(true);

@@ -2,16 +2,19 @@
 // Chromium driven by playwright-core (scripts/install-browser.sh). Run by tests/it/dashboard.rs
 // against an orchestrator it started, with BASE (the API address), CHAIN (a chain whose RPC is
 // slowed down), BACKFILL (the id of a range backfill of that chain, running, that leaves a gap
-// above it), PLAYWRIGHT_CORE (the package directory) and SCREENSHOT (a .png path: the page once
-// the backfill completed; the paused page goes next to it as *-paused.png). Prints
+// above it), PLAYWRIGHT_CORE (the package directory), SCREENSHOT (a .png path: the page once
+// the backfill completed; the paused page goes next to it as *-paused.png) and the tokens of
+// three API keys the API holds: VIEWER_KEY ("ci-viewer"), OPERATOR_KEY ("ci-operator") and
+// ADMIN_KEY (the test's own reads). Prints
 // "gap backfill: <id>" for the backfill started from the gap map. Exits non-zero with the failed
 // assertion.
 
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
-const { BASE, CHAIN, BACKFILL, PLAYWRIGHT_CORE, SCREENSHOT } = process.env;
-assert.ok(BASE && CHAIN && BACKFILL && PLAYWRIGHT_CORE && SCREENSHOT, 'BASE, CHAIN, BACKFILL, PLAYWRIGHT_CORE and SCREENSHOT must be set');
+const { BASE, CHAIN, BACKFILL, PLAYWRIGHT_CORE, SCREENSHOT, VIEWER_KEY, OPERATOR_KEY, ADMIN_KEY } = process.env;
+assert.ok(BASE && CHAIN && BACKFILL && PLAYWRIGHT_CORE && SCREENSHOT && VIEWER_KEY && OPERATOR_KEY && ADMIN_KEY,
+  'BASE, CHAIN, BACKFILL, PLAYWRIGHT_CORE, SCREENSHOT, VIEWER_KEY, OPERATOR_KEY and ADMIN_KEY must be set');
 const { chromium } = createRequire(import.meta.url)(PLAYWRIGHT_CORE);
 const TIMEOUT = 30000;
 const started = Date.now();
@@ -28,7 +31,7 @@ try {
   page.setDefaultTimeout(TIMEOUT);
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   const getJson = async (path) => {
-    const r = await page.request.get(BASE + path);
+    const r = await page.request.get(BASE + path, { headers: { Authorization: 'Bearer ' + ADMIN_KEY } });
     assert.ok(r.ok(), path + ' answered ' + r.status());
     return r.json();
   };
@@ -40,47 +43,46 @@ try {
     return b && want.includes(b.textContent);
   }, [BACKFILL, want], { timeout: 90000 });
 
-  // The key prompt, against a stand-in for a keyed API's /v1/whoami: 401 without the key, a
-  // viewer with it. The page asks for a key by itself, sends it on every request, shows who it is
-  // and offers a viewer no controls.
-  const KEY = 'bf_test.k3y-for-the-browser';
+  // The key prompt, against the real keyed API: without a key every /v1 route answers 401, so
+  // the page asks for one by itself. A viewer's key (remembered in this browser) shows who it is
+  // and no controls; an operator's (this tab only) brings them. The key goes on every request and
+  // never into the page.
   const sentKeys = new Set();
   page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/v1/')) sentKeys.add(r.headers().authorization || 'none'); });
-  const keyedWhoami = (route) => route.request().headers().authorization === 'Bearer ' + KEY
-    ? route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ auth: 'key', key_id: 'k1', name: 'ci-viewer', role: 'viewer' }) })
-    : route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: 'a valid API key is required', code: 'unauthorized' }) });
-  await page.route('**/v1/whoami', keyedWhoami);
+  const signIn = async (key, remember, label) => {
+    await page.locator('#key-dialog').waitFor({ state: 'visible' });
+    await page.fill('#key-input', key);
+    await page.setChecked('#key-remember', remember);
+    await page.click('#key-save');
+    await page.waitForFunction((label) => document.querySelector('#key-btn').textContent === label, label);
+    // Signed in, the dialog closes by itself.
+    await page.locator('#key-dialog').waitFor({ state: 'hidden' });
+  };
   step('open the page');
   await page.goto(BASE + '/#chain=' + encodeURIComponent(CHAIN));
-  await badgeIs(['running']);
   await page.locator('#key-dialog').waitFor({ state: 'visible' });
   assert.match(await page.locator('#key-why').textContent(), /401/);
-  await page.fill('#key-input', KEY);
-  await page.check('#key-remember');
-  await page.click('#key-save');
-  await page.waitForFunction(() => document.querySelector('#key-btn').textContent === 'ci-viewer · viewer');
-  assert.equal(await page.evaluate(() => localStorage.getItem('blockfill.apiKey')), KEY);
-  // While the API answered 401 the page knew no role; once the viewer's is rendered, no controls.
+  await signIn(VIEWER_KEY, true, 'ci-viewer · viewer');
+  assert.equal(await page.evaluate(() => localStorage.getItem('blockfill.apiKey')), VIEWER_KEY);
+  await badgeIs(['running']);
   await page.waitForFunction(() => /Your role \(viewer\)/.test(document.querySelector('#bf-note').textContent));
   assert.equal(await page.locator('#bf-body button.ctl').count(), 0, 'a viewer sees state only');
-  assert.ok(!(await page.content()).includes(KEY), 'the key is never in the page');
-  assert.ok(sentKeys.has('Bearer ' + KEY), 'requests carry the key: ' + [...sentKeys].map((k) => k.slice(0, 9)));
-  // Forget it; this API has no /v1/whoami (404), so the page takes it as loopback admin.
-  await page.unroute('**/v1/whoami');
+  step('sign in as an operator');
   await page.click('#key-btn');
-  await page.click('#key-forget');
-  await page.waitForFunction(() => document.querySelector('#key-btn').textContent.includes('admin'));
-  assert.equal(await page.evaluate(() => localStorage.getItem('blockfill.apiKey')), null);
-  await page.click('#key-close');
-  sentKeys.clear();
+  await signIn(OPERATOR_KEY, false, 'ci-operator · operator');
+  assert.equal(await page.evaluate(() => localStorage.getItem('blockfill.apiKey')), null, 'the viewer key is gone');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('blockfill.apiKey')), OPERATOR_KEY);
+  for (const key of [VIEWER_KEY, OPERATOR_KEY]) assert.ok(!(await page.content()).includes(key), 'the key is never in the page');
+  assert.ok(sentKeys.has('Bearer ' + VIEWER_KEY) && sentKeys.has('Bearer ' + OPERATOR_KEY),
+    'requests carry the key: ' + [...sentKeys].map((k) => k.slice(0, 12)));
 
-  // Mid-backfill: the row shows it running, with the controls an admin (loopback) may use.
+  // Mid-backfill: the row shows it running, with the controls an operator may use.
   await badgeIs(['running']);
   assert.equal(await rowBadge.textContent(), 'running');
   await row.locator('button.ctl-pause').waitFor();
   assert.equal(await row.locator('button.ctl-resume').count(), 0, 'no resume while running');
   assert.equal(await row.locator('button.ctl-cancel').count(), 1);
-  assert.match(await page.locator('#key-btn').textContent(), /admin/);
+  assert.match(await page.locator('#key-btn').textContent(), /operator/);
 
   // The detail panel: its facts and blocks/s over time, drawn by the vendored uPlot.
   step('open the detail panel');
@@ -184,7 +186,13 @@ try {
   await page.waitForFunction(() => window.scrollY === 0);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   console.log('screenshot: ' + SCREENSHOT);
-  assert.deepEqual([...sentKeys], ['none'], 'no key is sent once forgotten');
+  // Forget the key: it leaves the browser, and the keyed API asks for one again.
+  step('forget the key');
+  await page.click('#key-btn');
+  await page.click('#key-forget');
+  await page.waitForFunction(() => document.querySelector('#key-btn').textContent === 'key needed');
+  assert.deepEqual(await page.evaluate(() => [localStorage.getItem('blockfill.apiKey'), sessionStorage.getItem('blockfill.apiKey')]), [null, null]);
+  assert.match(await page.locator('#key-stored').textContent(), /No key is stored/);
   assert.deepEqual(pageErrors, [], 'errors in the page');
   console.log('backfill controls: ok');
 } finally {

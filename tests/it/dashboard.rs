@@ -141,6 +141,12 @@ async fn the_dashboard_pauses_and_resumes_a_backfill_mid_way_and_backfills_a_gap
     )
     .await;
 
+    // From here on the API is keyed: every /v1 request needs a key.
+    let admin = app.create_key("ci-admin", "admin").await;
+    app.bearer = Some(admin.clone());
+    let viewer = app.create_key("ci-viewer", "viewer").await;
+    let operator = app.create_key("ci-operator", "operator").await;
+
     let screenshot = screenshot_path();
     let run = Command::new("node")
         .arg(workspace().join("tests/browser/control.mjs"))
@@ -149,6 +155,9 @@ async fn the_dashboard_pauses_and_resumes_a_backfill_mid_way_and_backfills_a_gap
         .env("BACKFILL", &id)
         .env("PLAYWRIGHT_CORE", &playwright)
         .env("SCREENSHOT", &screenshot)
+        .env("VIEWER_KEY", &viewer)
+        .env("OPERATOR_KEY", &operator)
+        .env("ADMIN_KEY", &admin)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
