@@ -7,7 +7,11 @@ scripts/validate-deploy.sh with its venv's Python, which has PyYAML).
 - the workers' stop grace periods (compose and Kubernetes) exceed their shutdown deadline;
 - compose/k8s/kustomization.yaml lists exactly the manifests of its folder;
 - every KEDA ScaledObject targets a worker Deployment of the folder and reads the fleet answer
-  (`desired`, target "1") from the orchestrator Service's port.
+  (`desired`, target "1") from the orchestrator Service's port, with a bearer token (the API
+  needs a key);
+- every trigger's authenticationRef names a TriggerAuthentication of the folder, which gives the
+  bearer trigger its `token`, and every Secret key a TriggerAuthentication reads is defined in the
+  folder.
 
 Prints one line per failed check and exits 1 if any failed.
 """
@@ -112,6 +116,17 @@ def kubernetes(k8s: Path) -> None:
             check(grace > deadline, f"Deployment {name}: terminationGracePeriodSeconds {grace} is not "
                   f"above the shutdown deadline {deadline:g}s")
     services = by_kind.get("Service", {})
+    auths = by_kind.get("TriggerAuthentication", {})
+    secrets = by_kind.get("Secret", {})
+    for name, auth in auths.items():
+        for ref in auth["spec"].get("secretTargetRef", []):
+            secret = secrets.get(ref["name"])
+            check(secret is not None, f"TriggerAuthentication {name}: Secret {ref['name']} is not "
+                  f"defined in {k8s}")
+            if secret is not None:
+                keys = {*secret.get("data", {}), *secret.get("stringData", {})}
+                check(ref["key"] in keys, f"TriggerAuthentication {name}: Secret {ref['name']} has "
+                      f"no key {ref['key']!r}")
     for name, scaled in by_kind.get("ScaledObject", {}).items():
         target = scaled["spec"]["scaleTargetRef"]["name"]
         command = deployments.get(target, {}).get("spec", {}).get("template", {}).get("spec", {}) \
@@ -120,6 +135,16 @@ def kubernetes(k8s: Path) -> None:
               f"worker Deployment of {k8s}")
         for trigger in scaled["spec"]["triggers"]:
             meta = trigger["metadata"]
+            ref = trigger.get("authenticationRef")
+            if ref is not None:
+                kind = ref.get("kind", "TriggerAuthentication")
+                auth = auths.get(ref["name"]) if kind == "TriggerAuthentication" else None
+                check(auth is not None, f"ScaledObject {name}: authenticationRef {ref['name']!r} is "
+                      f"not a TriggerAuthentication of {k8s}")
+                given = {r["parameter"] for r in (auth or {}).get("spec", {}).get("secretTargetRef", [])}
+                check(auth is None or meta.get("authMode") != "bearer" or "token" in given,
+                      f"ScaledObject {name}: TriggerAuthentication {ref['name']} gives no `token` "
+                      "for authMode bearer")
             match = re.match(r"^http://([^.:/]+)(?:\.[^:/]+)?:(\d+)(/[^?]*)$", meta.get("url", ""))
             check(match is not None, f"ScaledObject {name}: url {meta.get('url')!r} is not "
                   "http://<service>.<namespace>.svc:<port>/<path>")
@@ -132,6 +157,9 @@ def kubernetes(k8s: Path) -> None:
             check(meta.get("valueLocation") == "desired" and meta.get("targetValue") == "1",
                   f"ScaledObject {name}: reads {meta.get('valueLocation')!r} with target "
                   f"{meta.get('targetValue')!r}, not 'desired' with '1'")
+            check(meta.get("authMode") == "bearer" and ref is not None,
+                  f"ScaledObject {name}: reads the fleet answer without a key (authMode bearer and "
+                  "an authenticationRef)")
 
 
 def main() -> int:

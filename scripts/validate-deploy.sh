@@ -4,12 +4,15 @@
 #      copy, `--builtin-schema vendor.compose-spec`);
 #   2. every Kubernetes manifest in compose/k8s with `kubernetes-validate --strict` (unknown
 #      fields are errors) for the oldest and newest Kubernetes versions we support;
-#   3. the KEDA ScaledObject, a custom resource kubernetes-validate has no schema for, against
-#      scripts/schemas/keda-scaledobject.schema.json (written for this project from KEDA's
-#      ScaledObject specification: spec and trigger fields, required metrics-api metadata);
+#   3. the KEDA custom resources, which kubernetes-validate has no schema for: the ScaledObject
+#      against scripts/schemas/keda-scaledobject.schema.json and the TriggerAuthentication against
+#      scripts/schemas/keda-triggerauthentication.schema.json (written for this project from
+#      KEDA's specifications: spec and trigger fields, required metrics-api metadata and its
+#      authMode, the TriggerAuthentication's sources);
 #   4. scripts/deploy-checks.py: the Dockerfile copies every workspace member, .env.example lists
 #      every variable, grace periods exceed the shutdown deadline, the kustomization lists every
-#      file of its folder, the ScaledObject reads the fleet answer from the orchestrator Service;
+#      file of its folder, the ScaledObject reads the fleet answer from the orchestrator Service
+#      with a bearer token from a TriggerAuthentication of the folder, whose Secret is there too;
 #   5. `kubectl kustomize compose/k8s` renders and its output validates (only if kubectl exists);
 #   6. self-checks: deliberately broken copies (in a temp dir) must fail steps 1 to 4.
 # The tools are installed with pip into .cache/deploy-venv on first use (pinned versions).
@@ -21,6 +24,7 @@ KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 KUBERNETES_VERSIONS=(1.30 1.37)
 VENV=.cache/deploy-venv
 KEDA_SCHEMA=scripts/schemas/keda-scaledobject.schema.json
+KEDA_AUTH_SCHEMA=scripts/schemas/keda-triggerauthentication.schema.json
 K8S=compose/k8s
 
 log() { echo "validate-deploy: $*" >&2; }
@@ -45,7 +49,8 @@ fi
 PY="$VENV/bin/python"
 installed=$(date +%s.%N)
 
-# The manifests of a folder, by kind: ScaledObjects (KEDA) apart from the rest.
+# The manifests of a folder, by kind: ScaledObjects and TriggerAuthentications (KEDA) apart from
+# the rest.
 kinds() { # folder -> "file kind" lines
     "$PY" - "$1" <<'EOF'
 import sys, yaml, pathlib
@@ -64,6 +69,10 @@ validate_scaled_objects() { # files
     "$VENV/bin/check-jsonschema" --schemafile "$KEDA_SCHEMA" "$@"
 }
 
+validate_trigger_auths() { # files
+    "$VENV/bin/check-jsonschema" --schemafile "$KEDA_AUTH_SCHEMA" "$@"
+}
+
 validate_manifests() { # files; a kind without a schema is an error, not a warning
     local version out status
     for version in "${KUBERNETES_VERSIONS[@]}"; do
@@ -76,22 +85,25 @@ validate_manifests() { # files; a kind without a schema is an error, not a warni
 }
 
 validate_folder() { # folder
-    local manifests=() scaled=() file kind
+    local manifests=() scaled=() auths=() file kind
     while read -r file kind; do
         case $kind in
             Kustomization) ;;
             ScaledObject) scaled+=("$file") ;;
+            TriggerAuthentication) auths+=("$file") ;;
             *) manifests+=("$file") ;;
         esac
     done < <(kinds "$1")
-    [[ ${#manifests[@]} -gt 0 && ${#scaled[@]} -gt 0 ]] || { log "no manifests or no ScaledObject in $1"; return 1; }
-    validate_manifests "${manifests[@]}" && validate_scaled_objects "${scaled[@]}"
+    [[ ${#manifests[@]} -gt 0 && ${#scaled[@]} -gt 0 && ${#auths[@]} -gt 0 ]] || {
+        log "no manifests, no ScaledObject or no TriggerAuthentication in $1"; return 1; }
+    validate_manifests "${manifests[@]}" && validate_scaled_objects "${scaled[@]}" \
+        && validate_trigger_auths "${auths[@]}"
 }
 
 log "1. compose file against the compose-spec schema"
 validate_compose compose/docker-compose.yml || fail "compose/docker-compose.yml"
 
-log "2-3. Kubernetes manifests (strict, Kubernetes ${KUBERNETES_VERSIONS[*]}) and the KEDA ScaledObject"
+log "2-3. Kubernetes manifests (strict, Kubernetes ${KUBERNETES_VERSIONS[*]}), the KEDA ScaledObject and TriggerAuthentication"
 validate_folder "$K8S" || fail "$K8S"
 
 log "4. consistency of the Dockerfile, compose files and manifests"
@@ -103,7 +115,7 @@ if command -v kubectl >/dev/null 2>&1; then
     log "5. kubectl kustomize $K8S renders; its output validates"
     mkdir "$tmp/rendered"
     kubectl kustomize "$K8S" >"$tmp/rendered/all.yaml" || fail "kubectl kustomize $K8S"
-    # One document per file, so the ScaledObject goes to its own schema.
+    # One document per file, so the ScaledObject and the TriggerAuthentication go to their schemas.
     "$PY" - "$tmp/rendered" <<'EOF'
 import sys, yaml, pathlib
 folder = pathlib.Path(sys.argv[1])
@@ -130,6 +142,17 @@ sed -i 's/terminationGracePeriodSeconds:/terminationGracePeriodSecond:/' "$tmp/k
 must_fail "a Deployment with a misspelt field" validate_manifests "$tmp/k8s/worker-deployment.yaml"
 sed -i 's/targetValue: "1"/targetValue: 1/' "$tmp/k8s/worker-scaledobject.yaml"
 must_fail "a ScaledObject with a numeric targetValue" validate_scaled_objects "$tmp/k8s/worker-scaledobject.yaml"
+cp "$K8S"/*.yaml "$tmp/k8s/"
+sed -i 's/authMode: bearer/authModes: bearer/' "$tmp/k8s/worker-scaledobject.yaml"
+must_fail "a metrics-api trigger with authModes (older KEDA ignores it)" validate_scaled_objects "$tmp/k8s/worker-scaledobject.yaml"
+sed -i 's/- parameter: token/- param: token/' "$tmp/k8s/keda-triggerauthentication.yaml"
+must_fail "a TriggerAuthentication with a misspelt secretTargetRef field" validate_trigger_auths "$tmp/k8s/keda-triggerauthentication.yaml"
+cp "$K8S"/*.yaml "$tmp/k8s/"
+sed -i 's/name: blockfill-keda-auth/name: blockfill-keda-authn/' "$tmp/k8s/worker-scaledobject.yaml"
+must_fail "an authenticationRef to no TriggerAuthentication of the folder" "$PY" scripts/deploy-checks.py --k8s "$tmp/k8s"
+cp "$K8S"/*.yaml "$tmp/k8s/"
+sed -i 's/name: blockfill-keda$/name: blockfill-keda-token/' "$tmp/k8s/keda-triggerauthentication.yaml"
+must_fail "a TriggerAuthentication whose Secret is not in the folder" "$PY" scripts/deploy-checks.py --k8s "$tmp/k8s"
 cp "$K8S"/*.yaml "$tmp/k8s/"
 cp "$K8S/worker-pdb.yaml" "$tmp/k8s/unlisted.yaml"
 must_fail "a manifest missing from the kustomization" "$PY" scripts/deploy-checks.py --k8s "$tmp/k8s"
