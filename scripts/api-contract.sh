@@ -12,9 +12,12 @@
 # the database and the Redis keys, also on failure. Needs PostgreSQL and Redis
 # (scripts/services.sh) and a built `target/debug/blockfill` (`cargo build --bins`).
 #
+# Every request carries an admin key made with `blockfill keys create` before `serve` starts,
+# which runs without a per-key rate limit; a run in which any operation answered only 401/403 or
+# 429 fails.
+#
 # Environment: BLOCKFILL_BIN (default target/debug/blockfill); CONTRACT_MAX_EXAMPLES (examples
-# per operation, default 25); CONTRACT_HEADERS (extra headers, one `Name: value` a line, e.g.
-# `Authorization: Bearer <secret>` once the API wants a key). schemathesis is installed with pip
+# per operation, default 25); CONTRACT_HEADERS (extra headers, one `Name: value` a line). schemathesis is installed with pip
 # into .cache/contract-venv on first use (pinned version).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -79,15 +82,23 @@ api_port=$(free_port)
 api="http://127.0.0.1:$api_port"
 rpc="http://127.0.0.1:$rpc_port"
 
+# The API is keyed from the start: an admin key, created as an operator would, goes on every
+# request (a key that schemathesis itself creates through POST /v1/keys would otherwise end the
+# loopback development mode half-way, and every route after it would answer only 401). No
+# per-key rate limit: schemathesis sends as fast as it can, and a 429 tests nothing behind it.
+token=$(RUST_LOG=warn "$BIN" keys create --database-url "$PG/$DATABASE" --redis-prefix "$PREFIX" \
+    --name api-contract --role admin | sed -n 's/^token: *//p')
+[[ -n $token ]] || fail "blockfill keys create printed no token"
 RUST_LOG=warn "$BIN" devnet --addr "127.0.0.1:$rpc_port" --blocks 300 >"$WORK/devnet.log" 2>&1 &
 pids+=($!)
 RUST_LOG=warn "$BIN" serve --database-url "$PG/$DATABASE" --redis-prefix "$PREFIX" \
-    --api-addr "127.0.0.1:$api_port" >"$WORK/serve.log" 2>&1 &
+    --api-addr "127.0.0.1:$api_port" --rate-limit-per-key 0 >"$WORK/serve.log" 2>&1 &
 pids+=($!)
+headers="Authorization: Bearer $token"$'\n'"${CONTRACT_HEADERS:-}"
 curl_headers=()
 while IFS= read -r header; do
     [[ -n $header ]] && curl_headers+=(-H "$header")
-done <<<"${CONTRACT_HEADERS:-}"
+done <<<"$headers"
 wait_for "blockfill serve on $api" curl -sf "$api/readyz" || { cat "$WORK/serve.log" >&2; fail "serve"; }
 wait_for "the devnet on $rpc" curl -sf -H 'content-type: application/json' \
     -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$rpc" ||
@@ -102,7 +113,7 @@ curl -sf "${curl_headers[@]}" -H 'content-type: application/json' \
 st_headers=()
 while IFS= read -r header; do
     [[ -n $header ]] && st_headers+=(--header "$header")
-done <<<"${CONTRACT_HEADERS:-}"
+done <<<"$headers"
 checks=not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance
 log "schemathesis against $api/openapi.json (checks $checks, at most $MAX_EXAMPLES examples per operation)"
 # No crash cache in the working tree (.schemathesis/): every run starts from the document alone.
@@ -116,8 +127,13 @@ status=0
     --workers 1 \
     --seed 1 \
     --request-timeout 20 \
-    "${st_headers[@]}" || status=$?
+    "${st_headers[@]}" 2>&1 | tee "$WORK/run.log" || status=$?
 ran=$(date +%s.%N)
+# Every operation must have been tested behind the access layer, not only through its 401/403
+# or 429 answers.
+if grep -E -q 'Authentication failed|Rate limited' "$WORK/run.log"; then
+    fail "operations were answered only 401/403 or 429: the run tested the access layer, not the API"
+fi
 # Self-check: the run must be able to fail. A copy of the document whose error schema requires
 # a field no answer has must fail response_schema_conformance on GET /v1/chains/{name}.
 curl -sf "${curl_headers[@]}" "$api/openapi.json" | python3 -c '

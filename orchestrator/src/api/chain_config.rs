@@ -23,7 +23,7 @@ pub struct ChainConfigView {
     pub chain: String,
     /// `rpc_urls` exactly as registered or last changed: each entry a URL or
     /// `{url, rps?, max_concurrency?}`, unredacted.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::chains::EndpointEntry>)]
     pub rpc_urls: serde_json::Value,
 }
 
