@@ -13,8 +13,16 @@
 #      every variable, grace periods exceed the shutdown deadline, the kustomization lists every
 #      file of its folder, the ScaledObject reads the fleet answer from the orchestrator Service
 #      with a bearer token from a TriggerAuthentication of the folder, whose Secret is there too;
+#      and the observability profile: the binaries send traces only when .env names the
+#      collector, Prometheus (compose/prometheus.yml) scrapes the orchestrator and every worker
+#      replica, compose/otel-collector.yaml's pipelines name only defined components, Grafana's
+#      provisioning (compose/grafana/provisioning) parses and loads the mounted dashboards, and
+#      every dashboard (compose/grafana/dashboards) parses, has a uid and queries only the metric
+#      names and labels of deploy-checks.py's allow-list;
 #   5. `kubectl kustomize compose/k8s` renders and its output validates (only if kubectl exists);
-#   6. self-checks: deliberately broken copies (in a temp dir) must fail steps 1 to 4.
+#   6. `promtool check config` of compose/prometheus.yml, and every dashboard query parses as
+#      PromQL (`promtool check rules`; only if promtool exists);
+#   7. self-checks: deliberately broken copies (in a temp dir) must fail steps 1 to 4.
 # The tools are installed with pip into .cache/deploy-venv on first use (pinned versions).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -106,7 +114,7 @@ validate_compose compose/docker-compose.yml || fail "compose/docker-compose.yml"
 log "2-3. Kubernetes manifests (strict, Kubernetes ${KUBERNETES_VERSIONS[*]}), the KEDA ScaledObject and TriggerAuthentication"
 validate_folder "$K8S" || fail "$K8S"
 
-log "4. consistency of the Dockerfile, compose files and manifests"
+log "4. consistency of the Dockerfile, compose files, manifests, collector, Prometheus and Grafana files"
 "$PY" scripts/deploy-checks.py || fail "deploy-checks"
 
 tmp=$(mktemp -d)
@@ -129,7 +137,33 @@ else
     log "5. skipped: kubectl is not installed"
 fi
 
-log "6. self-checks: broken copies must fail"
+if command -v promtool >/dev/null 2>&1; then
+    log "6. promtool: compose/prometheus.yml, and the dashboards' queries as PromQL"
+    promtool check config compose/prometheus.yml >&2 || fail "promtool check config compose/prometheus.yml"
+    # Each query becomes a recording rule, Grafana's variables replaced by plausible values.
+    "$PY" - compose/grafana/dashboards >"$tmp/dashboard-queries.yml" <<'EOF'
+import json, pathlib, re, sys, yaml
+def panels(items):
+    for panel in items:
+        yield panel
+        yield from panels(panel.get("panels") or [])
+rules = []
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    for panel in panels(json.loads(path.read_text()).get("panels") or []):
+        for target in panel.get("targets") or []:
+            expr = target.get("expr")
+            if expr:
+                expr = re.sub(r"\$__rate_interval|\$__interval|\$__range", "5m", expr)
+                expr = re.sub(r"\$\{?\w+\}?", ".*", expr)
+                rules.append({"record": f"dashboard:query_{len(rules) + 1}", "expr": expr})
+yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, sys.stdout, sort_keys=False)
+EOF
+    promtool check rules "$tmp/dashboard-queries.yml" >&2 || fail "a dashboard query is not PromQL"
+else
+    log "6. skipped: promtool is not installed"
+fi
+
+log "7. self-checks: broken copies must fail"
 must_fail() { # description, command...
     local what=$1; shift
     if "$@" >/dev/null 2>&1; then fail "self-check: $what was accepted"; fi
@@ -158,6 +192,18 @@ cp "$K8S/worker-pdb.yaml" "$tmp/k8s/unlisted.yaml"
 must_fail "a manifest missing from the kustomization" "$PY" scripts/deploy-checks.py --k8s "$tmp/k8s"
 grep -v '^COPY devnet' compose/Dockerfile >"$tmp/Dockerfile"
 must_fail "a Dockerfile that does not copy a workspace member" "$PY" scripts/deploy-checks.py --dockerfile "$tmp/Dockerfile"
+mkdir "$tmp/dashboards"
+sed 's/blockfill_live_lag_blocks/blockfill_live_lag_block/' compose/grafana/dashboards/blockfill.json >"$tmp/dashboards/blockfill.json"
+must_fail "a dashboard querying a metric outside the allow-list" "$PY" scripts/deploy-checks.py --dashboards "$tmp/dashboards"
+sed 's/sum by (chain, lane)/sum by (chain, lanes)/' compose/grafana/dashboards/blockfill.json >"$tmp/dashboards/blockfill.json"
+must_fail "a dashboard grouping by a label outside the contract" "$PY" scripts/deploy-checks.py --dashboards "$tmp/dashboards"
+sed 's/"uid": "blockfill"/"title_uid": "blockfill"/' compose/grafana/dashboards/blockfill.json >"$tmp/dashboards/blockfill.json"
+must_fail "a dashboard without a uid" "$PY" scripts/deploy-checks.py --dashboards "$tmp/dashboards"
+sed 's#exporters: \[otlp_grpc/jaeger\]#exporters: [otlp_grpc/jaegr]#' compose/otel-collector.yaml >"$tmp/otel-collector.yaml"
+must_fail "a collector pipeline naming an undefined exporter" "$PY" scripts/deploy-checks.py --otel-config "$tmp/otel-collector.yaml"
+cp -r compose/grafana/provisioning "$tmp/provisioning"
+sed -i 's/^apiVersion: 1/apiVersion: [1/' "$tmp/provisioning/datasources/datasources.yaml"
+must_fail "a Grafana provisioning file that is not YAML" "$PY" scripts/deploy-checks.py --grafana-provisioning "$tmp/provisioning"
 
 finished=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
