@@ -8,7 +8,9 @@
 //!
 //! The same function runs behind the queue and in the benchmark's queue-less loop.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument as _;
 
 use sea_orm::sqlx::{self, PgPool};
 
@@ -186,6 +188,26 @@ pub enum Resolution {
     Quarantined,
 }
 
+impl Resolution {
+    /// Its name in spans and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+            Self::Split(_) => "split",
+            Self::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// The lane a policy's batches run in, as spans and metrics name it.
+fn lane_label(policy: &BatchPolicy) -> &'static str {
+    match policy.priority {
+        RequestPriority::Live => "live",
+        RequestPriority::Backfill => "backfill",
+    }
+}
+
 /// A failed run, after its attempt was recorded.
 #[derive(Debug)]
 pub struct BatchFailure {
@@ -226,7 +248,6 @@ where
 
 /// Runs one batch job: count the delivery, fetch, write. Idempotent: a finished batch is skipped,
 /// and writing a range twice leaves the same rows.
-#[tracing::instrument(name = "run_batch", skip_all, fields(batch = %job.batch_id, worker = worker))]
 pub async fn run_batch(
     pool: &PgPool,
     sources: &SourceRegistry,
@@ -276,10 +297,19 @@ pub async fn run_batch(
     if let Some(error) = exhausted_on_start(&started, policy.attempt_budget) {
         return Err(resolve_exhausted(pool, job, error, started.attempts).await);
     }
+    let lane = lane_label(&policy);
     let result = async {
         let source = sources.get_for(&job.chain, policy.priority).await?;
-        let bundle = source.fetch_range(job.range).await?;
-        match write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await {
+        let fetch_started = Instant::now();
+        let bundle = source
+            .fetch_range(job.range)
+            .instrument(tracing::info_span!("fetch", chain = %job.chain, from = job.range.from, to = job.range.to))
+            .await?;
+        record_phase(job, lane, "fetch", fetch_started);
+        let write_started = Instant::now();
+        let written = write_batch(pool, &job.chain, job.range, Some(&job.batch_id), &bundle).await;
+        record_phase(job, lane, "write", write_started);
+        match written {
             Err(WriteError::Reorg { block, detail, .. }) => {
                 tracing::warn!(target: "blockfill::activities", block, detail, "reorg detected while writing");
                 repair_and_reindex(pool, source.as_ref(), job, block, worker).await
@@ -292,6 +322,15 @@ pub async fn run_batch(
         Ok(outcome) => Ok(BatchOutcome::Written(outcome)),
         Err(error) => Err(record_failure(pool, job, error, policy).await),
     }
+}
+
+/// Adds the time since `started` to `blockfill_batch_duration_seconds{chain, lane, phase}`.
+fn record_phase(job: &BatchJob, lane: &'static str, phase: &'static str, started: Instant) {
+    metrics::histogram!(
+        "blockfill_batch_duration_seconds",
+        "chain" => job.chain.to_string(), "lane" => lane, "phase" => phase
+    )
+    .record(started.elapsed().as_secs_f64());
 }
 
 /// Repairs a reorg found at `block` while writing `job`: the unwind commits together with a
@@ -362,7 +401,8 @@ async fn record_failure(
         }
         Ok(attempts) => {
             tracing::warn!(target: "blockfill::activities", attempts, error = %message, "batch attempt failed");
-            metrics::counter!("blockfill_batch_attempts_failed_total").increment(1);
+            metrics::counter!("blockfill_batch_attempts_failed_total", "chain" => job.chain.to_string(), "lane" => lane_label(&policy), "kind" => error.kind().as_str())
+                .increment(1);
             BatchFailure {
                 error,
                 attempts,
@@ -407,15 +447,15 @@ async fn resolve_exhausted(
     match &resolution {
         Resolution::Split(children) => {
             tracing::warn!(target: "blockfill::activities", error = %message, children = children.len(), "batch out of attempts: split in halves");
-            metrics::counter!("blockfill_batches_split_total").increment(1);
+            metrics::counter!("blockfill_batches_split_total", "chain" => job.chain.to_string(), "kind" => kind.as_str()).increment(1);
         }
         Resolution::Quarantined => {
             tracing::error!(target: "blockfill::activities", block = job.range.from, error = %message, "block quarantined");
-            metrics::counter!("blockfill_blocks_quarantined_total").increment(1);
+            metrics::counter!("blockfill_blocks_quarantined_total", "chain" => job.chain.to_string(), "kind" => kind.as_str()).increment(1);
         }
         Resolution::Failed => {
             tracing::error!(target: "blockfill::activities", error = %message, "batch failed");
-            metrics::counter!("blockfill_batches_failed_total").increment(1);
+            metrics::counter!("blockfill_batches_failed_total", "chain" => job.chain.to_string(), "kind" => kind.as_str()).increment(1);
         }
         Resolution::Retry => {}
     }

@@ -58,6 +58,7 @@ pub fn batch_jobs(
                     chain: chain.clone(),
                     range,
                     backfill_id,
+                    trace_context: None,
                 },
                 round,
             )
@@ -73,8 +74,17 @@ pub async fn enqueue_batches(
     pool: &PgPool,
     queues: &BatchQueues,
     lane: Lane,
-    jobs: Vec<(BatchJob, i32)>,
+    mut jobs: Vec<(BatchJob, i32)>,
 ) -> Result<usize, EnqueueError> {
+    // Jobs go out in the trace of whatever pushes them (a scheduler generation, a split).
+    if let Some(context) = crate::telemetry::traces::current() {
+        for (job, _) in jobs
+            .iter_mut()
+            .filter(|(job, _)| job.trace_context.is_none())
+        {
+            job.trace_context = Some(context.clone());
+        }
+    }
     let mut by_chain: Vec<(ChainName, Vec<(BatchJob, i32)>)> = Vec::new();
     for (job, round) in jobs {
         match by_chain.iter_mut().find(|(chain, _)| *chain == job.chain) {

@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::telemetry::TraceContext;
+
 /// Why a domain value was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DomainError {
@@ -194,6 +196,10 @@ pub struct BatchJob {
     pub range: BlockRange,
     /// The backfill that planned this batch.
     pub backfill_id: Uuid,
+    /// The trace this batch belongs to (W3C `traceparent`/`tracestate`), when traces are
+    /// exported: the worker's span continues it. Absent in jobs pushed without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<TraceContext>,
 }
 
 impl BatchJob {
@@ -221,6 +227,9 @@ pub struct SchedulerJob {
     pub backfill_id: Uuid,
     /// Incremented on every continue-as-new; a job whose generation is behind the checkpoint is stale.
     pub generation: i64,
+    /// The trace of the request (or generation) that pushed it, when traces are exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<TraceContext>,
 }
 
 impl SchedulerJob {

@@ -52,7 +52,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 /// Writes `bundle` (the blocks of `range`) and marks batch `batch_id` done, in one transaction.
-#[tracing::instrument(name = "write_batch", skip(pool, bundle), fields(chain = %chain, range = %range))]
+#[tracing::instrument(name = "write", skip(pool, bundle), fields(chain = %chain, range = %range, blocks = tracing::field::Empty, transactions = tracing::field::Empty, logs = tracing::field::Empty))]
 pub async fn write_batch(
     pool: &PgPool,
     chain: &ChainName,
@@ -82,7 +82,10 @@ pub async fn write_batch(
         batches::mark_done(&mut tx, batch_id).await.map_err(wrap)?;
     }
     tx.commit().await.map_err(wrap)?;
-    metrics::counter!("blockfill_blocks_written_total").increment(outcome.blocks_inserted);
+    let span = tracing::Span::current();
+    span.record("blocks", outcome.blocks_inserted);
+    span.record("transactions", outcome.transactions_inserted);
+    span.record("logs", outcome.logs_inserted);
     Ok(outcome)
 }
 

@@ -5,7 +5,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -17,10 +17,11 @@ use blockfill_activities::{
     queue::{self, JobQueue, WorkerOptions},
     settings::StoreArgs,
     store::{Lane, queue_bounds},
+    telemetry,
     types::lanes,
 };
 use blockfill_migrations::{Migrator, MigratorTrait};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -54,10 +55,7 @@ pub async fn prepare_database(
 
 /// The process-wide Prometheus recorder (installed once; later calls reuse it).
 pub fn prometheus() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .clone()
+    telemetry::metrics::prometheus()
 }
 
 /// A running orchestrator.

@@ -56,14 +56,30 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init_logging();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // Traces name the process: the orchestrator, or the tool that runs.
+    let service = match cli.command {
+        Command::Serve(_) => "blockfill-orchestrator",
+        Command::Demo(_) => "blockfill-demo",
+        Command::Bench(_) | Command::BenchApi(_) | Command::Soak(_) => "blockfill-bench",
+        _ => "blockfill",
+    };
+    let tracing = match telemetry::init(service) {
+        Ok(tracing) => tracing,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", telemetry::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
-    }
+    };
+    tracing.shutdown();
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

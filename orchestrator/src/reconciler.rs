@@ -80,6 +80,7 @@ pub async fn resume_backfills(
             let job = SchedulerJob {
                 backfill_id,
                 generation,
+                trace_context: None,
             };
             let task_id = format!("{}:resume:{}", job.task_id(), Uuid::now_v7());
             ctx.scheduler.push(&task_id, job, None).await?;

@@ -26,9 +26,11 @@ use blockfill_activities::{
         control::{self, Transition},
         coverage,
     },
+    telemetry,
 };
 use sea_orm::sqlx;
 use serde_json::json;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::context::AppContext;
@@ -99,6 +101,7 @@ pub async fn start_backfill(
     let job = SchedulerJob {
         backfill_id,
         generation: 0,
+        trace_context: telemetry::traces::current(),
     };
     ctx.scheduler.push(&job.task_id(), job, None).await?;
     Ok(())
@@ -106,7 +109,15 @@ pub async fn start_backfill(
 
 /// The apalis handler of scheduler jobs.
 pub async fn handle_scheduler_job(job: SchedulerJob, ctx: AppContext) -> Result<(), JobFailure> {
-    run_generation(&ctx, &job).await.map_err(|e| {
+    // One span per generation, in the trace of the request (or generation) that pushed it.
+    let span = tracing::info_span!(
+        "scheduler_generation",
+        backfill_id = %job.backfill_id,
+        generation = job.generation,
+        trace_id = tracing::field::Empty,
+    );
+    telemetry::traces::continue_trace(&span, job.trace_context.as_ref());
+    run_generation(&ctx, &job).instrument(span).await.map_err(|e| {
         tracing::warn!(target: "blockfill::scheduler", backfill_id = %job.backfill_id, generation = job.generation, error = %e, "scheduler generation failed");
         if e.is_deposed() {
             JobFailure::Abort(e.to_string())
@@ -149,7 +160,6 @@ async fn load_plan(
     )))
 }
 
-#[tracing::instrument(name = "scheduler_generation", skip_all, fields(backfill_id = %job.backfill_id, generation = job.generation))]
 async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), SchedulerError> {
     let Some((mut plan, status)) = load_plan(ctx, job.backfill_id).await? else {
         tracing::warn!(target: "blockfill::scheduler", "scheduler job for an unknown backfill dropped");
@@ -166,6 +176,7 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
         let next = SchedulerJob {
             backfill_id: job.backfill_id,
             generation: latest,
+            trace_context: telemetry::traces::current(),
         };
         ctx.scheduler.push(&next.task_id(), next, None).await?;
         return Ok(());
@@ -466,6 +477,7 @@ async fn continue_as_new(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sch
     let next = SchedulerJob {
         backfill_id: job.backfill_id,
         generation: job.generation + 1,
+        trace_context: telemetry::traces::current(),
     };
     let mut tx = ctx.fenced_tx().await?;
     let inserted = checkpoints::continue_as_new(&mut tx, job.backfill_id, job.generation).await?;
@@ -561,6 +573,7 @@ pub async fn resume_backfill(ctx: &AppContext, id: Uuid) -> Result<Transition, S
     let job = SchedulerJob {
         backfill_id: id,
         generation: next,
+        trace_context: telemetry::traces::current(),
     };
     let task_id = format!("{}:resumed:{}", job.task_id(), Uuid::now_v7());
     ctx.scheduler.push(&task_id, job, None).await?;
@@ -608,6 +621,7 @@ pub async fn retry_batches(
         let job = SchedulerJob {
             backfill_id,
             generation,
+            trace_context: telemetry::traces::current(),
         };
         let task_id = format!("{}:retry:{}", job.task_id(), Uuid::now_v7());
         ctx.scheduler.push(&task_id, job, None).await?;

@@ -105,6 +105,7 @@ async fn check_chain(
         let job = SchedulerJob {
             backfill_id,
             generation: 0,
+            trace_context: None,
         };
         ctx.scheduler.push(&job.task_id(), job, None).await?;
         tracing::info!(target: "blockfill::seams", chain = %name, %backfill_id, %range, "re-indexing after a reorg");

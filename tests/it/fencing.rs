@@ -81,6 +81,7 @@ async fn a_deposed_leaders_scheduler_writes_are_refused() {
         SchedulerJob {
             backfill_id: backfill,
             generation: 0,
+            trace_context: None,
         },
         ctx.clone(),
     )

@@ -25,6 +25,7 @@ mod fencing;
 mod fleet;
 mod leadership;
 mod live;
+mod observe;
 mod poison;
 mod progress;
 mod queue_bounds;

@@ -259,6 +259,7 @@ async fn split_children_of_a_live_batch_stay_in_the_live_lane() {
         chain: ChainName::parse("lanes").unwrap(),
         range: BlockRange::new(100, 199).unwrap(),
         backfill_id: live_backfill,
+        trace_context: None,
     };
     let policy = BatchPolicy {
         attempt_budget: 1,

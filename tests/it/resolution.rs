@@ -43,6 +43,7 @@ async fn queued_batch(app: &TestApp, chain: &str) -> BatchJob {
         chain: ChainName::parse(chain).unwrap(),
         range: BlockRange::new(0, 99).unwrap(),
         backfill_id: backfill,
+        trace_context: None,
     }
 }
 

@@ -304,6 +304,7 @@ impl TestApp {
             shutdown_deadline: Duration::from_secs(10),
             database_wait: Duration::from_secs(60),
             chains: Default::default(),
+            metrics_addr: None,
             name: "test-worker".into(),
         };
         let stop = token.clone();

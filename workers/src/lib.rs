@@ -31,6 +31,7 @@ use clap::Args;
 use report::WorkerStats;
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// Settings of one worker process.
 #[derive(Debug, Clone, Args)]
@@ -65,6 +66,10 @@ pub struct WorkerArgs {
     /// including chains registered while the worker runs.
     #[arg(long, env = "BLOCKFILL_WORKER_CHAINS", default_value = "", value_parser = ServedChains::parse)]
     pub chains: ServedChains,
+    /// Serve Prometheus metrics at `http://<addr>/metrics` (e.g. `0.0.0.0:9464`); unset: no
+    /// metrics server.
+    #[arg(long, env = "BLOCKFILL_WORKER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Prefix of the worker's name (the host, pid and a uuid are appended).
     #[arg(
         long,
@@ -110,6 +115,11 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
     let connections = (args.concurrency + args.live_concurrency) as u32 + 2;
     let conn = db::connect(&args.stores.database_url, connections).await?;
     let pool = conn.get_postgres_connection_pool().clone();
+    let metrics_stop = shutdown.child_token();
+    let _stop_metrics = metrics_stop.clone().drop_guard();
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr, pool.clone(), metrics_stop).await?;
+    }
     let sources = SourceRegistry::new(conn, args.rpc.pool_settings());
     tokio::spawn(sources.clone().run_health_reports(
         pool.clone(),
@@ -186,6 +196,28 @@ pub async fn run(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!(target: "blockfill::worker", error = %e, "the report task failed");
     }
     outcome
+}
+
+/// Starts the `/metrics` server on `addr`: it answers until `stop` is cancelled (when the worker
+/// returns). Fails when the address cannot be bound.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    pool: sea_orm::sqlx::PgPool,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let handle = telemetry::metrics::prometheus()
+        .context("another metrics recorder is installed in this process")?;
+    let listener = telemetry::metrics::bind(addr)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let bound = listener.local_addr().context("the metrics address")?;
+    tracing::info!(target: "blockfill::worker", %bound, "serving Prometheus metrics at /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = telemetry::metrics::serve(listener, handle, pool, stop).await {
+            tracing::warn!(target: "blockfill::worker", error = %e, "the metrics server stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Runs the lanes of every chain served until shutdown: the chains of `--chains`, or every
@@ -313,34 +345,73 @@ async fn handle(
         stats,
         ..
     } = worker;
+    // The batch's span: a child of the scheduler generation (or live planner) that queued it,
+    // so one trace runs from the API request to this write.
+    let span = tracing::info_span!(
+        "batch",
+        otel.name = format!("batch {}", lane.as_str()),
+        chain = %job.chain,
+        lane = lane.as_str(),
+        batch_id = %job.batch_id,
+        backfill_id = %job.backfill_id,
+        from = job.range.from,
+        to = job.range.to,
+        attempt = ctx.attempt,
+        worker = %ctx.worker_name,
+        outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    telemetry::traces::continue_trace(&span, job.trace_context.as_ref());
     let _slot = slots
         .acquire()
+        .instrument(span.clone())
         .await
         .map_err(|e| JobFailure::Retry(format!("no batch slot: {e}")))?;
     let _running = stats.running();
-    match run_batch(&pool, &sources, &job, &ctx.worker_name, policy).await {
+    let labels = [
+        ("chain", job.chain.to_string()),
+        ("lane", lane.as_str().to_owned()),
+    ];
+    let outcome = run_batch(&pool, &sources, &job, &ctx.worker_name, policy)
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "outcome",
+        match &outcome {
+            Ok(BatchOutcome::Written(_)) => "written",
+            Ok(_) => "skipped",
+            Err(failure) => failure.resolution.as_str(),
+        },
+    );
+    // Logged inside the batch's span, so the lines carry its trace id.
+    let next = span.in_scope(|| match outcome {
         Ok(BatchOutcome::Written(outcome)) => {
             stats.written(job.range.len());
             tracing::debug!(target: "blockfill::worker", batch = %job.batch_id, blocks = outcome.blocks_inserted, "batch written");
-            metrics::counter!("blockfill_batches_done_total").increment(1);
-            Ok(())
+            metrics::counter!("blockfill_batches_done_total", &labels).increment(1);
+            metrics::counter!("blockfill_blocks_written_total", &labels)
+                .increment(outcome.blocks_inserted);
+            Ok(None)
         }
         Ok(other) => {
             tracing::info!(target: "blockfill::worker", batch = %job.batch_id, outcome = ?other, "batch skipped");
-            Ok(())
+            Ok(None)
         }
         Err(failure) => match failure.resolution {
             Resolution::Retry => Err(JobFailure::Retry(failure.error.to_string())),
-            Resolution::Failed | Resolution::Quarantined => Ok(()),
-            // The halves go through the gate of the parent's lane; what does not fit waits
-            // planned and is fed by the leader.
-            Resolution::Split(children) => enqueue_batches(&pool, &queues, lane, children)
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    JobFailure::Retry(format!("queueing the halves of a split batch: {e}"))
-                }),
+            Resolution::Failed | Resolution::Quarantined => Ok(None),
+            Resolution::Split(children) => Ok(Some(children)),
         },
+    })?;
+    match next {
+        // The halves go through the gate of the parent's lane; what does not fit waits
+        // planned and is fed by the leader.
+        Some(children) => enqueue_batches(&pool, &queues, lane, children)
+            .instrument(span)
+            .await
+            .map(|_| ())
+            .map_err(|e| JobFailure::Retry(format!("queueing the halves of a split batch: {e}"))),
+        None => Ok(()),
     }
 }
 

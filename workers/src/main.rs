@@ -20,15 +20,23 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init_logging();
     let cli = Cli::parse();
+    let tracing = match telemetry::init("blockfill-worker") {
+        Ok(tracing) => tracing,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
-    match run(cli.args, shutdown).await {
+    let code = match run(cli.args, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", telemetry::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
-    }
+    };
+    tracing.shutdown();
+    code
 }

@@ -9,6 +9,7 @@ use std::{
 use async_trait::async_trait;
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use super::{BlockBundle, ChainSource, RpcBlock, RpcLog, SourceError, redact_url};
 use crate::types::BlockRange;
@@ -221,8 +222,34 @@ impl EvmRpcSource {
     }
 
     /// Sends `calls` in one HTTP request (a JSON-RPC batch, or a single call when there is one)
-    /// and returns their results in call order.
+    /// and returns their results in call order. Traced as one `rpc` span: endpoint (redacted),
+    /// first method, batch size and outcome.
     async fn http_batch<T: DeserializeOwned>(
+        &self,
+        calls: &[(&str, Value)],
+        range: BlockRange,
+    ) -> Result<Vec<T>, BatchError> {
+        let span = tracing::info_span!(
+            "rpc",
+            otel.kind = "client",
+            endpoint = %self.label,
+            method = calls.first().map_or("", |c| c.0),
+            batch_size = calls.len(),
+            outcome = tracing::field::Empty,
+        );
+        let answer = self.send_batch(calls, range).instrument(span.clone()).await;
+        span.record(
+            "outcome",
+            match &answer {
+                Ok(_) => "ok",
+                Err(BatchError::Rejected(_)) => "batch_rejected",
+                Err(BatchError::Source(e)) => super::pool::stats::error_kind(e),
+            },
+        );
+        answer
+    }
+
+    async fn send_batch<T: DeserializeOwned>(
         &self,
         calls: &[(&str, Value)],
         range: BlockRange,

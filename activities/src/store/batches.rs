@@ -34,6 +34,7 @@ impl QueueableRow {
                 chain: ChainName::parse(&self.chain).ok()?,
                 range: BlockRange::new(self.from_block as u64, self.to_block as u64).ok()?,
                 backfill_id: self.backfill_id,
+                trace_context: None,
             },
             self.queue_round,
         ))

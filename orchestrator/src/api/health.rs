@@ -107,7 +107,10 @@ pub(super) async fn readyz(State(ctx): State<ApiContext>) -> impl IntoResponse {
 )]
 pub(super) async fn metrics(State(ctx): State<ApiContext>) -> Response {
     match &ctx.metrics {
-        Some(handle) => handle.render().into_response(),
+        Some(handle) => {
+            blockfill_activities::telemetry::metrics::record_pool(&ctx.app.pool);
+            handle.render().into_response()
+        }
         None => ApiError::NotFound("metrics are not enabled".to_owned()).into_response(),
     }
 }

@@ -17,6 +17,7 @@ mod fleet;
 mod health;
 mod keys;
 mod live;
+mod observe;
 mod openapi;
 mod orchestrator;
 mod params;
@@ -36,7 +37,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use blockfill_activities::store::leadership;
-use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
 pub use crate::fleet::FleetView;
 pub use audit::AuditView;
@@ -95,7 +96,7 @@ pub fn router(ctx: ApiContext) -> Router {
             Duration::from_secs(30),
         ))
         .layer(middleware::map_response(error::json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(observe::observe))
 }
 
 /// The routes of the API: each is documented (see [`openapi`], whose test holds the two lists

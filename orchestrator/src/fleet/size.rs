@@ -83,6 +83,10 @@ pub async fn measure(
     });
     metrics::gauge!("blockfill_fleet_desired_workers", "chain" => chain.name.clone())
         .set(f64::from(desired));
+    metrics::gauge!("blockfill_fleet_running_workers", "chain" => chain.name.clone())
+        .set(f64::from(running));
+    metrics::gauge!("blockfill_backlog_blocks", "chain" => chain.name.clone())
+        .set(backlog_blocks as f64);
     let workers_to_finish_by = finish_by.map(|deadline| {
         let within = (deadline - Utc::now()).to_std().unwrap_or_default();
         sizing::workers_to_finish_within(backlog_blocks, within, per_worker)

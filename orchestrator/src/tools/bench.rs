@@ -138,6 +138,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
             chain: raw_chain.clone(),
             range: r,
             backfill_id,
+            trace_context: None,
         })
         .collect();
     // The raw loop's batches, planned and marked queued as the gate would (no queue here).

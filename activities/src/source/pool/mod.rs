@@ -447,6 +447,8 @@ impl EndpointPool {
         }
         metrics::histogram!("blockfill_rpc_latency_seconds", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone())
             .record(seconds);
+        metrics::counter!("blockfill_rpc_requests_total", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone(), "outcome" => "ok")
+            .increment(1);
     }
 
     /// Records a failure; `probe` is the half-open probe the request held, given back when the
@@ -461,6 +463,8 @@ impl EndpointPool {
         let now = Instant::now();
         let kind = error_kind(error);
         metrics::counter!("blockfill_rpc_errors_total", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone(), "kind" => kind)
+            .increment(1);
+        metrics::counter!("blockfill_rpc_requests_total", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone(), "outcome" => "error")
             .increment(1);
         tracing::debug!(target: "blockfill::rpc", chain = %self.chain, endpoint = %endpoint.label, kind, %error, "request failed");
         if matches!(
