@@ -151,8 +151,8 @@ if "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$WORK/b
     cat "$WORK/self-check.log" >&2
     fail "self-check: a document that disagrees with the answers was accepted"
 fi
-if grep -q ' ERROR ' "$WORK/serve.log"; then
-    log "the server logged errors:"; grep ' ERROR ' "$WORK/serve.log" | head -20 >&2
+if grep -E -q ' ERROR |"level":"ERROR"' "$WORK/serve.log"; then
+    log "the server logged errors:"; grep -E ' ERROR |"level":"ERROR"' "$WORK/serve.log" | head -20 >&2
 fi
 finished=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }

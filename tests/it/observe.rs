@@ -6,20 +6,20 @@
 use std::{net::SocketAddr, time::Duration};
 
 use blockfill_devnet::faults::FaultProfile;
+use blockfill_orchestrator::tools::otlp_sink::{OtlpSink, ReceivedSpan};
 use blockfill_tests::{
     app::{
         Process, binaries, free_port, fresh_stores, spawn_app, store_env, test_scheduler,
         wait_healthy,
     },
     devnet::ServedDevnet,
-    otlp::{OtlpReceiver, ReceivedSpan},
     proxy::FaultProxy,
     wait::wait_until,
 };
 use serde_json::{Value, json};
 
 /// Export settings for a binary: the receiver's endpoint, spans sent every 200 ms.
-fn otel_env(receiver: &OtlpReceiver) -> Vec<(&'static str, String)> {
+fn otel_env(receiver: &OtlpSink) -> Vec<(&'static str, String)> {
     vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
         ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
@@ -31,7 +31,7 @@ fn otel_env(receiver: &OtlpReceiver) -> Vec<(&'static str, String)> {
 async fn one_trace_runs_from_the_api_request_to_a_workers_batch_write_across_processes() {
     let stores = fresh_stores();
     let devnet = ServedDevnet::with_blocks(400).await;
-    let receiver = OtlpReceiver::start().await.unwrap();
+    let receiver = OtlpSink::start(10_000).await.unwrap();
     let bins = binaries().unwrap();
     let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
 

@@ -11,12 +11,10 @@
 //! - [`anvil`]: installing, starting and driving a real Anvil node.
 //! - [`proxy`]: a fault-injecting proxy in front of a JSON-RPC node, and a dead endpoint.
 //! - [`tcp_proxy`]: a TCP proxy that can freeze (a partition that closes nothing).
-//! - [`otlp`]: an OTLP/gRPC trace receiver on loopback, keeping every span it is sent.
 
 pub mod anvil;
 pub mod app;
 pub mod devnet;
-pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod stores;

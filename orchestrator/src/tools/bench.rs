@@ -5,7 +5,9 @@
 //!    to `completed`;
 //! 3. live lag: a growing devnet followed by live sync while a full backfill of its history runs;
 //! 4. far endpoint: end to end against a devnet that answers every request after `--rtt`
-//!    (100 ms), next to the ideal `workers x concurrency x batch / RTT` for the same settings.
+//!    (100 ms), next to the ideal `workers x concurrency x batch / RTT` for the same settings;
+//! 5. the cost of tracing: end to end with fresh workers, untraced, then exporting their spans
+//!    over OTLP to a loopback collector with `--trace-sample` (0.1) of traces kept, then all.
 //!
 //! It prints the rates and their ratios, and the largest queue depth seen against its bound.
 
@@ -37,7 +39,10 @@ use crate::{
     app::prepare_database,
     fleet::{spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
-    tools::demo::{follow_backfill, request_backfill, upsert_chain},
+    tools::{
+        demo::{follow_backfill, request_backfill, upsert_chain},
+        otlp_sink::OtlpSink,
+    },
 };
 
 /// Settings of `blockfill bench`.
@@ -64,6 +69,10 @@ pub struct BenchArgs {
     /// Blocks of the far-endpoint phase (0 skips it).
     #[arg(long, default_value_t = 100_000)]
     pub rtt_blocks: u64,
+    /// Sampling ratio of the traced run of the tracing-cost phase (`parentbased_traceidratio`);
+    /// the phase also runs untraced and with every trace kept. Negative skips the phase.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub trace_sample: f64,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     pub keep_database: bool,
@@ -86,6 +95,19 @@ pub struct BenchReport {
     pub live_lag: (i64, i64, i64),
     /// End-to-end rate against the far endpoint, and the ideal for the same settings.
     pub far_endpoint: Option<(f64, f64)>,
+    /// End-to-end rates with worker tracing off, sampled and all kept (with the spans exported).
+    pub tracing_cost: Option<Vec<TracedRun>>,
+}
+
+/// One run of the tracing-cost phase.
+#[derive(Debug, Clone)]
+pub struct TracedRun {
+    /// `None`: tracing off; else the sampling ratio.
+    pub sample: Option<f64>,
+    /// End-to-end rate.
+    pub blocks_per_second: f64,
+    /// Spans the collector received.
+    pub spans: u64,
 }
 
 /// Fresh stores for one benchmark run of `kind`: a new database (named `blockfill_{kind}_…`,
@@ -250,6 +272,36 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     for worker in workers {
         worker.stop(Duration::from_secs(10)).await;
     }
+
+    // Phase 5: the cost of tracing, end to end with fresh workers: off, sampled, all kept.
+    let tracing_cost = if args.trace_sample >= 0.0 {
+        let mut runs = Vec::new();
+        for sample in [None, Some(args.trace_sample.min(1.0)), Some(1.0)] {
+            let run = traced_run(
+                &orchestrator,
+                &shutdown,
+                &args,
+                &stores,
+                &rpc_url,
+                sample,
+                runs.len(),
+            )
+            .await?;
+            runs.push(run);
+        }
+        let off = runs[0].blocks_per_second;
+        for run in &runs[1..] {
+            println!(
+                "traced / untraced     : {:>9.2} (sample {}, {} spans exported)",
+                run.blocks_per_second / off,
+                run.sample.unwrap_or_default(),
+                run.spans
+            );
+        }
+        Some(runs)
+    } else {
+        None
+    };
     shutdown.cancel();
     let _ = orchestrator.wait().await;
     cleanup(
@@ -267,6 +319,81 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         queue_bound,
         live_lag,
         far_endpoint,
+        tracing_cost,
+    })
+}
+
+/// One end-to-end backfill of all the devnet's blocks on a chain of its own, served by fresh
+/// workers that export their spans to a loopback OTLP collector (`sample`: the ratio kept) or
+/// trace nothing (`None`).
+async fn traced_run(
+    orchestrator: &Orchestrator,
+    shutdown: &CancellationToken,
+    args: &BenchArgs,
+    stores: &StoreArgs,
+    rpc_url: &str,
+    sample: Option<f64>,
+    index: usize,
+) -> anyhow::Result<TracedRun> {
+    let chain = format!("bench-traced-{index}");
+    upsert_chain(
+        &orchestrator.context.pool,
+        &chain,
+        rpc_url,
+        1337,
+        args.batch_size as i32,
+    )
+    .await?;
+    let sink = OtlpSink::start(0).await?;
+    let mut env = vec![("BLOCKFILL_WORKER_CHAINS", chain.clone())];
+    if let Some(ratio) = sample {
+        env.extend([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint()),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
+            ("OTEL_TRACES_SAMPLER_ARG", ratio.to_string()),
+        ]);
+    }
+    let binary = worker_binary()?;
+    let log_dir = PathBuf::from("target/bench-logs");
+    let mut workers = Vec::new();
+    for worker in 0..args.workers {
+        workers.push(spawn_worker(
+            &binary,
+            stores,
+            args.concurrency,
+            &env,
+            &log_dir,
+            10 + index * args.workers + worker,
+        )?);
+    }
+    let api = orchestrator.api_addr;
+    let started = Instant::now();
+    let id = request_backfill(
+        api,
+        json!({"chain": chain, "from": 0, "to": args.blocks.saturating_sub(1)}),
+    )
+    .await?;
+    let view = follow_backfill(api, &id, shutdown).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        view["status"] == "completed",
+        "traced backfill ended {}",
+        view["status"]
+    );
+    // Stopping the workers flushes their last spans.
+    for worker in workers {
+        worker.stop(Duration::from_secs(10)).await;
+    }
+    let rate = args.blocks as f64 / seconds;
+    let label = sample.map_or_else(|| "off".to_owned(), |r| format!("sampled {r}"));
+    println!(
+        "end to end, tracing {label:<12}: {rate:>9.0} blocks/s  ({seconds:.2}s, {} spans)",
+        sink.count()
+    );
+    Ok(TracedRun {
+        sample,
+        blocks_per_second: rate,
+        spans: sink.count(),
     })
 }
 

@@ -7,9 +7,12 @@
 //! - [`bench`](mod@bench): `blockfill bench`, the end-to-end benchmark against the raw loop.
 //! - [`api_bench`]: `blockfill bench-api`, status and gaps latency at a fixed request rate (oha),
 //!   idle and during a full-speed backfill.
+//! - [`otlp_sink`]: an OTLP/gRPC trace receiver on loopback (the benchmark's collector, and the
+//!   tests').
 //! - [`soak`]: `blockfill soak`, the long-running benchmark of live sync through a fleet outage.
 
 pub mod api_bench;
 pub mod bench;
 pub mod demo;
+pub mod otlp_sink;
 pub mod soak;

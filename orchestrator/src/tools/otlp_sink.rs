@@ -1,10 +1,14 @@
 //! An OTLP/gRPC trace receiver on loopback: the real protocol the binaries export with
-//! (`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<port>`), keeping every span it receives with
-//! the service that sent it.
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<port>`). It counts every span it receives
+//! and keeps the first ones (up to a limit) with the service that sent them: the benchmark's
+//! collector for the cost of tracing, and the tests' for what is traced.
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use opentelemetry_proto::tonic::{
@@ -43,8 +47,12 @@ impl ReceivedSpan {
     }
 }
 
-#[derive(Default, Clone)]
-struct Received(Arc<Mutex<Vec<ReceivedSpan>>>);
+#[derive(Clone)]
+struct Received {
+    kept: Arc<Mutex<Vec<ReceivedSpan>>>,
+    keep: usize,
+    count: Arc<AtomicU64>,
+}
 
 #[tonic::async_trait]
 impl TraceService for Received {
@@ -52,7 +60,10 @@ impl TraceService for Received {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut received = self.0.lock().expect("receiver lock");
+        let mut kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for resource_spans in request.into_inner().resource_spans {
             let service = resource_spans
                 .resource
@@ -62,7 +73,11 @@ impl TraceService for Received {
                 .and_then(|kv| kv.value.as_ref().map(text))
                 .unwrap_or_default();
             for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
-                received.push(ReceivedSpan {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                if kept.len() >= self.keep {
+                    continue;
+                }
+                kept.push(ReceivedSpan {
                     service: service.clone(),
                     name: span.name,
                     trace_id: hex(&span.trace_id),
@@ -100,19 +115,23 @@ fn text(value: &AnyValue) -> String {
 }
 
 /// A running receiver; stops when dropped.
-pub struct OtlpReceiver {
+pub struct OtlpSink {
     /// Where it listens.
     pub addr: SocketAddr,
     received: Received,
     stop: CancellationToken,
 }
 
-impl OtlpReceiver {
-    /// Listens on a free loopback port.
-    pub async fn start() -> anyhow::Result<Self> {
+impl OtlpSink {
+    /// Listens on a free loopback port, keeping the first `keep` spans (counting all).
+    pub async fn start(keep: usize) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let received = Received::default();
+        let received = Received {
+            kept: Arc::default(),
+            keep,
+            count: Arc::default(),
+        };
         let stop = CancellationToken::new();
         let service = TraceServiceServer::new(received.clone());
         let stopped = stop.clone();
@@ -123,7 +142,7 @@ impl OtlpReceiver {
                 .serve_with_incoming_shutdown(incoming, stopped.cancelled_owned())
                 .await
             {
-                tracing::warn!(error = %e, "the OTLP receiver stopped");
+                tracing::warn!(target: "blockfill::bench", error = %e, "the OTLP sink stopped");
             }
         });
         Ok(Self {
@@ -138,13 +157,22 @@ impl OtlpReceiver {
         format!("http://{}", self.addr)
     }
 
-    /// Every span received so far.
+    /// The spans kept so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.received.0.lock().expect("receiver lock").clone()
+        self.received
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many spans were received, kept or not.
+    pub fn count(&self) -> u64 {
+        self.received.count.load(Ordering::Relaxed)
     }
 }
 
-impl Drop for OtlpReceiver {
+impl Drop for OtlpSink {
     fn drop(&mut self) {
         self.stop.cancel();
     }
