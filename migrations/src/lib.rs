@@ -18,6 +18,7 @@
 //! - `m20261203_000010_backfill_control`: paused and cancelled backfills, cancelled batches,
 //!   backfill priority.
 //! - `m20261203_000011_access`: API keys, the audit log, stored `Idempotency-Key` answers.
+//! - `m20261203_000012_backfill_trace`: the trace context a backfill was created in.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -54,6 +55,7 @@ mod m20261202_000008_failure_kinds;
 mod m20261202_000009_workers;
 mod m20261203_000010_backfill_control;
 mod m20261203_000011_access;
+mod m20261203_000012_backfill_trace;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -74,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_workers::Migration),
             Box::new(m20261203_000010_backfill_control::Migration),
             Box::new(m20261203_000011_access::Migration),
+            Box::new(m20261203_000012_backfill_trace::Migration),
         ]
     }
 }

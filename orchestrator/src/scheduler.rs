@@ -116,7 +116,16 @@ pub async fn handle_scheduler_job(job: SchedulerJob, ctx: AppContext) -> Result<
         generation = job.generation,
         trace_id = tracing::field::Empty,
     );
-    telemetry::traces::continue_trace(&span, job.trace_context.as_ref());
+    // A job pushed without one (the reconciler's, a new leader's) continues the trace the
+    // backfill was created in.
+    let parent = match &job.trace_context {
+        Some(trace) => Some(trace.clone()),
+        None if !telemetry::traces::exporting() => None,
+        None => backfills::trace_context(&ctx.pool, job.backfill_id)
+            .await
+            .unwrap_or_default(),
+    };
+    telemetry::traces::continue_trace(&span, parent.as_ref());
     run_generation(&ctx, &job).instrument(span).await.map_err(|e| {
         tracing::warn!(target: "blockfill::scheduler", backfill_id = %job.backfill_id, generation = job.generation, error = %e, "scheduler generation failed");
         if e.is_deposed() {

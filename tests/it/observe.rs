@@ -131,13 +131,29 @@ async fn one_trace_runs_from_the_api_request_to_a_workers_batch_write_across_pro
                 .filter(|s| s.name == "batch backfill")
                 .filter_map(|s| s.attribute("batch_id"))
                 .collect();
-            if batches.len() == 6 && named("write") >= 6 && named("rpc") >= 6 {
+            // Every batch's parent (a scheduler generation, which ends after it queued them)
+            // exported too.
+            let parents_in = spans
+                .iter()
+                .filter(|s| s.name == "batch backfill")
+                .all(|b| spans.iter().any(|p| p.span_id == b.parent_span_id));
+            if batches.len() == 6 && named("write") >= 6 && named("rpc") >= 6 && parents_in {
                 Ok(spans)
             } else {
+                let all = receiver.spans();
                 Err(format!(
-                    "{} spans so far: {:?}",
+                    "{} spans so far: {:?}; all spans: {:?}",
                     spans.len(),
-                    spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+                    spans.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                    all.iter()
+                        .map(|s| format!(
+                            "{}:{}:{}<-{}",
+                            s.name,
+                            &s.trace_id[..6],
+                            &s.span_id[..4],
+                            s.parent_span_id.get(..4).unwrap_or("")
+                        ))
+                        .collect::<Vec<_>>()
                 ))
             }
         },

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::{BackfillMode, BackfillStatus, BatchStatus};
 use crate::{entity::backfills, types::ChainName};
 
-/// Records a new planned backfill of `[from, to]`; returns its id.
+/// Records a new planned backfill of `[from, to]`, in the trace of the current span (when traces
+/// are exported); returns its id.
 pub async fn create(
     pool: &PgPool,
     chain: &ChainName,
@@ -19,9 +20,10 @@ pub async fn create(
     to: u64,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
+    let trace = crate::telemetry::traces::current().map(sqlx::types::Json);
     sqlx::query(
-        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, trace_context) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(chain.as_str())
@@ -29,9 +31,25 @@ pub async fn create(
     .bind(from as i64)
     .bind(to as i64)
     .bind(BackfillStatus::Planned)
+    .bind(trace)
     .execute(pool)
     .await?;
     Ok(id)
+}
+
+/// The trace context backfill `id` was created in, if any.
+pub async fn trace_context(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<crate::telemetry::TraceContext>, sqlx::Error> {
+    let row: Option<(Option<sqlx::types::Json<crate::telemetry::TraceContext>>,)> =
+        sqlx::query_as("SELECT trace_context FROM backfills WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row
+        .and_then(|(trace,)| trace)
+        .map(|sqlx::types::Json(trace)| trace))
 }
 
 /// The backfill `id`, if it exists.

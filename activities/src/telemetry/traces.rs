@@ -22,14 +22,24 @@ use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::Sd
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{EnvFilter, Layer, registry::LookupSpan};
 
+/// Whether this process exports spans (set once by [`Tracing::from_env`]).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process exports spans: callers skip work whose only use is a trace.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A job's W3C trace context: `traceparent` (and `tracestate` when there is one).
 pub type TraceContext = HashMap<String, String>;
 
 /// Spans exported by default: ours and the HTTP server's at `info`, none of the libraries'
 /// internals (the exporter's own gRPC calls among them).
-const DEFAULT_TRACE_FILTER: &str = "info,h2=off,hyper=off,hyper_util=off,tonic=off,tower=off,\
-    sqlx=off,apalis=off,apalis_core=off,apalis_redis=off,redis=off,reqwest=off,opentelemetry=off,\
-    opentelemetry_sdk=off";
+/// The queue runner's `job` span is left out too: the span of the job's handler (a generation,
+/// a batch) continues the trace the job carries instead.
+const DEFAULT_TRACE_FILTER: &str = "info,blockfill::queue=off,h2=off,hyper=off,hyper_util=off,\
+    tonic=off,tower=off,sqlx=off,apalis=off,apalis_core=off,apalis_redis=off,redis=off,\
+    reqwest=off,opentelemetry=off,opentelemetry_sdk=off";
 
 /// The process's trace export: on when an OTLP endpoint is configured.
 #[derive(Debug, Default)]
@@ -65,6 +75,7 @@ impl Tracing {
             .with_batch_exporter(exporter)
             .with_resource(resource.build())
             .build();
+        EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(Self {
             provider: Some(provider),
             filter: Some(filter),
