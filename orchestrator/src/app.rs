@@ -158,6 +158,7 @@ impl Orchestrator {
             supervisor: supervisor.clone(),
             sources: SourceRegistry::new(conn.clone(), args.scheduler.rpc.pool_settings()),
             access: Arc::new(api::access::Access::new(&args.access)),
+            status_cache: Arc::new(api::StatusCache::new(args.status_cache)),
         });
         let api_shutdown = shutdown.clone();
         tasks.spawn(async move {

@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// Who may use the admin API: keys, the development mode, limits.
     #[command(flatten)]
     pub access: AccessArgs,
+    /// How long a chain's status answer is reused: at most one computation per chain in this
+    /// time, however many ask (0: every request computes it).
+    #[arg(long, env = "BLOCKFILL_STATUS_CACHE", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub status_cache: Duration,
 }
 
 /// Who may use the admin API (see `api::access`).
@@ -146,6 +150,7 @@ impl ServeArgs {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lock_database_url: None,
             access: AccessArgs::default(),
+            status_cache: Duration::from_millis(250),
         }
     }
 }

@@ -120,6 +120,8 @@ pub async fn spawn_app_with(
     let stores = fresh_stores();
     let shutdown = CancellationToken::new();
     let mut args = ServeArgs::on_loopback(StoreArgs::clone(&stores), scheduler);
+    // Tests read the status right after they change what it reports.
+    args.status_cache = Duration::ZERO;
     adjust(&mut args);
     let orchestrator = Orchestrator::start(args, shutdown.clone())
         .await
@@ -378,7 +380,8 @@ impl TestApp {
             let _ = tokio::time::timeout(Duration::from_secs(10), orchestrator.wait()).await;
         }
         let shutdown = CancellationToken::new();
-        let args = ServeArgs::on_loopback(StoreArgs::clone(&self.stores), scheduler);
+        let mut args = ServeArgs::on_loopback(StoreArgs::clone(&self.stores), scheduler);
+        args.status_cache = Duration::ZERO;
         let orchestrator = Orchestrator::start(args, shutdown.clone())
             .await
             .expect("orchestrator restarts");

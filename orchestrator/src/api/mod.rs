@@ -24,6 +24,7 @@ mod params;
 mod progress;
 mod reorgs;
 pub mod status;
+mod status_cache;
 mod ui;
 mod workers;
 
@@ -56,6 +57,7 @@ pub use status::{
     ChainStatus, GapPage, GapSummary, GapView, HistoricalStatus, Interval, LIVE_SYNC_TOLERANCE,
     LiveStatus, WorkStatus, chain_status, gap_page, gap_summary,
 };
+pub use status_cache::StatusCache;
 pub use workers::WorkerView;
 
 use crate::{context::AppContext, leader::Role};
@@ -76,6 +78,8 @@ pub struct ApiContext {
     pub supervisor: Option<std::sync::Arc<crate::fleet::Supervisor>>,
     /// Who may use the API: keys, development mode, limits ([`access`]).
     pub access: std::sync::Arc<access::Access>,
+    /// Recent status answers (`--status-cache`).
+    pub status_cache: std::sync::Arc<StatusCache>,
 }
 
 /// The whole admin API plus the dashboard and the API's documentation.

@@ -244,7 +244,14 @@ pub(super) async fn status(
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainStatus>, ApiError> {
     let chain = find_chain(&ctx, name.as_str()).await?;
-    Ok(Json(chain_status(&ctx.app.pool, &chain).await?))
+    let answer = ctx
+        .status_cache
+        .status
+        .get_or_compute(&chain.name, async || {
+            chain_status(&ctx.app.pool, &chain).await
+        })
+        .await?;
+    Ok(Json(ChainStatus::clone(&answer)))
 }
 
 /// Query of `GET /v1/chains/{name}/gaps`.
@@ -316,7 +323,26 @@ pub(super) async fn gaps(
         )));
     }
     let chain = find_chain(&ctx, name.as_str()).await?;
-    let window = covered_range(&ctx.app.pool, &chain)
+    let key = format!(
+        "{}?limit={limit}&after={:?}&from={:?}&to={:?}",
+        chain.name, query.after, query.from, query.to
+    );
+    let page = ctx
+        .status_cache
+        .gaps
+        .get_or_compute(&key, async || gap_answer(&ctx, &chain, &query, limit).await)
+        .await?;
+    Ok(Json(GapPage::clone(&page)))
+}
+
+/// The gaps answer for `query` (its limit checked).
+async fn gap_answer(
+    ctx: &ApiContext,
+    chain: &chains::Model,
+    query: &GapQuery,
+    limit: i64,
+) -> Result<GapPage, ApiError> {
+    let window = covered_range(&ctx.app.pool, chain)
         .await?
         .map(|(from, to)| {
             (
@@ -326,15 +352,15 @@ pub(super) async fn gaps(
         })
         .filter(|(from, to)| from <= to);
     let Some((from, to)) = window else {
-        return Ok(Json(GapPage {
+        return Ok(GapPage {
             gaps: Vec::new(),
             next_after: None,
-        }));
+        });
     };
     let mut page = gap_page(&ctx.app.pool, &chain.name, from, to, query.after, limit + 1).await?;
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
-    Ok(Json(GapPage {
+    Ok(GapPage {
         next_after: if more {
             page.last().map(|g| g.start)
         } else {
@@ -348,5 +374,5 @@ pub(super) async fn gaps(
                 size: g.end - g.start + 1,
             })
             .collect(),
-    }))
+    })
 }

@@ -264,8 +264,8 @@ async fn load(oha: &Path, args: &ApiBenchArgs, url: &str) -> anyhow::Result<Rout
             "--no-tui",
             "--output-format",
             "json",
+            // Keep-alive is oha's default: connections are reused, as a dashboard's are.
             "--latency-correction",
-            "--disable-keepalive=false",
         ])
         .arg("-q")
         .arg(args.rate.to_string())

@@ -157,6 +157,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
             api_addr: args.api_addr,
             lock_database_url: None,
             access: crate::settings::AccessArgs::default(),
+            status_cache: Duration::from_millis(250),
         },
         shutdown.clone(),
     )
