@@ -8,7 +8,7 @@ use blockfill_devnet::server as devnet;
 use blockfill_orchestrator::{
     Orchestrator, keys, migrate,
     settings::ServeArgs,
-    tools::{api_bench, bench, demo, soak},
+    tools::{api_bench, bench, demo, node_bench, soak},
     verify,
 };
 use clap::{Parser, Subcommand};
@@ -96,9 +96,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Devnet(args) => devnet::run(args, shutdown).await?,
-        Command::Bench(args) => {
-            bench::run(args).await?;
-        }
+        Command::Bench(args) => match args.rpc_url.clone() {
+            Some(url) => {
+                node_bench::run(&args, &url).await?;
+            }
+            None => {
+                bench::run(args).await?;
+            }
+        },
         Command::BenchApi(args) => api_bench::run(args).await?,
         Command::Soak(args) => soak::run(args).await?,
     }

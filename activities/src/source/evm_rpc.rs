@@ -372,6 +372,59 @@ fn quantity(n: u64) -> String {
     format!("{n:#x}")
 }
 
+/// The full blocks of `range`, `per_request` calls (`eth_getBlockByNumber`) a request.
+fn block_calls(range: BlockRange, per_request: usize) -> Vec<Vec<(&'static str, Value)>> {
+    let numbers: Vec<u64> = range.blocks().collect();
+    numbers
+        .chunks(per_request.max(1))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|n| ("eth_getBlockByNumber", json!([quantity(*n), true])))
+                .collect()
+        })
+        .collect()
+}
+
+/// The logs of `range`, and the block below it (its hash must be the first block's parent:
+/// without it a corrupted parent hash at a batch edge would pass for a reorg), in one request.
+fn side_calls(range: BlockRange) -> Vec<(&'static str, Value)> {
+    let mut calls = vec![(
+        "eth_getLogs",
+        json!([{"fromBlock": quantity(range.from), "toBlock": quantity(range.to)}]),
+    )];
+    if range.from > 0 {
+        calls.push((
+            "eth_getBlockByNumber",
+            json!([quantity(range.from - 1), false]),
+        ));
+    }
+    calls
+}
+
+/// The JSON-RPC bodies fetching `range` sends to an endpoint that takes batches, with
+/// `per_request` block calls a request: what a benchmark replays to measure the node alone.
+pub fn range_request_bodies(range: BlockRange, per_request: usize) -> Vec<Value> {
+    block_calls(range, per_request)
+        .into_iter()
+        .chain(std::iter::once(side_calls(range)))
+        .map(|calls| {
+            let mut bodies: Vec<Value> = calls
+                .into_iter()
+                .enumerate()
+                .map(|(id, (method, params))| {
+                    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+                })
+                .collect();
+            // One call goes alone, as `http_batch` sends it.
+            match bodies.len() {
+                1 => bodies.remove(0),
+                _ => Value::Array(bodies),
+            }
+        })
+        .collect()
+}
+
 #[async_trait]
 impl ChainSource for EvmRpcSource {
     async fn chain_id(&self) -> Result<u64, SourceError> {
@@ -400,27 +453,10 @@ impl ChainSource for EvmRpcSource {
 
     #[tracing::instrument(name = "fetch_range", skip(self), fields(endpoint = %self.label, range = %range))]
     async fn fetch_range(&self, range: BlockRange) -> Result<BlockBundle, SourceError> {
-        let chunk = self.settings.batch_size.max(1) as u64;
-        let block_calls = range.blocks().collect::<Vec<_>>();
-        let block_requests = block_calls.chunks(chunk as usize).map(|numbers| {
-            let calls: Vec<(&str, Value)> = numbers
-                .iter()
-                .map(|n| ("eth_getBlockByNumber", json!([quantity(*n), true])))
-                .collect();
-            async move { self.batch::<RpcBlock>(&calls, range).await }
-        });
-        // The logs, and the block below the range (its hash must be the first block's parent:
-        // without it a corrupted parent hash at a batch edge would pass for a reorg).
-        let mut side_calls = vec![(
-            "eth_getLogs",
-            json!([{"fromBlock": quantity(range.from), "toBlock": quantity(range.to)}]),
-        )];
-        if range.from > 0 {
-            side_calls.push((
-                "eth_getBlockByNumber",
-                json!([quantity(range.from - 1), false]),
-            ));
-        }
+        let block_requests = block_calls(range, self.settings.batch_size)
+            .into_iter()
+            .map(|calls| async move { self.batch::<RpcBlock>(&calls, range).await });
+        let side_calls = side_calls(range);
         let side_request = self.batch::<Value>(&side_calls, range);
         let (blocks, side) =
             tokio::join!(futures::future::try_join_all(block_requests), side_request);
@@ -471,4 +507,29 @@ impl ChainSource for EvmRpcSource {
 struct BlockAnchor {
     number: alloy_primitives::U64,
     hash: alloy_primitives::B256,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_is_fetched_in_chunks_of_full_blocks_plus_one_request_for_logs_and_the_block_below() {
+        let range = BlockRange::new(100, 349).expect("range");
+        let bodies = range_request_bodies(range, 100);
+        assert_eq!(bodies.len(), 4, "3 chunks of blocks and the side request");
+        let sizes: Vec<usize> = bodies
+            .iter()
+            .map(|b| b.as_array().map_or(1, Vec::len))
+            .collect();
+        assert_eq!(sizes, [100, 100, 50, 2]);
+        assert_eq!(bodies[0][0]["method"], "eth_getBlockByNumber");
+        assert_eq!(bodies[0][0]["params"], json!(["0x64", true]));
+        assert_eq!(bodies[3][0]["method"], "eth_getLogs");
+        assert_eq!(bodies[3][1]["params"], json!(["0x63", false]));
+        // From block 0 there is no block below: the logs request goes alone, unbatched.
+        let first = range_request_bodies(BlockRange::new(0, 9).expect("range"), 100);
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[1]["method"], "eth_getLogs");
+    }
 }

@@ -8,7 +8,7 @@ mod registry;
 mod rows;
 mod rpc_types;
 
-pub use evm_rpc::{EvmRpcSource, RpcSettings};
+pub use evm_rpc::{EvmRpcSource, RpcSettings, range_request_bodies};
 pub use pool::{
     ChainIdentity, EndpointConfig, EndpointPool, EndpointSnapshot, IdentityState, PoolSettings,
     PrioritizedPool, RequestPriority,

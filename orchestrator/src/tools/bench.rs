@@ -10,6 +10,7 @@
 //!    over OTLP to a loopback collector with `--trace-sample` (0.1) of traces kept, then all.
 //!
 //! It prints the rates and their ratios, and the largest queue depth seen against its bound.
+//! With `--rpc-url` it benchmarks that node instead ([`super::node_bench`]).
 
 use std::{
     path::PathBuf,
@@ -73,6 +74,10 @@ pub struct BenchArgs {
     /// the phase also runs untraced and with every trace kept. Negative skips the phase.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub trace_sample: f64,
+    /// Benchmark this node instead of a devnet: its raw serving rate for exactly Blockfill's
+    /// requests over the first `--blocks` blocks, then end to end, and the ratio.
+    #[arg(long)]
+    pub rpc_url: Option<String>,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     pub keep_database: bool,

@@ -1,0 +1,176 @@
+//! `blockfill bench --rpc-url URL`: Blockfill against a real node, next to what the node alone
+//! can serve. In one run:
+//! 1. the node's raw rate: exactly the JSON-RPC requests Blockfill makes for the first
+//!    `--blocks` blocks (the same batches of `--batch-size` blocks, the same calls per request,
+//!    `workers x concurrency` batches in flight), answers read in full and thrown away: no
+//!    parsing, no writes;
+//! 2. end to end: the same blocks through the scheduler, the Redis queue and `--workers` worker
+//!    processes into a fresh database;
+//! 3. the ratio of the two.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use blockfill_activities::{
+    BlockRange, ChainSource as _, EvmRpcSource,
+    ranges::aligned_batches,
+    source::{RpcSettings, range_request_bodies},
+};
+use futures::StreamExt as _;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Orchestrator,
+    app::prepare_database,
+    fleet::{spawn_worker, worker_binary},
+    settings::{SchedulerArgs, ServeArgs},
+    tools::{
+        bench::{BenchArgs, cleanup, run_stores},
+        demo::{follow_backfill, request_backfill, upsert_chain},
+    },
+};
+
+/// What the node benchmark measured.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// Blocks fetched in each phase.
+    pub blocks: u64,
+    /// The node's raw serving rate for Blockfill's requests.
+    pub raw_blocks_per_second: f64,
+    /// Bytes the node answered in the raw phase.
+    pub raw_bytes: u64,
+    /// End-to-end rate.
+    pub e2e_blocks_per_second: f64,
+}
+
+/// Runs both phases against `url` and prints the figures.
+pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
+    let scheduler = SchedulerArgs::default();
+    let rpc_batch_size = scheduler.rpc.batch_size as usize;
+    let source = EvmRpcSource::new(
+        url,
+        RpcSettings {
+            batch_size: rpc_batch_size,
+            ..RpcSettings::default()
+        },
+    )
+    .with_context(|| format!("the node at {url}"))?;
+    let chain_id = source.chain_id().await.context("eth_chainId")?;
+    let head = source.head().await.context("eth_blockNumber")?;
+    let blocks = args.blocks.min(head + 1);
+    anyhow::ensure!(blocks > 0, "the node has no blocks");
+    let range = BlockRange::new(0, blocks - 1)?;
+    println!(
+        "blockfill bench: node {} (chain id {chain_id}, head {head}), {blocks} blocks, batch {} blocks, \
+         {} calls per request, {} workers x concurrency {}",
+        blockfill_activities::redact_url(url),
+        args.batch_size,
+        rpc_batch_size,
+        args.workers,
+        args.concurrency
+    );
+
+    // Phase 1: the node alone.
+    let client = reqwest::Client::builder()
+        .timeout(scheduler.rpc.timeout)
+        .build()?;
+    let started = Instant::now();
+    let in_flight = args.workers * args.concurrency;
+    let mut answers = futures::stream::iter(aligned_batches(range, args.batch_size))
+        .map(|batch| {
+            let client = client.clone();
+            async move {
+                // A batch's requests go out together, as `fetch_range` sends them.
+                let sent = range_request_bodies(batch, rpc_batch_size)
+                    .into_iter()
+                    .map(|body| {
+                        let client = client.clone();
+                        async move {
+                            let response = client.post(url).json(&body).send().await?;
+                            let status = response.status();
+                            let bytes = response.bytes().await?;
+                            anyhow::ensure!(status.is_success(), "the node answered {status}");
+                            Ok::<u64, anyhow::Error>(bytes.len() as u64)
+                        }
+                    });
+                futures::future::try_join_all(sent)
+                    .await
+                    .map(|sizes| sizes.iter().sum::<u64>())
+            }
+        })
+        .buffer_unordered(in_flight);
+    let mut raw_bytes = 0;
+    while let Some(answer) = answers.next().await {
+        raw_bytes += answer?;
+    }
+    let raw_seconds = started.elapsed().as_secs_f64();
+    let raw_rate = blocks as f64 / raw_seconds;
+    println!(
+        "node alone (raw)      : {raw_rate:>9.0} blocks/s  ({raw_seconds:.2}s, {:.1} MB answered, nothing parsed or written)",
+        raw_bytes as f64 / 1e6
+    );
+
+    // Phase 2: end to end.
+    let shutdown = CancellationToken::new();
+    let (stores, database) = run_stores(&args.stores, "bench_node")?;
+    let db = prepare_database(&stores, 4).await?;
+    let pool = db.get_postgres_connection_pool().clone();
+    let orchestrator = Orchestrator::start(
+        ServeArgs::on_loopback(stores.clone(), scheduler),
+        shutdown.clone(),
+    )
+    .await?;
+    upsert_chain(&pool, "bench-node", url, chain_id, args.batch_size as i32).await?;
+    let binary = worker_binary()?;
+    let log_dir = PathBuf::from("target/bench-logs");
+    let mut workers = Vec::new();
+    for index in 0..args.workers {
+        workers.push(spawn_worker(
+            &binary,
+            &stores,
+            args.concurrency,
+            &[],
+            &log_dir,
+            index,
+        )?);
+    }
+    let api = orchestrator.api_addr;
+    let started = Instant::now();
+    let id = request_backfill(
+        api,
+        json!({"chain": "bench-node", "from": range.from, "to": range.to}),
+    )
+    .await?;
+    let view = follow_backfill(api, &id, &shutdown).await?;
+    let e2e_seconds = started.elapsed().as_secs_f64();
+    for worker in workers {
+        worker.stop(Duration::from_secs(10)).await;
+    }
+    shutdown.cancel();
+    let _ = orchestrator.wait().await;
+    cleanup(
+        &stores,
+        &args.stores.database_url,
+        &database,
+        args.keep_database,
+    )
+    .await;
+    anyhow::ensure!(
+        view["status"] == "completed",
+        "end-to-end backfill ended {}",
+        view["status"]
+    );
+    let e2e_rate = blocks as f64 / e2e_seconds;
+    println!("end to end (queue)    : {e2e_rate:>9.0} blocks/s  ({e2e_seconds:.2}s)");
+    println!("ratio end-to-end / node alone: {:.2}", e2e_rate / raw_rate);
+    Ok(NodeReport {
+        blocks,
+        raw_blocks_per_second: raw_rate,
+        raw_bytes,
+        e2e_blocks_per_second: e2e_rate,
+    })
+}
