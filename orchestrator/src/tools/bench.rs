@@ -38,7 +38,7 @@ use uuid::Uuid;
 use crate::{
     Orchestrator,
     app::prepare_database,
-    fleet::{spawn_worker, worker_binary},
+    fleet::{WorkerProcess, spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
     tools::{
         demo::{follow_backfill, request_backfill, upsert_chain},
@@ -206,19 +206,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     )
     .await?;
     upsert_chain(&pool, "bench-e2e", &rpc_url, 1337, args.batch_size as i32).await?;
-    let binary = worker_binary()?;
-    let log_dir = PathBuf::from("target/bench-logs");
-    let mut workers = Vec::new();
-    for index in 0..args.workers {
-        workers.push(spawn_worker(
-            &binary,
-            &stores,
-            args.concurrency,
-            &[],
-            &log_dir,
-            index,
-        )?);
-    }
+    let workers = spawn_bench_workers(&args, &stores, &[], 0)?;
     let api = orchestrator.api_addr;
     let depth_probe = orchestrator
         .context
@@ -328,6 +316,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
+/// Starts `args.workers` worker processes on `stores` with `env`, logging to
+/// `target/bench-logs/worker-{first_index + n}.log`.
+pub(crate) fn spawn_bench_workers(
+    args: &BenchArgs,
+    stores: &StoreArgs,
+    env: &[(&str, String)],
+    first_index: usize,
+) -> anyhow::Result<Vec<WorkerProcess>> {
+    let binary = worker_binary()?;
+    let log_dir = PathBuf::from("target/bench-logs");
+    (0..args.workers)
+        .map(|n| {
+            spawn_worker(
+                &binary,
+                stores,
+                args.concurrency,
+                env,
+                &log_dir,
+                first_index + n,
+            )
+        })
+        .collect()
+}
+
 /// One end-to-end backfill of all the devnet's blocks on a chain of its own, served by fresh
 /// workers that export their spans to a loopback OTLP collector (`sample`: the ratio kept) or
 /// trace nothing (`None`).
@@ -358,19 +370,7 @@ async fn traced_run(
             ("OTEL_TRACES_SAMPLER_ARG", ratio.to_string()),
         ]);
     }
-    let binary = worker_binary()?;
-    let log_dir = PathBuf::from("target/bench-logs");
-    let mut workers = Vec::new();
-    for worker in 0..args.workers {
-        workers.push(spawn_worker(
-            &binary,
-            stores,
-            args.concurrency,
-            &env,
-            &log_dir,
-            10 + index * args.workers + worker,
-        )?);
-    }
+    let workers = spawn_bench_workers(args, stores, &env, 10 + index * args.workers)?;
     let api = orchestrator.api_addr;
     let started = Instant::now();
     let id = request_backfill(

@@ -8,10 +8,7 @@
 //!    processes into a fresh database;
 //! 3. the ratio of the two.
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use blockfill_activities::{
@@ -26,10 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Orchestrator,
     app::prepare_database,
-    fleet::{spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
     tools::{
-        bench::{BenchArgs, cleanup, run_stores},
+        bench::{BenchArgs, cleanup, run_stores, spawn_bench_workers},
         demo::{follow_backfill, request_backfill, upsert_chain},
     },
 };
@@ -125,19 +121,7 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
     )
     .await?;
     upsert_chain(&pool, "bench-node", url, chain_id, args.batch_size as i32).await?;
-    let binary = worker_binary()?;
-    let log_dir = PathBuf::from("target/bench-logs");
-    let mut workers = Vec::new();
-    for index in 0..args.workers {
-        workers.push(spawn_worker(
-            &binary,
-            &stores,
-            args.concurrency,
-            &[],
-            &log_dir,
-            index,
-        )?);
-    }
+    let workers = spawn_bench_workers(args, &stores, &[], 0)?;
     let api = orchestrator.api_addr;
     let started = Instant::now();
     let id = request_backfill(
