@@ -48,17 +48,11 @@ async fn a_dead_a_flaky_and_a_slow_endpoint_still_complete_a_verified_backfill()
         .await
         .expect("chain");
     let dead = dead_endpoint().await;
-    let flaky = FaultProxy::start(
-        &anvil.url,
-        FaultProfile {
-            error_rate: 0.20,
-            rate_limit_rate: 0.05,
-            retry_after_secs: 1,
-            ..FaultProfile::default()
-        },
-    )
-    .await
-    .expect("flaky proxy");
+    // The flaky endpoint starts well: registration reads every endpoint directly (outside any
+    // pool), so a fault injected then would be counted by the proxy and by no endpoint view.
+    let flaky = FaultProxy::start(&anvil.url, FaultProfile::default())
+        .await
+        .expect("flaky proxy");
     let slow = FaultProxy::start(
         &anvil.url,
         FaultProfile {
@@ -80,6 +74,15 @@ async fn a_dead_a_flaky_and_a_slow_endpoint_still_complete_a_verified_backfill()
         .await;
     assert_eq!(chain["rpc_urls"], json!([dead, flaky.url, slow.url]));
     assert_eq!(chain["endpoints"][2]["max_concurrency"], json!(32));
+    flaky
+        .injector
+        .set(FaultProfile {
+            error_rate: 0.20,
+            rate_limit_rate: 0.10,
+            retry_after_secs: 1,
+            ..FaultProfile::default()
+        })
+        .expect("flaky profile");
     app.spawn_inprocess_worker(4);
     app.spawn_inprocess_worker(4);
     let started = Instant::now();
@@ -100,8 +103,12 @@ async fn a_dead_a_flaky_and_a_slow_endpoint_still_complete_a_verified_backfill()
     )
     .await;
 
+    // Each process publishes its view of the endpoints once a second: wait for the last of it.
     let endpoints = endpoints_until(&app, "bent", |body| {
+        let flaky_errors = &body["endpoints"][1]["errors"];
         body["endpoints"][0]["breaker"] == json!("open")
+            && flaky_errors["http"].as_u64().unwrap_or(0) > 0
+            && flaky_errors["rate_limited"].as_u64().unwrap_or(0) > 0
     })
     .await;
     let [dead_view, flaky_view, slow_view] = [0, 1, 2].map(|i| &endpoints["endpoints"][i]);
