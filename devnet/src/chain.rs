@@ -30,6 +30,11 @@ pub struct DevnetConfig {
     pub blocks: u64,
     /// Seed mixed into every hash, so two devnets differ. Default: 0.
     pub seed: u64,
+    /// Transactions in every block: mainnet-like density for benchmarks. Default (`None`): 0 to
+    /// 3, varying by block.
+    pub transactions_per_block: Option<u64>,
+    /// Logs every transaction emits. Default (`None`): one for each even transaction index.
+    pub logs_per_transaction: Option<u64>,
 }
 
 impl Default for DevnetConfig {
@@ -38,6 +43,8 @@ impl Default for DevnetConfig {
             chain_id: 1337,
             blocks: 100_000,
             seed: 0,
+            transactions_per_block: None,
+            logs_per_transaction: None,
         }
     }
 }
@@ -112,9 +119,19 @@ impl DevnetChain {
         self.digest(b"block", number, 0)
     }
 
-    /// How many transactions block `number` carries (0 to 3, deterministic).
+    /// How many transactions block `number` carries (the configured count, else 0 to 3,
+    /// deterministic).
     pub fn tx_count(&self, number: u64) -> u64 {
-        (number.wrapping_mul(2_654_435_761) ^ self.config.seed) % 4
+        self.config
+            .transactions_per_block
+            .unwrap_or_else(|| (number.wrapping_mul(2_654_435_761) ^ self.config.seed) % 4)
+    }
+
+    /// How many logs transaction `index` of a block emits.
+    fn logs_of_transaction(&self, index: u64) -> u64 {
+        self.config
+            .logs_per_transaction
+            .unwrap_or(u64::from(index % 2 == 0))
     }
 
     fn address(&self, number: u64, index: u64) -> Address {
@@ -165,16 +182,16 @@ impl DevnetChain {
         })
     }
 
-    /// The logs of blocks `from..=to` (clamped to the head): one per even transaction index.
+    /// The logs of blocks `from..=to` (clamped to the head): by default one per even transaction
+    /// index, else the configured count per transaction.
     pub fn logs(&self, from: u64, to: u64) -> Vec<RpcLog> {
         let to = to.min(self.head_number());
         let mut logs = Vec::new();
         for number in from..=to {
             let hash = self.block_hash(number);
-            for (log_index, i) in (0..self.tx_count(number))
-                .filter(|i| i % 2 == 0)
-                .enumerate()
-            {
+            let emitted = (0..self.tx_count(number))
+                .flat_map(|i| std::iter::repeat_n(i, self.logs_of_transaction(i) as usize));
+            for (log_index, i) in emitted.enumerate() {
                 logs.push(RpcLog {
                     address: self.address(7, 7),
                     topics: vec![
@@ -342,6 +359,35 @@ mod tests {
             above,
             Err(SourceError::NotYetAvailable { block: 1_000, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_dense_devnet_has_the_configured_transactions_and_logs_in_every_block() {
+        let devnet = DevnetChain::new(DevnetConfig {
+            blocks: 20,
+            transactions_per_block: Some(100),
+            logs_per_transaction: Some(2),
+            ..DevnetConfig::default()
+        });
+        let bundle = devnet
+            .fetch_range(BlockRange::new(10, 19).expect("valid"))
+            .await
+            .expect("fetch");
+        assert_eq!(bundle.transactions.len(), 10 * 100);
+        assert_eq!(bundle.logs.len(), 10 * 100 * 2);
+        assert!(
+            bundle
+                .blocks
+                .iter()
+                .all(|b| b.tx_count == 100 && b.log_count == 200)
+        );
+        let indexes: Vec<u32> = bundle
+            .logs
+            .iter()
+            .filter(|l| l.block_number == 10)
+            .map(|l| l.log_index)
+            .collect();
+        assert_eq!(indexes, (0..200).collect::<Vec<u32>>());
     }
 
     #[test]

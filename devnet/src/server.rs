@@ -148,6 +148,12 @@ pub struct DevnetArgs {
     /// Chain id.
     #[arg(long, default_value_t = 1337)]
     pub chain_id: u64,
+    /// Transactions in every block (mainnet-like density); default 0 to 3, varying by block.
+    #[arg(long, value_name = "N")]
+    pub transactions_per_block: Option<u64>,
+    /// Logs every transaction emits; default one for each even transaction index.
+    #[arg(long, value_name = "N")]
+    pub logs_per_transaction: Option<u64>,
     /// Serve the same chain on N endpoints: consecutive ports from --addr's port, or N free
     /// ports when it is 0. All share one fault profile.
     #[arg(
@@ -286,11 +292,15 @@ pub async fn run(args: DevnetArgs, shutdown: CancellationToken) -> Result<(), De
         blocks,
         chain_id,
         endpoints,
+        transactions_per_block,
+        logs_per_transaction,
         ..
     } = args;
     let chain = Arc::new(DevnetChain::new(DevnetConfig {
         blocks,
         chain_id,
+        transactions_per_block,
+        logs_per_transaction,
         ..DevnetConfig::default()
     }));
     let bound = spawn_devnet_endpoints(chain, addr, endpoints, injector.clone(), shutdown.clone())

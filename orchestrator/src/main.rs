@@ -8,7 +8,7 @@ use blockfill_devnet::server as devnet;
 use blockfill_orchestrator::{
     Orchestrator, keys, migrate,
     settings::ServeArgs,
-    tools::{api_bench, bench, demo, node_bench, soak},
+    tools::{api_bench, bench, demo, density_bench, node_bench, soak},
     verify,
 };
 use clap::{Parser, Subcommand};
@@ -99,6 +99,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => match args.rpc_url.clone() {
             Some(url) => {
                 node_bench::run(&args, &url).await?;
+            }
+            None if args.dense => {
+                density_bench::run(&args).await?;
             }
             None => {
                 bench::run(args).await?;

@@ -10,7 +10,8 @@
 //!    over OTLP to a loopback collector with `--trace-sample` (0.1) of traces kept, then all.
 //!
 //! It prints the rates and their ratios, and the largest queue depth seen against its bound.
-//! With `--rpc-url` it benchmarks that node instead ([`super::node_bench`]).
+//! With `--rpc-url` it benchmarks that node instead ([`super::node_bench`]); with `--dense`,
+//! mainnet-like blocks in rows/s against the database's `COPY` ceiling ([`super::density_bench`]).
 
 use std::{
     path::PathBuf,
@@ -78,6 +79,20 @@ pub struct BenchArgs {
     /// requests over the first `--blocks` blocks, then end to end, and the ratio.
     #[arg(long)]
     pub rpc_url: Option<String>,
+    /// Benchmark mainnet-like density instead: a devnet of `--dense-blocks` blocks, each with
+    /// `--dense-transactions` transactions of `--dense-logs` logs, end to end in rows/s next to
+    /// the node alone and a plain `COPY` of the same rows ([`super::density_bench`]).
+    #[arg(long)]
+    pub dense: bool,
+    /// Blocks of the dense devnet.
+    #[arg(long, default_value_t = 20_000)]
+    pub dense_blocks: u64,
+    /// Transactions in every block of the dense devnet.
+    #[arg(long, default_value_t = 100)]
+    pub dense_transactions: u64,
+    /// Logs of every transaction of the dense devnet.
+    #[arg(long, default_value_t = 1)]
+    pub dense_logs: u64,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     pub keep_database: bool,

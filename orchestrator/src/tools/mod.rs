@@ -7,6 +7,8 @@
 //! - [`bench`](mod@bench): `blockfill bench`, the end-to-end benchmark against the raw loop.
 //! - [`api_bench`]: `blockfill bench-api`, status and gaps latency at a fixed request rate (oha),
 //!   idle and during a full-speed backfill.
+//! - [`density_bench`]: `blockfill bench --dense`, mainnet-like blocks in rows/s against a plain
+//!   `COPY` of the same rows, with CPU seconds per 1,000 blocks and per million rows ([`cpu`]).
 //! - [`node_bench`]: `blockfill bench --rpc-url`, a real node's raw serving rate for Blockfill's
 //!   requests against the end-to-end rate.
 //! - [`otlp_sink`]: an OTLP/gRPC trace receiver on loopback (the benchmark's collector, and the
@@ -15,7 +17,9 @@
 
 pub mod api_bench;
 pub mod bench;
+pub(crate) mod cpu;
 pub mod demo;
+pub mod density_bench;
 pub mod node_bench;
 pub mod otlp_sink;
 pub mod soak;

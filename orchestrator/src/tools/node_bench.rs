@@ -43,34 +43,25 @@ pub struct NodeReport {
     pub e2e_blocks_per_second: f64,
 }
 
-/// Runs both phases against `url` and prints the figures.
-pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
-    let scheduler = SchedulerArgs::default();
-    let rpc_batch_size = scheduler.rpc.batch_size as usize;
-    let source = EvmRpcSource::new(
-        url,
-        RpcSettings {
-            batch_size: rpc_batch_size,
-            ..RpcSettings::default()
-        },
-    )
-    .with_context(|| format!("the node at {url}"))?;
-    let chain_id = source.chain_id().await.context("eth_chainId")?;
-    let head = source.head().await.context("eth_blockNumber")?;
-    let blocks = args.blocks.min(head + 1);
-    anyhow::ensure!(blocks > 0, "the node has no blocks");
-    let range = BlockRange::new(0, blocks - 1)?;
-    println!(
-        "blockfill bench: node {} (chain id {chain_id}, head {head}), {blocks} blocks, batch {} blocks, \
-         {} calls per request, {} workers x concurrency {}",
-        blockfill_activities::redact_url(url),
-        args.batch_size,
-        rpc_batch_size,
-        args.workers,
-        args.concurrency
-    );
+/// The node's raw serving rate for Blockfill's requests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeAlone {
+    /// Blocks served a second.
+    pub(crate) blocks_per_second: f64,
+    /// Bytes answered.
+    pub(crate) bytes: u64,
+}
 
-    // Phase 1: the node alone.
+/// Sends `url` exactly the requests fetching `range` takes (batches of `args.batch_size` blocks,
+/// `workers x concurrency` of them in flight, `scheduler.rpc.batch_size` calls a request), reads
+/// every answer in full and throws it away; prints and returns the rate.
+pub(crate) async fn node_alone(
+    url: &str,
+    range: BlockRange,
+    args: &BenchArgs,
+    scheduler: &SchedulerArgs,
+) -> anyhow::Result<NodeAlone> {
+    let rpc_batch_size = scheduler.rpc.batch_size as usize;
     let client = reqwest::Client::builder()
         .timeout(scheduler.rpc.timeout)
         .build()?;
@@ -99,16 +90,54 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
             }
         })
         .buffer_unordered(in_flight);
-    let mut raw_bytes = 0;
+    let mut bytes = 0;
     while let Some(answer) = answers.next().await {
-        raw_bytes += answer?;
+        bytes += answer?;
     }
-    let raw_seconds = started.elapsed().as_secs_f64();
-    let raw_rate = blocks as f64 / raw_seconds;
+    let seconds = started.elapsed().as_secs_f64();
+    let blocks_per_second = range.len() as f64 / seconds;
     println!(
-        "node alone (raw)      : {raw_rate:>9.0} blocks/s  ({raw_seconds:.2}s, {:.1} MB answered, nothing parsed or written)",
-        raw_bytes as f64 / 1e6
+        "node alone (raw)      : {blocks_per_second:>9.0} blocks/s  ({seconds:.2}s, {:.1} MB answered, nothing parsed or written)",
+        bytes as f64 / 1e6
     );
+    Ok(NodeAlone {
+        blocks_per_second,
+        bytes,
+    })
+}
+
+/// Runs both phases against `url` and prints the figures.
+pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
+    let scheduler = SchedulerArgs::default();
+    let rpc_batch_size = scheduler.rpc.batch_size as usize;
+    let source = EvmRpcSource::new(
+        url,
+        RpcSettings {
+            batch_size: rpc_batch_size,
+            ..RpcSettings::default()
+        },
+    )
+    .with_context(|| format!("the node at {url}"))?;
+    let chain_id = source.chain_id().await.context("eth_chainId")?;
+    let head = source.head().await.context("eth_blockNumber")?;
+    let blocks = args.blocks.min(head + 1);
+    anyhow::ensure!(blocks > 0, "the node has no blocks");
+    let range = BlockRange::new(0, blocks - 1)?;
+    println!(
+        "blockfill bench: node {} (chain id {chain_id}, head {head}), {blocks} blocks, batch {} blocks, \
+         {} calls per request, {} workers x concurrency {}",
+        blockfill_activities::redact_url(url),
+        args.batch_size,
+        rpc_batch_size,
+        args.workers,
+        args.concurrency
+    );
+
+    // Phase 1: the node alone.
+    let NodeAlone {
+        blocks_per_second: raw_rate,
+        bytes: raw_bytes,
+    } = node_alone(url, range, args, &scheduler).await?;
 
     // Phase 2: end to end.
     let shutdown = CancellationToken::new();

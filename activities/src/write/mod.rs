@@ -1,6 +1,8 @@
 //! The write activity: one fetched range into PostgreSQL in one transaction (rows, coverage,
 //! batch status). Rows go in with `INSERT .. SELECT .. FROM UNNEST(..) ON CONFLICT DO NOTHING`, so
-//! writing a batch twice leaves the same rows.
+//! writing a batch twice leaves the same rows. [`copy_text`] renders rows for `COPY`.
+
+pub mod copy_text;
 
 use sea_orm::sqlx::{self, PgPool, Postgres, Transaction};
 
@@ -232,6 +234,23 @@ async fn write_rows(
         transactions_inserted,
         logs_inserted,
     })
+}
+
+/// `COPY table (columns) FROM STDIN` with `rows` in the text format; returns the rows copied.
+pub async fn copy_in(
+    connection: &mut sqlx::PgConnection,
+    table: &str,
+    columns: &str,
+    rows: Vec<u8>,
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut copy = connection
+        .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN"))
+        .await?;
+    copy.send(rows).await?;
+    copy.finish().await
 }
 
 /// Adds `range` to the chain's coverage ledger, merging it with overlapping and adjacent intervals.
