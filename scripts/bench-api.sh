@@ -10,5 +10,5 @@ if ! command -v oha >/dev/null 2>&1 && [ ! -x .cache/tools/bin/oha ]; then
   echo "bench-api: installing oha (a load generator) from crates.io into .cache/tools" >&2
   cargo install --locked --quiet --root .cache/tools oha
 fi
-cargo build --release --bins
+cargo build --release -p blockfill-orchestrator -p blockfill-workers
 RUST_LOG="${RUST_LOG:-warn}" exec target/release/blockfill bench-api "$@"

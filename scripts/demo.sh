@@ -7,5 +7,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 command -v cargo >/dev/null 2>&1 || { echo "demo: cargo is missing; install Rust (rustup.rs) first" >&2; exit 1; }
 scripts/services.sh
-cargo build --release --bins
+cargo build --release -p blockfill-orchestrator -p blockfill-workers
 RUST_LOG="${RUST_LOG:-warn}" exec target/release/blockfill demo "$@"

@@ -131,7 +131,7 @@ impl DevnetChain {
     fn logs_of_transaction(&self, index: u64) -> u64 {
         self.config
             .logs_per_transaction
-            .unwrap_or(u64::from(index % 2 == 0))
+            .unwrap_or(u64::from(index.is_multiple_of(2)))
     }
 
     fn address(&self, number: u64, index: u64) -> Address {

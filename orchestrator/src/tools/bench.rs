@@ -42,8 +42,10 @@ use crate::{
     fleet::{WorkerProcess, spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
     tools::{
+        cpu::{CpuSample, POSTGRES, ProcessGroup},
         demo::{follow_backfill, request_backfill, upsert_chain},
         otlp_sink::OtlpSink,
+        progress::ProgressSampler,
     },
 };
 
@@ -93,6 +95,9 @@ pub struct BenchArgs {
     /// Logs of every transaction of the dense devnet.
     #[arg(long, default_value_t = 1)]
     pub dense_logs: u64,
+    /// Draw the main end-to-end phase's blocks/s and rows/s over time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Keep the benchmark database afterwards.
     #[arg(long)]
     pub keep_database: bool,
@@ -239,6 +244,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         }
         max
     });
+    let groups = [
+        ProcessGroup::Pids {
+            name: "workers",
+            pids: workers.iter().filter_map(|w| w.child.id()).collect(),
+        },
+        ProcessGroup::Myself {
+            name: "orchestrator+devnet",
+        },
+        POSTGRES,
+    ];
+    let before = CpuSample::take(&groups);
+    let sampler = ProgressSampler::start(pool.clone(), "bench-e2e");
     let started = Instant::now();
     let id = request_backfill(
         api,
@@ -247,6 +264,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     .await?;
     let view = follow_backfill(api, &id, &shutdown).await?;
     let e2e_seconds = started.elapsed().as_secs_f64();
+    sampler.finish().await.plot_to(
+        args.plot.as_deref(),
+        &format!(
+            "Devnet end to end: {} blocks, {} workers",
+            args.blocks, args.workers
+        ),
+    )?;
     probe_stop.cancel();
     let max_queue_depth = probe.await.unwrap_or(0);
     anyhow::ensure!(
@@ -258,6 +282,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     println!(
         "end to end (queue)    : {:>9.0} blocks/s  ({e2e_seconds:.2}s)",
         e2e_rate
+    );
+    println!(
+        "                        {}",
+        CpuSample::take(&groups).since(&before, &groups).per_unit(
+            args.blocks as f64,
+            1e3,
+            "1,000 blocks"
+        )
     );
     println!("ratio end-to-end / raw: {:>9.2}", e2e_rate / raw_rate);
     println!("max queue depth       : {max_queue_depth} (bound {queue_bound})");

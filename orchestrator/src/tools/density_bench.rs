@@ -39,6 +39,7 @@ use crate::{
         cpu::{CpuSample, CpuSpent, POSTGRES, ProcessGroup},
         demo::{follow_backfill, request_backfill, upsert_chain},
         node_bench::node_alone,
+        progress::ProgressSampler,
     },
 };
 
@@ -152,15 +153,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
             let pool = pool.clone();
             async move {
                 let mut tx = pool.begin().await?;
-                copy_in(&mut *tx, "blocks", copy_text::BLOCK_COLUMNS, payload.blocks).await?;
+                copy_in(&mut tx, "blocks", copy_text::BLOCK_COLUMNS, payload.blocks).await?;
                 copy_in(
-                    &mut *tx,
+                    &mut tx,
                     "transactions",
                     copy_text::TRANSACTION_COLUMNS,
                     payload.transactions,
                 )
                 .await?;
-                copy_in(&mut *tx, "logs", copy_text::LOG_COLUMNS, payload.logs).await?;
+                copy_in(&mut tx, "logs", copy_text::LOG_COLUMNS, payload.logs).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -203,6 +204,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
         POSTGRES,
     ];
     let before = CpuSample::take(&groups);
+    let sampler = ProgressSampler::start(pool.clone(), "dense");
     let started = Instant::now();
     let api = orchestrator.api_addr;
     let id = request_backfill(
@@ -213,6 +215,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
     let view = follow_backfill(api, &id, &shutdown).await?;
     let e2e_seconds = started.elapsed().as_secs_f64();
     let e2e_cpu = CpuSample::take(&groups).since(&before, &groups);
+    let progress = sampler.finish().await;
     for worker in workers {
         worker.stop(Duration::from_secs(10)).await;
     }
@@ -242,6 +245,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
         "end to end stored {stored} rows, expected {rows}"
     );
     let e2e_rate = rows as f64 / e2e_seconds;
+    progress.plot_to(
+        args.plot.as_deref(),
+        &format!(
+            "Dense devnet end to end: {blocks} blocks x {} transactions x {} logs, {} workers",
+            args.dense_transactions, args.dense_logs, args.workers
+        ),
+    )?;
     println!(
         "end to end (queue)    : {e2e_rate:>9.0} rows/s  ({e2e_seconds:.2}s, {:.0} blocks/s, {stored} rows checked)",
         blocks as f64 / e2e_seconds

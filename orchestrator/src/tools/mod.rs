@@ -13,6 +13,7 @@
 //!   requests against the end-to-end rate.
 //! - [`otlp_sink`]: an OTLP/gRPC trace receiver on loopback (the benchmark's collector, and the
 //!   tests').
+//! - [`progress`]: a run's blocks and rows over time, sampled from PostgreSQL, and its SVG plot.
 //! - [`soak`]: `blockfill soak`, the long-running benchmark of live sync through a fleet outage.
 
 pub mod api_bench;
@@ -22,4 +23,5 @@ pub mod demo;
 pub mod density_bench;
 pub mod node_bench;
 pub mod otlp_sink;
+pub mod progress;
 pub mod soak;

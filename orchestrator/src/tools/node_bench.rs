@@ -26,7 +26,9 @@ use crate::{
     settings::{SchedulerArgs, ServeArgs},
     tools::{
         bench::{BenchArgs, cleanup, run_stores, spawn_bench_workers},
+        cpu::{CpuSample, CpuSpent, POSTGRES, ProcessGroup},
         demo::{follow_backfill, request_backfill, upsert_chain},
+        progress::ProgressSampler,
     },
 };
 
@@ -41,6 +43,10 @@ pub struct NodeReport {
     pub raw_bytes: u64,
     /// End-to-end rate.
     pub e2e_blocks_per_second: f64,
+    /// Rows the end-to-end phase wrote.
+    pub rows: u64,
+    /// CPU seconds per process group during the end-to-end phase.
+    pub cpu: CpuSpent,
 }
 
 /// The node's raw serving rate for Blockfill's requests.
@@ -152,6 +158,22 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
     upsert_chain(&pool, "bench-node", url, chain_id, args.batch_size as i32).await?;
     let workers = spawn_bench_workers(args, &stores, &[], 0)?;
     let api = orchestrator.api_addr;
+    let groups = [
+        ProcessGroup::Pids {
+            name: "workers",
+            pids: workers.iter().filter_map(|w| w.child.id()).collect(),
+        },
+        ProcessGroup::Myself {
+            name: "orchestrator",
+        },
+        ProcessGroup::Command {
+            name: "anvil",
+            command: "anvil",
+        },
+        POSTGRES,
+    ];
+    let before = CpuSample::take(&groups);
+    let sampler = ProgressSampler::start(pool.clone(), "bench-node");
     let started = Instant::now();
     let id = request_backfill(
         api,
@@ -160,6 +182,14 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
     .await?;
     let view = follow_backfill(api, &id, &shutdown).await?;
     let e2e_seconds = started.elapsed().as_secs_f64();
+    let progress = sampler.finish().await;
+    let cpu = CpuSample::take(&groups).since(&before, &groups);
+    let (rows,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM blocks) + (SELECT count(*) FROM transactions) \
+              + (SELECT count(*) FROM logs)",
+    )
+    .fetch_one(&pool)
+    .await?;
     for worker in workers {
         worker.stop(Duration::from_secs(10)).await;
     }
@@ -178,12 +208,33 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
         view["status"]
     );
     let e2e_rate = blocks as f64 / e2e_seconds;
-    println!("end to end (queue)    : {e2e_rate:>9.0} blocks/s  ({e2e_seconds:.2}s)");
+    progress.plot_to(
+        args.plot.as_deref(),
+        &format!(
+            "{} end to end: {blocks} blocks, {} workers",
+            blockfill_activities::redact_url(url),
+            args.workers
+        ),
+    )?;
+    println!(
+        "end to end (queue)    : {e2e_rate:>9.0} blocks/s  ({e2e_seconds:.2}s, {rows} rows, {:.0} rows/s)",
+        rows as f64 / e2e_seconds
+    );
+    println!(
+        "                        {}",
+        cpu.per_unit(blocks as f64, 1e3, "1,000 blocks")
+    );
+    println!(
+        "                        {}",
+        cpu.per_unit(rows.max(1) as f64, 1e6, "million rows")
+    );
     println!("ratio end-to-end / node alone: {:.2}", e2e_rate / raw_rate);
     Ok(NodeReport {
         blocks,
         raw_blocks_per_second: raw_rate,
         raw_bytes,
         e2e_blocks_per_second: e2e_rate,
+        rows: rows as u64,
+        cpu,
     })
 }
