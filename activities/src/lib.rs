@@ -45,7 +45,7 @@
 //!    ([`source::EndpointPool`]: identity-checked endpoints, breakers, rate limits, failover);
 //!    [`ChainSource::fetch_range`] returns the range's blocks, transactions and logs, validated
 //!    (numbers, hashes, parent links) before anything is written.
-//! 5. **Write.** [`write::write_batch`] writes in one transaction: the rows (idempotent inserts),
+//! 5. **Write.** [`write::write_batch`] writes in one transaction: the rows (`COPY`, a stored range skipped),
 //!    a continuity check against the stored neighbours (a broken link is a reorg, repaired by
 //!    [`reorg::repair_reorg`], which plans the re-index in the same transaction that unwinds),
 //!    the coverage ledger ([`write::add_coverage`]) and [`BatchStatus::Done`](store::BatchStatus::Done)

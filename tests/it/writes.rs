@@ -225,3 +225,59 @@ fn writes_in_any_order_and_any_number_leave_the_rows_of_one_write() {
         panic!("{failure}");
     }
 }
+
+/// Deliveries of one batch running at once (a re-delivery while the first still writes) take
+/// turns: every one succeeds, one of them inserts the rows, and the rows are there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_of_one_range_take_turns_and_leave_one_copy() {
+    let app = spawn_app(test_scheduler()).await;
+    let devnet = DevnetChain::new(DevnetConfig {
+        blocks: 400,
+        transactions_per_block: Some(20),
+        logs_per_transaction: Some(2),
+        ..DevnetConfig::default()
+    });
+    for name in ["once", "racing"] {
+        sea_orm::sqlx::query("INSERT INTO chains (name, rpc_urls) VALUES ($1, '[]')")
+            .bind(name)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    let range = BlockRange::new(100, 299).unwrap();
+    let bundle = devnet.fetch_range(range).await.unwrap();
+    write_batch(
+        &app.pool,
+        &ChainName::parse("once").unwrap(),
+        range,
+        None,
+        &bundle,
+    )
+    .await
+    .unwrap();
+    let racing = ChainName::parse("racing").unwrap();
+    let outcomes = futures::future::join_all(
+        (0..6).map(|_| write_batch(&app.pool, &racing, range, None, &bundle)),
+    )
+    .await;
+    let inserted: Vec<u64> = outcomes
+        .into_iter()
+        .map(|o| o.expect("every delivery succeeds").blocks_inserted)
+        .collect();
+    assert_eq!(
+        inserted.iter().filter(|n| **n == 200).count(),
+        1,
+        "{inserted:?}"
+    );
+    assert_eq!(inserted.iter().sum::<u64>(), 200, "{inserted:?}");
+    assert_eq!(
+        chain_fingerprint(&app.pool, "racing").await,
+        chain_fingerprint(&app.pool, "once").await
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM logs WHERE chain = 'racing'")
+            .await,
+        200 * 20 * 2
+    );
+    app.teardown().await;
+}

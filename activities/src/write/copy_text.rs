@@ -78,26 +78,34 @@ impl CopyText {
         self.bytes.extend_from_slice(b"\\N");
     }
 
-    /// A `text[]` column: an array literal (`{"a","b"}`), then escaped as a text column.
+    /// A `text[]` column: an array literal (`{"a","b"}`) with every element quoted, written with
+    /// the text format's escapes (a backslash the literal needs becomes two).
     pub fn text_array(&mut self, values: &[String]) {
-        let mut literal =
-            String::with_capacity(values.iter().map(|v| v.len() + 3).sum::<usize>() + 2);
-        literal.push('{');
+        self.separate();
+        self.bytes.push(b'{');
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
-                literal.push(',');
+                self.bytes.push(b',');
             }
-            literal.push('"');
-            for c in value.chars() {
-                if matches!(c, '"' | '\\') {
-                    literal.push('\\');
+            self.bytes.push(b'"');
+            if value
+                .bytes()
+                .any(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\r' | b'\t'))
+            {
+                let mut element = String::with_capacity(value.len() + 2);
+                for c in value.chars() {
+                    if matches!(c, '"' | '\\') {
+                        element.push('\\');
+                    }
+                    element.push(c);
                 }
-                literal.push(c);
+                escape_into(&mut self.bytes, &element);
+            } else {
+                self.bytes.extend_from_slice(value.as_bytes());
             }
-            literal.push('"');
+            self.bytes.push(b'"');
         }
-        literal.push('}');
-        self.text(&literal);
+        self.bytes.push(b'}');
     }
 
     /// Ends the current row.

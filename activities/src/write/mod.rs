@@ -1,6 +1,13 @@
 //! The write activity: one fetched range into PostgreSQL in one transaction (rows, coverage,
-//! batch status). Rows go in with `INSERT .. SELECT .. FROM UNNEST(..) ON CONFLICT DO NOTHING`, so
-//! writing a batch twice leaves the same rows. [`copy_text`] renders rows for `COPY`.
+//! batch status).
+//!
+//! Rows are streamed with `COPY .. FROM STDIN` ([`copy_text`]). Writing a batch twice leaves the
+//! same rows: a range whose blocks are all stored (with the same hashes) is skipped, and a range
+//! partly stored (by an overlapping batch) has its rows deleted and written again, in the same
+//! transaction. Two writers of the same range take turns on a transaction-scoped advisory lock,
+//! so the second sees the first's rows. The transaction commits with `synchronous_commit` off:
+//! a commit lost in a database crash takes the batch's `done` mark and coverage with it, so the
+//! reconciler queues the batch again and nothing is lost or doubled.
 
 pub mod copy_text;
 
@@ -49,6 +56,30 @@ pub struct WriteOutcome {
     pub logs_inserted: u64,
 }
 
+impl WriteOutcome {
+    /// Rows written less rows they replaced.
+    fn minus(self, replaced: Self) -> Self {
+        Self {
+            blocks_inserted: self
+                .blocks_inserted
+                .saturating_sub(replaced.blocks_inserted),
+            transactions_inserted: self
+                .transactions_inserted
+                .saturating_sub(replaced.transactions_inserted),
+            logs_inserted: self.logs_inserted.saturating_sub(replaced.logs_inserted),
+        }
+    }
+}
+
+/// How the fetched blocks fit what is stored.
+enum Continuity {
+    /// They link to their stored neighbours; `stored` of the range's blocks are already stored,
+    /// with the same hashes.
+    Linked { stored: u64 },
+    /// They do not: the lowest disagreeing block, and what disagrees.
+    Reorg { block: u64, detail: String },
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -68,17 +99,40 @@ pub async fn write_batch(
         source,
     };
     let mut tx = pool.begin().await.map_err(wrap)?;
-    if let Some((block, detail)) = check_continuity(&mut tx, chain, range, bundle)
+    sqlx::query(
+        "SELECT set_config('synchronous_commit', 'off', true), \
+                pg_advisory_xact_lock(hashtextextended($1, $2))",
+    )
+    .bind(chain.as_str())
+    .bind(to_i64(range.from))
+    .execute(&mut *tx)
+    .await
+    .map_err(wrap)?;
+    let stored = match check_continuity(&mut tx, chain, range, bundle)
         .await
         .map_err(wrap)?
     {
-        return Err(WriteError::Reorg {
-            chain: chain.clone(),
-            block,
-            detail,
-        });
-    }
-    let outcome = write_rows(&mut tx, chain, bundle).await.map_err(wrap)?;
+        Continuity::Reorg { block, detail } => {
+            return Err(WriteError::Reorg {
+                chain: chain.clone(),
+                block,
+                detail,
+            });
+        }
+        Continuity::Linked { stored } => stored,
+    };
+    let outcome = if stored >= range.len() {
+        // Written before (a re-delivery, or a second run): the same blocks, so the same rows.
+        WriteOutcome::default()
+    } else {
+        let deleted = if stored > 0 {
+            delete_rows(&mut tx, chain, range).await.map_err(wrap)?
+        } else {
+            WriteOutcome::default()
+        };
+        let copied = copy_rows(&mut tx, chain, bundle).await.map_err(wrap)?;
+        copied.minus(deleted)
+    };
     add_coverage(&mut tx, chain, range).await.map_err(wrap)?;
     if let Some(batch_id) = batch_id {
         batches::mark_done(&mut tx, batch_id).await.map_err(wrap)?;
@@ -93,16 +147,18 @@ pub async fn write_batch(
 
 /// Compares the fetched blocks with what is stored: the block below the range must be the first
 /// block's parent, the block above must have the last block as parent, and blocks of the range
-/// already stored must have the same hashes. Returns the lowest disagreeing block, if any.
+/// already stored must have the same hashes.
 async fn check_continuity(
     tx: &mut Transaction<'_, Postgres>,
     chain: &ChainName,
     range: BlockRange,
     bundle: &BlockBundle,
-) -> Result<Option<(u64, String)>, sqlx::Error> {
+) -> Result<Continuity, sqlx::Error> {
     let (Some(first), Some(last)) = (bundle.blocks.first(), bundle.blocks.last()) else {
-        return Ok(None);
+        return Ok(Continuity::Linked { stored: 0 });
     };
+    let reorg = |block: u64, detail: String| Ok(Continuity::Reorg { block, detail });
+    let mut stored_in_range = 0;
     let stored: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT number, hash, parent_hash FROM blocks \
          WHERE chain = $1 AND number BETWEEN $2 AND $3 ORDER BY number",
@@ -116,119 +172,99 @@ async fn check_continuity(
         let number = number as u64;
         if number + 1 == range.from {
             if hash != first.parent_hash {
-                return Ok(Some((
+                return reorg(
                     range.from,
                     format!(
                         "block {} has parent {} but the stored block {number} is {hash}",
                         range.from, first.parent_hash
                     ),
-                )));
+                );
             }
         } else if number == range.to + 1 {
             if parent_hash != last.hash {
-                return Ok(Some((
+                return reorg(
                     number,
                     format!(
                         "the stored block {number} has parent {parent_hash} but block {} is {}",
                         range.to, last.hash
                     ),
-                )));
+                );
             }
-        } else if let Some(fetched) = bundle.blocks.get((number - range.from) as usize)
-            && fetched.hash != hash
-        {
-            return Ok(Some((
-                number,
-                format!(
-                    "block {number} is stored as {hash} but the node has {}",
-                    fetched.hash
-                ),
-            )));
+        } else if let Some(fetched) = bundle.blocks.get((number - range.from) as usize) {
+            if fetched.hash != hash {
+                return reorg(
+                    number,
+                    format!(
+                        "block {number} is stored as {hash} but the node has {}",
+                        fetched.hash
+                    ),
+                );
+            }
+            stored_in_range += 1;
         }
     }
-    Ok(None)
+    Ok(Continuity::Linked {
+        stored: stored_in_range,
+    })
 }
 
-async fn write_rows(
+/// Deletes the rows of `range` (before writing them again); returns how many went.
+async fn delete_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    chain: &ChainName,
+    range: BlockRange,
+) -> Result<WriteOutcome, sqlx::Error> {
+    let (from, to) = (to_i64(range.from), to_i64(range.to));
+    let mut deleted = [0; 3];
+    for (count, statement) in deleted.iter_mut().zip([
+        "DELETE FROM logs WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
+        "DELETE FROM transactions WHERE chain = $1 AND block_number BETWEEN $2 AND $3",
+        "DELETE FROM blocks WHERE chain = $1 AND number BETWEEN $2 AND $3",
+    ]) {
+        *count = sqlx::query(statement)
+            .bind(chain.as_str())
+            .bind(from)
+            .bind(to)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    let [logs_inserted, transactions_inserted, blocks_inserted] = deleted;
+    Ok(WriteOutcome {
+        blocks_inserted,
+        transactions_inserted,
+        logs_inserted,
+    })
+}
+
+/// Streams the bundle's rows into the index tables with `COPY`.
+async fn copy_rows(
     tx: &mut Transaction<'_, Postgres>,
     chain: &ChainName,
     bundle: &BlockBundle,
 ) -> Result<WriteOutcome, sqlx::Error> {
-    let blocks = &bundle.blocks;
-    let blocks_inserted = sqlx::query(
-        "INSERT INTO blocks (chain, number, hash, parent_hash, timestamp, miner, gas_used, gas_limit, \
-           base_fee_per_gas, tx_count, log_count) \
-         SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[], \
-           $7::int8[], $8::int8[], $9::numeric[], $10::int4[], $11::int4[]) \
-         ON CONFLICT DO NOTHING",
+    let chain = chain.as_str();
+    let blocks_inserted = copy_in(
+        tx,
+        "blocks",
+        copy_text::BLOCK_COLUMNS,
+        copy_text::blocks(chain, &bundle.blocks),
     )
-    .bind(chain.as_str())
-    .bind(blocks.iter().map(|b| to_i64(b.number)).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| b.hash.as_str()).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| b.parent_hash.as_str()).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| to_i64(b.timestamp)).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| b.miner.as_str()).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| to_i64(b.gas_used)).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| to_i64(b.gas_limit)).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| b.base_fee_per_gas.as_deref()).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| b.tx_count as i32).collect::<Vec<_>>())
-    .bind(blocks.iter().map(|b| b.log_count as i32).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-
-    let txs = &bundle.transactions;
-    let transactions_inserted = if txs.is_empty() {
-        0
-    } else {
-        sqlx::query(
-            "INSERT INTO transactions (chain, block_number, tx_index, hash, from_address, to_address, \
-               value, nonce, gas, gas_price, input, tx_type) \
-             SELECT $1, * FROM UNNEST($2::int8[], $3::int4[], $4::text[], $5::text[], $6::text[], \
-               $7::numeric[], $8::int8[], $9::int8[], $10::numeric[], $11::text[], $12::int8[]) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(chain.as_str())
-        .bind(txs.iter().map(|t| to_i64(t.block_number)).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.tx_index as i32).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.hash.as_str()).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.from_address.as_str()).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.to_address.as_deref()).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.value.as_str()).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| to_i64(t.nonce)).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| to_i64(t.gas)).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.gas_price.as_deref()).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.input.as_str()).collect::<Vec<_>>())
-        .bind(txs.iter().map(|t| t.tx_type.map(to_i64)).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-    };
-
-    let logs = &bundle.logs;
-    let logs_inserted = if logs.is_empty() {
-        0
-    } else {
-        // UNNEST flattens nested arrays, so topics travel as one comma-joined string per log.
-        sqlx::query(
-            "INSERT INTO logs (chain, block_number, log_index, tx_index, tx_hash, address, topics, data) \
-             SELECT $1, n, li, ti, h, a, string_to_array(t, ','), d \
-             FROM UNNEST($2::int8[], $3::int4[], $4::int4[], $5::text[], $6::text[], $7::text[], $8::text[]) \
-               AS l(n, li, ti, h, a, t, d) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(chain.as_str())
-        .bind(logs.iter().map(|l| to_i64(l.block_number)).collect::<Vec<_>>())
-        .bind(logs.iter().map(|l| l.log_index as i32).collect::<Vec<_>>())
-        .bind(logs.iter().map(|l| l.tx_index as i32).collect::<Vec<_>>())
-        .bind(logs.iter().map(|l| l.tx_hash.as_str()).collect::<Vec<_>>())
-        .bind(logs.iter().map(|l| l.address.as_str()).collect::<Vec<_>>())
-        .bind(logs.iter().map(|l| l.topics.join(",")).collect::<Vec<_>>())
-        .bind(logs.iter().map(|l| l.data.as_str()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-    };
+    .await?;
+    let transactions_inserted = copy_in(
+        tx,
+        "transactions",
+        copy_text::TRANSACTION_COLUMNS,
+        copy_text::transactions(chain, &bundle.transactions),
+    )
+    .await?;
+    let logs_inserted = copy_in(
+        tx,
+        "logs",
+        copy_text::LOG_COLUMNS,
+        copy_text::logs(chain, &bundle.logs),
+    )
+    .await?;
     Ok(WriteOutcome {
         blocks_inserted,
         transactions_inserted,
