@@ -8,7 +8,7 @@ use std::{
 
 use async_trait::async_trait;
 use serde::{Deserialize, de::DeserializeOwned};
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use tracing::Instrument as _;
 
 use super::{BlockBundle, ChainSource, RpcBlock, RpcLog, SourceError, redact_url};
@@ -48,11 +48,14 @@ pub struct EvmRpcSource {
     batching: AtomicBool,
 }
 
+/// One JSON-RPC response object, its result left as the raw text it arrived as (borrowed from
+/// the answer's bytes): each result is parsed once, straight into its type.
 #[derive(Deserialize)]
-struct Response {
-    id: Value,
+struct Response<'a> {
     #[serde(default)]
-    result: Option<Value>,
+    id: Value,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
     #[serde(default)]
     error: Option<ErrorObject>,
 }
@@ -116,7 +119,7 @@ impl EvmRpcSource {
         }
     }
 
-    async fn post(&self, body: &Value) -> Result<Value, SourceError> {
+    async fn post(&self, body: &Value) -> Result<bytes::Bytes, SourceError> {
         let response = self
             .client
             .post(&self.endpoint)
@@ -142,9 +145,7 @@ impl EvmRpcSource {
                 status: status.as_u16(),
             });
         }
-        let bytes = response.bytes().await.map_err(|e| self.request_error(e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| self.transport(format!("unparsable JSON-RPC body: {e}")))
+        response.bytes().await.map_err(|e| self.request_error(e))
     }
 
     fn request_error(&self, e: reqwest::Error) -> SourceError {
@@ -269,21 +270,28 @@ impl EvmRpcSource {
             Err(many) => Value::Array(many),
         };
         let sent_batch = body.is_array();
-        let answer = self.post(&body).await?;
+        let bytes = self.post(&body).await?;
         let malformed = |message: String| SourceError::Malformed {
             endpoint: self.label.clone(),
             range,
             message,
         };
-        let responses: Vec<Response> = match answer {
-            Value::Array(items) => items
-                .into_iter()
-                .map(serde_json::from_value)
-                .collect::<Result<_, _>>()
-                .map_err(|e| malformed(format!("bad JSON-RPC response object: {e}")))?,
-            Value::Object(_) => {
-                let single: Response = serde_json::from_value(answer)
-                    .map_err(|e| malformed(format!("bad JSON-RPC response object: {e}")))?;
+        // Broken JSON is a transport failure (a cut answer); JSON of the wrong shape is malformed.
+        let unparsable = |e: serde_json::Error| -> BatchError {
+            match e.classify() {
+                serde_json::error::Category::Data => {
+                    malformed(format!("bad JSON-RPC response object: {e}")).into()
+                }
+                _ => self
+                    .transport(format!("unparsable JSON-RPC body: {e}"))
+                    .into(),
+            }
+        };
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let responses: Vec<Response<'_>> = match first {
+            Some(b'[') => serde_json::from_slice(&bytes).map_err(unparsable)?,
+            Some(b'{') => {
+                let single: Response<'_> = serde_json::from_slice(&bytes).map_err(unparsable)?;
                 if sent_batch {
                     // One error object for a whole batch: the endpoint does not take batches.
                     let detail = single.error.map_or_else(
@@ -294,8 +302,11 @@ impl EvmRpcSource {
                 }
                 vec![single]
             }
-            other => {
-                return Err(malformed(format!("expected a JSON-RPC response, got {other}")).into());
+            _ => {
+                // Not an object or an array: valid JSON is a wrong answer, anything else is cut.
+                let answer: Value = serde_json::from_slice(&bytes).map_err(unparsable)?;
+                let shown: String = answer.to_string().chars().take(200).collect();
+                return Err(malformed(format!("expected a JSON-RPC response, got {shown}")).into());
             }
         };
         let mut slots: Vec<Option<Response>> = (0..calls.len()).map(|_| None).collect();
@@ -315,8 +326,7 @@ impl EvmRpcSource {
             if let Some(error) = response.error {
                 return Err(self.rpc_error(method, Some(error)).into());
             }
-            let result = response.result.unwrap_or(Value::Null);
-            if result.is_null() {
+            let Some(result) = response.result else {
                 if *method == "eth_getBlockByNumber" {
                     let block = params
                         .get(0)
@@ -330,9 +340,9 @@ impl EvmRpcSource {
                     .into());
                 }
                 return Err(malformed(format!("null result for {method}")).into());
-            }
+            };
             results.push(
-                serde_json::from_value(result)
+                serde_json::from_str(result.get())
                     .map_err(|e| malformed(format!("{method} answer does not parse: {e}")))?,
             );
         }
@@ -457,7 +467,7 @@ impl ChainSource for EvmRpcSource {
             .into_iter()
             .map(|calls| async move { self.batch::<RpcBlock>(&calls, range).await });
         let side_calls = side_calls(range);
-        let side_request = self.batch::<Value>(&side_calls, range);
+        let side_request = self.batch::<Box<RawValue>>(&side_calls, range);
         let (blocks, side) =
             tokio::join!(futures::future::try_join_all(block_requests), side_request);
         let blocks: Vec<RpcBlock> = blocks?.into_iter().flatten().collect();
@@ -469,7 +479,7 @@ impl ChainSource for EvmRpcSource {
         let mut side = side?.into_iter();
         let logs: Vec<RpcLog> = side
             .next()
-            .map(serde_json::from_value)
+            .map(|raw| serde_json::from_str(raw.get()))
             .transpose()
             .map_err(|e| malformed(format!("eth_getLogs answer does not parse: {e}")))?
             .unwrap_or_default();
@@ -479,7 +489,7 @@ impl ChainSource for EvmRpcSource {
         let below = range.from.saturating_sub(1);
         let anchor = side
             .next()
-            .and_then(|v| serde_json::from_value::<BlockAnchor>(v).ok())
+            .and_then(|raw| serde_json::from_str::<BlockAnchor>(raw.get()).ok())
             .filter(|a| a.number.to::<u64>() == below);
         let mut bundle = BlockBundle::from_rpc(range, blocks, logs).map_err(malformed)?;
         if let Some(first) = bundle.blocks.first() {

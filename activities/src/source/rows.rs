@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use alloy_primitives::B256;
+
 use super::rpc_types::{RpcBlock, RpcLog};
 use crate::types::BlockRange;
 
@@ -91,8 +93,9 @@ pub struct BlockBundle {
     pub first_parent_verified: bool,
 }
 
-fn hex<T: std::fmt::LowerHex>(value: &T) -> String {
-    format!("{value:#x}")
+/// `0x`-prefixed lowercase hex, as the index tables store hashes, addresses and byte strings.
+fn hex(bytes: impl AsRef<[u8]>) -> String {
+    alloy_primitives::hex::encode_prefixed(bytes)
 }
 
 impl BlockBundle {
@@ -111,15 +114,15 @@ impl BlockBundle {
             return Err(format!("expected {expected} blocks, got {}", blocks.len()));
         }
         let mut bundle = BlockBundle::default();
-        let mut hash_by_number: HashMap<u64, (String, u32)> = HashMap::with_capacity(expected);
+        let mut hash_by_number: HashMap<u64, (B256, u32)> = HashMap::with_capacity(expected);
         for (offset, block) in blocks.iter().enumerate() {
             let number = block.number.to::<u64>();
             let want = range.from + offset as u64;
             if number != want {
                 return Err(format!("expected block {want}, got block {number}"));
             }
-            let hash = hex(&block.hash);
-            let parent_hash = hex(&block.parent_hash);
+            let hash = hex(block.hash);
+            let parent_hash = hex(block.parent_hash);
             if let Some(previous) = bundle.blocks.last()
                 && previous.hash != parent_hash
             {
@@ -137,30 +140,30 @@ impl BlockBundle {
                 {
                     return Err(format!(
                         "transaction {} at index {index} does not belong to block {number} ({hash})",
-                        hex(&tx.hash)
+                        hex(tx.hash)
                     ));
                 }
                 bundle.transactions.push(TransactionRow {
                     block_number: number,
                     tx_index: index as u32,
-                    hash: hex(&tx.hash),
-                    from_address: hex(&tx.from),
+                    hash: hex(tx.hash),
+                    from_address: hex(tx.from),
                     to_address: tx.to.as_ref().map(hex),
                     value: tx.value.to_string(),
                     nonce: tx.nonce.to::<u64>(),
                     gas: tx.gas.to::<u64>(),
                     gas_price: tx.gas_price.map(|p| p.to_string()),
-                    input: tx.input.to_string(),
+                    input: hex(&tx.input),
                     tx_type: tx.tx_type.map(|t| t.to::<u64>()),
                 });
             }
-            hash_by_number.insert(number, (hash.clone(), block.transactions.len() as u32));
+            hash_by_number.insert(number, (block.hash, block.transactions.len() as u32));
             bundle.blocks.push(BlockRow {
                 number,
                 hash,
                 parent_hash,
                 timestamp: block.timestamp.to::<u64>(),
-                miner: hex(&block.miner),
+                miner: hex(block.miner),
                 gas_used: block.gas_used.to::<u64>(),
                 gas_limit: block.gas_limit.to::<u64>(),
                 base_fee_per_gas: block.base_fee_per_gas.map(|f| f.to_string()),
@@ -177,11 +180,12 @@ impl BlockBundle {
             let Some((block_hash, tx_count)) = hash_by_number.get(&number) else {
                 return Err(format!("log for block {number} outside the range"));
             };
-            if *block_hash != hex(&log.block_hash) {
+            if *block_hash != log.block_hash {
                 return Err(format!(
-                    "log {} of block {number} has block hash {} but the block is {block_hash}",
+                    "log {} of block {number} has block hash {} but the block is {}",
                     log.log_index,
-                    hex(&log.block_hash)
+                    hex(log.block_hash),
+                    hex(block_hash)
                 ));
             }
             let tx_index = log.transaction_index.to::<u64>();
@@ -196,10 +200,10 @@ impl BlockBundle {
                 block_number: number,
                 log_index: log.log_index.to::<u64>() as u32,
                 tx_index: tx_index as u32,
-                tx_hash: hex(&log.transaction_hash),
-                address: hex(&log.address),
+                tx_hash: hex(log.transaction_hash),
+                address: hex(log.address),
                 topics: log.topics.iter().map(hex).collect(),
-                data: log.data.to_string(),
+                data: hex(&log.data),
             });
         }
         for block in &mut bundle.blocks {
