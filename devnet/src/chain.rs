@@ -13,7 +13,7 @@ use std::{
 use alloy_primitives::{Address, B256, Bytes, U64, U256, keccak256};
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 
 use blockfill_activities::{
     BlockBundle, BlockRange, ChainSource,
@@ -63,17 +63,29 @@ pub struct DevnetChain {
     head: AtomicU64,
     /// Blocks whose every answer is malformed (see [`DevnetChain::set_malformed_blocks`]).
     malformed: RwLock<HashSet<u64>>,
+    /// The few addresses transactions and logs use, hashed once.
+    addresses: Vec<Address>,
 }
+
+/// Addresses depend on a block number modulo this and an index modulo [`ADDRESS_INDEXES`].
+const ADDRESS_NUMBERS: u64 = 97;
+const ADDRESS_INDEXES: u64 = 7;
 
 impl DevnetChain {
     /// A devnet with `config.blocks` blocks.
     pub fn new(config: DevnetConfig) -> Self {
         let head = config.blocks.saturating_sub(1);
-        Self {
+        let mut chain = Self {
             config,
             head: AtomicU64::new(head),
             malformed: RwLock::default(),
-        }
+            addresses: Vec::new(),
+        };
+        chain.addresses = (0..ADDRESS_NUMBERS)
+            .flat_map(|n| (0..ADDRESS_INDEXES).map(move |i| (n, i)))
+            .map(|(n, i)| Address::from_word(chain.digest(b"address", n, i)))
+            .collect();
+        chain
     }
 
     /// Makes every answer for these blocks malformed until the set is replaced: over JSON-RPC,
@@ -135,7 +147,8 @@ impl DevnetChain {
     }
 
     fn address(&self, number: u64, index: u64) -> Address {
-        Address::from_word(self.digest(b"address", number % 97, index % 7))
+        self.addresses[(number % ADDRESS_NUMBERS) as usize * ADDRESS_INDEXES as usize
+            + (index % ADDRESS_INDEXES) as usize]
     }
 
     /// Block `number` with full transactions, or `None` above the head.
@@ -214,32 +227,54 @@ impl DevnetChain {
 
     /// Answers one JSON-RPC request object or a batch (array) of them.
     pub fn handle_rpc(&self, request: &Value) -> Value {
-        match request {
-            Value::Array(calls) => {
-                Value::Array(calls.iter().map(|c| self.handle_call(c)).collect())
-            }
-            call => self.handle_call(call),
-        }
+        serde_json::from_slice(&self.handle_rpc_bytes(request)).unwrap_or(Value::Null)
     }
 
-    fn handle_call(&self, call: &Value) -> Value {
-        let id = call.get("id").cloned().unwrap_or(Value::Null);
+    /// [`DevnetChain::handle_rpc`]'s answer as JSON bytes, serialized straight from the typed
+    /// blocks and logs (what the server sends: building a `Value` tree first would double the
+    /// devnet's cost per block, and the devnet shares the benchmark's cores).
+    pub fn handle_rpc_bytes(&self, request: &Value) -> Vec<u8> {
+        let serialized = match request {
+            Value::Array(calls) => serde_json::to_vec(
+                &calls
+                    .iter()
+                    .map(|c| self.handle_call(c))
+                    .collect::<Vec<_>>(),
+            ),
+            call => serde_json::to_vec(&self.handle_call(call)),
+        };
+        serialized.unwrap_or_else(|e| {
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": e.to_string()}}))
+                .unwrap_or_default()
+        })
+    }
+
+    fn handle_call<'a>(&self, call: &'a Value) -> Answer<'a> {
+        let id = call.get("id").unwrap_or(&Value::Null);
         let method = call.get("method").and_then(Value::as_str).unwrap_or("");
         let params = call.get("params").cloned().unwrap_or(Value::Array(vec![]));
         match self.dispatch(method, &params) {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-            Err((code, message)) => {
-                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-            }
+            Ok(result) => Answer {
+                jsonrpc: "2.0",
+                id,
+                result: Some(result),
+                error: None,
+            },
+            Err((code, message)) => Answer {
+                jsonrpc: "2.0",
+                id,
+                result: None,
+                error: Some(json!({"code": code, "message": message})),
+            },
         }
     }
 
-    fn dispatch(&self, method: &str, params: &Value) -> Result<Value, (i64, String)> {
+    fn dispatch(&self, method: &str, params: &Value) -> Result<Box<RawValue>, (i64, String)> {
         let invalid = |what: &str| (-32602, format!("invalid params: {what}"));
         match method {
-            "eth_chainId" => Ok(json!(format!("{:#x}", self.config.chain_id))),
-            "net_version" => Ok(json!(self.config.chain_id.to_string())),
-            "eth_blockNumber" => Ok(json!(format!("{:#x}", self.head_number()))),
+            "eth_chainId" => to_json(&format!("{:#x}", self.config.chain_id)),
+            "net_version" => to_json(&self.config.chain_id.to_string()),
+            "eth_blockNumber" => to_json(&format!("{:#x}", self.head_number())),
             "eth_getBlockByNumber" => {
                 let tag = params.get(0).ok_or_else(|| invalid("missing block"))?;
                 let number = self
@@ -247,14 +282,15 @@ impl DevnetChain {
                     .ok_or_else(|| invalid("bad block tag"))?;
                 match self.block(number) {
                     Some(block) if self.is_malformed(number) => {
-                        let mut value = to_json(&block)?;
+                        let mut value =
+                            serde_json::to_value(&block).map_err(|e| (-32603, e.to_string()))?;
                         if let Some(object) = value.as_object_mut() {
                             object.remove("hash");
                         }
-                        Ok(value)
+                        to_json(&value)
                     }
                     Some(block) => to_json(&block),
-                    None => Ok(Value::Null),
+                    None => to_json(&Value::Null),
                 }
             }
             "eth_getLogs" => {
@@ -288,8 +324,19 @@ impl DevnetChain {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, (i64, String)> {
-    serde_json::to_value(value).map_err(|e| (-32603, e.to_string()))
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, (i64, String)> {
+    serde_json::value::to_raw_value(value).map_err(|e| (-32603, e.to_string()))
+}
+
+/// One JSON-RPC response object; `result` is already serialized.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
 }
 
 #[async_trait]

@@ -5,7 +5,14 @@
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Json, Router, body::Bytes, extract::State, routing::post};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::header,
+    response::{IntoResponse as _, Response},
+    routing::post,
+};
 use clap::Args;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -25,12 +32,17 @@ pub fn devnet_router(chain: Arc<DevnetChain>) -> Router {
         .with_state(chain)
 }
 
-async fn rpc(State(chain): State<Arc<DevnetChain>>, body: Bytes) -> Json<Value> {
+async fn rpc(State(chain): State<Arc<DevnetChain>>, body: Bytes) -> Response {
     match serde_json::from_slice::<Value>(&body) {
-        Ok(request) => Json(chain.handle_rpc(&request)),
+        Ok(request) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            chain.handle_rpc_bytes(&request),
+        )
+            .into_response(),
         Err(e) => Json(
             json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("parse error: {e}")}}),
-        ),
+        )
+        .into_response(),
     }
 }
 
