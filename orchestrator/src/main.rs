@@ -54,6 +54,11 @@ enum Command {
     Soak(soak::SoakArgs),
 }
 
+/// mimalloc, as in the worker (where glibc's allocator spent a third of the CPU on dense blocks):
+/// the benchmarks run their in-process phases here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
