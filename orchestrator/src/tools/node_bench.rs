@@ -49,6 +49,9 @@ pub struct NodeReport {
     pub cpu: CpuSpent,
 }
 
+/// How long one request of the raw phase may take.
+const RAW_PHASE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The node's raw serving rate for Blockfill's requests.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NodeAlone {
@@ -68,8 +71,10 @@ pub(crate) async fn node_alone(
     scheduler: &SchedulerArgs,
 ) -> anyhow::Result<NodeAlone> {
     let rpc_batch_size = scheduler.rpc.batch_size as usize;
+    // Throughput, not latency: a request waits as long as the node needs (dense blocks on a
+    // slow node take longer than the RPC timeout when many are in flight).
     let client = reqwest::Client::builder()
-        .timeout(scheduler.rpc.timeout)
+        .timeout(scheduler.rpc.timeout.max(RAW_PHASE_TIMEOUT))
         .build()?;
     let started = Instant::now();
     let in_flight = args.workers * args.concurrency;
