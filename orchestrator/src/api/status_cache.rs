@@ -1,8 +1,10 @@
 //! The status and gaps answers, each computed at most once per chain (and, for gaps, per query)
 //! per `--status-cache` (250 ms by default): a dashboard wall or a script asking a thousand times
-//! a second costs the database four answers a second, not a thousand. Requests that arrive while
-//! an answer is being computed wait for it (one computation at a time per key). Zero turns it
-//! off.
+//! a second costs the database four answers a second, not a thousand. One computation runs at a
+//! time per key. While it runs, callers get the last answer if it is younger than
+//! [`SERVE_STALE_FOR`] (on a database busy with a full-speed backfill a computation can take a
+//! second, and every caller waiting for it would wait that long); without one, they wait for it.
+//! Zero turns the cache off.
 
 use std::{
     collections::HashMap,
@@ -12,14 +14,42 @@ use std::{
 
 use super::{ChainStatus, GapPage};
 
+/// How old an answer may still be served while the next one is being computed.
+pub(super) const SERVE_STALE_FOR: Duration = Duration::from_secs(10);
+
 /// One key's last answer, and the lock its next computation holds.
-type Slot<V> = Arc<tokio::sync::Mutex<Option<(Instant, Arc<V>)>>>;
+#[derive(Debug)]
+struct Slot<V> {
+    last: Mutex<Option<(Instant, Arc<V>)>>,
+    computing: tokio::sync::Mutex<()>,
+}
+
+impl<V> Default for Slot<V> {
+    fn default() -> Self {
+        Self {
+            last: Mutex::new(None),
+            computing: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl<V> Slot<V> {
+    /// The last answer if it is younger than `age`.
+    fn younger_than(&self, age: Duration) -> Option<Arc<V>> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < age)
+            .map(|(_, answer)| Arc::clone(answer))
+    }
+}
 
 /// Recent answers by key.
 #[derive(Debug)]
 pub struct AnswerCache<V> {
     fresh_for: Duration,
-    slots: Mutex<HashMap<String, Slot<V>>>,
+    slots: Mutex<HashMap<String, Arc<Slot<V>>>>,
 }
 
 /// Recent status and gaps answers.
@@ -50,8 +80,9 @@ impl<V> AnswerCache<V> {
         }
     }
 
-    /// The answer for `key`: the last one if younger than the freshness, else `compute`'s
-    /// (which concurrent callers then share).
+    /// The answer for `key`: the last one if younger than the freshness; else, while another
+    /// caller computes the next one, the last one if younger than [`SERVE_STALE_FOR`]; else
+    /// `compute`'s (shared with the callers that wait for it).
     pub async fn get_or_compute<E>(
         &self,
         key: &str,
@@ -67,14 +98,28 @@ impl<V> AnswerCache<V> {
                 .entry(key.to_owned())
                 .or_default(),
         );
-        let mut last = slot.lock().await;
-        if let Some((at, answer)) = last.as_ref()
-            && at.elapsed() < self.fresh_for
-        {
-            return Ok(Arc::clone(answer));
+        if let Some(answer) = slot.younger_than(self.fresh_for) {
+            return Ok(answer);
+        }
+        let _computing = match slot.computing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                if let Some(answer) = slot.younger_than(SERVE_STALE_FOR) {
+                    return Ok(answer);
+                }
+                slot.computing.lock().await
+            }
+        };
+        // Computed while this caller waited for the lock.
+        if let Some(answer) = slot.younger_than(self.fresh_for) {
+            return Ok(answer);
         }
         let answer = Arc::new(compute().await?);
-        *last = Some((Instant::now(), Arc::clone(&answer)));
+        *slot
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), Arc::clone(&answer)));
         Ok(answer)
     }
 }
@@ -134,6 +179,56 @@ mod tests {
             .await
             .expect("computed");
         assert_eq!(computed.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn while_an_answer_is_recomputed_callers_get_the_last_one_at_once() {
+        let cache = Arc::new(AnswerCache::new(Duration::from_millis(50)));
+        let computed = Arc::new(AtomicU32::new(0));
+        let first = cache
+            .get_or_compute("devnet", async || Ok::<_, String>(answer("first")))
+            .await
+            .expect("computed");
+        assert_eq!(first.chain, "first");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // A slow recomputation (a busy database) starts...
+        let slow = {
+            let (cache, computed) = (Arc::clone(&cache), Arc::clone(&computed));
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute("devnet", async || {
+                        computed.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Ok::<_, String>(answer("second"))
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // ...and a caller meanwhile gets the last answer without waiting for it.
+        let asked = Instant::now();
+        let meanwhile = cache
+            .get_or_compute("devnet", async || {
+                computed.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, String>(answer("third"))
+            })
+            .await
+            .expect("answered");
+        assert_eq!(meanwhile.chain, "first");
+        assert!(
+            asked.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            asked.elapsed()
+        );
+        let second = slow.await.expect("joined").expect("computed");
+        assert_eq!(second.chain, "second");
+        assert_eq!(computed.load(Ordering::SeqCst), 1, "one recomputation");
+        // Once the new answer is in, it is served.
+        let after = cache
+            .get_or_compute("devnet", async || Ok::<_, String>(answer("fourth")))
+            .await
+            .expect("answered");
+        assert_eq!(after.chain, "second");
     }
 
     #[tokio::test]
