@@ -17,6 +17,6 @@ cargo build --workspace --bins
 node --test admin-ui/test/
 scripts/api-contract.sh
 cargo test --workspace "$@"
-# Tests marked #[ignore] are the long, load-sensitive ones (chaos, the supervisor): run them alone. (The Anvil
+# Tests marked #[ignore] are the long, load-sensitive ones (chaos, the supervisor, the fleet outage): run them alone. (The Anvil
 # fixture recorder is ignored too; it is run by hand.)
 cargo test -p blockfill-tests --test it "$@" -- --ignored --test-threads 1 --skip anvil_fixtures::

@@ -42,6 +42,7 @@ async fn scheduler_depth(app: &TestApp) -> QueueDepth {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long and load-sensitive (over a minute of single-block live batches): run alone with `cargo test -p blockfill-tests --test it -- --ignored`"]
 async fn a_fleet_outage_leaves_live_work_planned_in_postgres_and_live_sync_recovers() {
     let anvil = Anvil::start().await.unwrap();
     anvil.mine(20).await.unwrap();
