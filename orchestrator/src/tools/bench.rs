@@ -42,7 +42,7 @@ use crate::{
     fleet::{WorkerProcess, spawn_worker, worker_binary},
     settings::{SchedulerArgs, ServeArgs},
     tools::{
-        cpu::{CpuSample, POSTGRES, ProcessGroup},
+        cpu::{CpuSample, end_to_end_groups},
         demo::{follow_backfill, request_backfill, upsert_chain},
         otlp_sink::OtlpSink,
         progress::ProgressSampler,
@@ -244,16 +244,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         }
         max
     });
-    let groups = [
-        ProcessGroup::Pids {
-            name: "workers",
-            pids: workers.iter().filter_map(|w| w.child.id()).collect(),
-        },
-        ProcessGroup::Myself {
-            name: "orchestrator+devnet",
-        },
-        POSTGRES,
-    ];
+    let groups = end_to_end_groups(&workers, "orchestrator+devnet", None);
     let before = CpuSample::take(&groups);
     let sampler = ProgressSampler::start(pool.clone(), "bench-e2e");
     let started = Instant::now();

@@ -111,6 +111,25 @@ impl CpuSpent {
     }
 }
 
+/// The groups of an end-to-end run: the worker processes, this process (the orchestrator, named
+/// `orchestrator`), the node if it runs here, and PostgreSQL.
+pub(crate) fn end_to_end_groups(
+    workers: &[crate::fleet::WorkerProcess],
+    orchestrator: &'static str,
+    node: Option<ProcessGroup>,
+) -> Vec<ProcessGroup> {
+    let mut groups = vec![
+        ProcessGroup::Pids {
+            name: "workers",
+            pids: workers.iter().filter_map(|w| w.child.id()).collect(),
+        },
+        ProcessGroup::Myself { name: orchestrator },
+    ];
+    groups.extend(node);
+    groups.push(POSTGRES);
+    groups
+}
+
 /// The PostgreSQL server's processes.
 pub(crate) const POSTGRES: ProcessGroup = ProcessGroup::Command {
     name: "postgres",

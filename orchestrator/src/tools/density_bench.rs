@@ -36,7 +36,7 @@ use crate::{
     settings::{SchedulerArgs, ServeArgs},
     tools::{
         bench::{BenchArgs, cleanup, run_stores, spawn_bench_workers},
-        cpu::{CpuSample, CpuSpent, POSTGRES, ProcessGroup},
+        cpu::{CpuSample, CpuSpent, POSTGRES, ProcessGroup, end_to_end_groups},
         demo::{follow_backfill, request_backfill, upsert_chain},
         node_bench::node_alone,
         progress::ProgressSampler,
@@ -192,17 +192,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
     .await?;
     upsert_chain(&pool, "dense", &devnet.url, 1337, args.batch_size as i32).await?;
     let workers = spawn_bench_workers(args, &stores, &[], 0)?;
-    let groups = [
-        ProcessGroup::Pids {
-            name: "workers",
-            pids: workers.iter().filter_map(|w| w.child.id()).collect(),
-        },
-        ProcessGroup::Myself {
-            name: "orchestrator",
-        },
-        node,
-        POSTGRES,
-    ];
+    let groups = end_to_end_groups(&workers, "orchestrator", Some(node));
     let before = CpuSample::take(&groups);
     let sampler = ProgressSampler::start(pool.clone(), "dense");
     let started = Instant::now();

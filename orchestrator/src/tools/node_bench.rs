@@ -26,7 +26,7 @@ use crate::{
     settings::{SchedulerArgs, ServeArgs},
     tools::{
         bench::{BenchArgs, cleanup, run_stores, spawn_bench_workers},
-        cpu::{CpuSample, CpuSpent, POSTGRES, ProcessGroup},
+        cpu::{CpuSample, CpuSpent, ProcessGroup, end_to_end_groups},
         demo::{follow_backfill, request_backfill, upsert_chain},
         progress::ProgressSampler,
     },
@@ -163,20 +163,14 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
     upsert_chain(&pool, "bench-node", url, chain_id, args.batch_size as i32).await?;
     let workers = spawn_bench_workers(args, &stores, &[], 0)?;
     let api = orchestrator.api_addr;
-    let groups = [
-        ProcessGroup::Pids {
-            name: "workers",
-            pids: workers.iter().filter_map(|w| w.child.id()).collect(),
-        },
-        ProcessGroup::Myself {
-            name: "orchestrator",
-        },
-        ProcessGroup::Command {
+    let groups = end_to_end_groups(
+        &workers,
+        "orchestrator",
+        Some(ProcessGroup::Command {
             name: "anvil",
             command: "anvil",
-        },
-        POSTGRES,
-    ];
+        }),
+    );
     let before = CpuSample::take(&groups);
     let sampler = ProgressSampler::start(pool.clone(), "bench-node");
     let started = Instant::now();
