@@ -315,6 +315,7 @@ pub(super) async fn change(
         SettingsChanged::Refused(e) => return Err(e),
         SettingsChanged::Changed { before, after } => (before, after),
     };
+    ctx.status_cache.forget_chain(name.as_str());
     let changes = describe_changes(&before, &after);
     if changes.is_empty() {
         tracing::debug!(target: "blockfill::api", chain = %name, "chain settings unchanged: the body repeats the stored values");

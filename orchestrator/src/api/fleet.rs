@@ -111,17 +111,30 @@ pub(super) async fn show(
                 })
         })
         .transpose()?;
-    let chain = chains::find(&ctx.app.db, name.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("chain {} is not registered", name.as_str())))?;
-    let fresh = workers::fresh(&ctx.app.pool, STALE_AFTER).await?;
-    let view = size::measure(
-        &ctx.app.pool,
-        &chain,
-        &fresh,
-        ctx.app.settings.fleet.fleet_target_drain,
-        finish_by,
-    )
-    .await?;
-    Ok(Json(view))
+    // Cached like the status answer: a dashboard wall asking a thousand times a second costs
+    // the database a few sizings a second.
+    let key = format!("{}?finish_by={:?}", name.as_str(), finish_by);
+    let view = ctx
+        .status_cache
+        .fleet
+        .get_or_compute(&key, async || {
+            let chain = chains::find(&ctx.app.db, name.as_str())
+                .await?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("chain {} is not registered", name.as_str()))
+                })?;
+            let fresh = workers::fresh(&ctx.app.pool, STALE_AFTER).await?;
+            Ok::<_, ApiError>(
+                size::measure(
+                    &ctx.app.pool,
+                    &chain,
+                    &fresh,
+                    ctx.app.settings.fleet.fleet_target_drain,
+                    finish_by,
+                )
+                .await?,
+            )
+        })
+        .await?;
+    Ok(Json(FleetView::clone(&view)))
 }

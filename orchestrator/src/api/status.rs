@@ -243,12 +243,13 @@ pub(super) async fn status(
     State(ctx): State<ApiContext>,
     PathParam(name): PathParam<Text>,
 ) -> Result<Json<ChainStatus>, ApiError> {
-    let chain = find_chain(&ctx, name.as_str()).await?;
+    // The chain row is read inside the computation: a cached answer costs no query.
     let answer = ctx
         .status_cache
         .status
-        .get_or_compute(&chain.name, async || {
-            chain_status(&ctx.app.pool, &chain).await
+        .get_or_compute(name.as_str(), async || {
+            let chain = find_chain(&ctx, name.as_str()).await?;
+            Ok::<_, ApiError>(chain_status(&ctx.app.pool, &chain).await?)
         })
         .await?;
     Ok(Json(ChainStatus::clone(&answer)))
@@ -322,15 +323,20 @@ pub(super) async fn gaps(
             "from ({from}) must not be greater than to ({to})"
         )));
     }
-    let chain = find_chain(&ctx, name.as_str()).await?;
     let key = format!(
         "{}?limit={limit}&after={:?}&from={:?}&to={:?}",
-        chain.name, query.after, query.from, query.to
+        name.as_str(),
+        query.after,
+        query.from,
+        query.to
     );
     let page = ctx
         .status_cache
         .gaps
-        .get_or_compute(&key, async || gap_answer(&ctx, &chain, &query, limit).await)
+        .get_or_compute(&key, async || {
+            let chain = find_chain(&ctx, name.as_str()).await?;
+            gap_answer(&ctx, &chain, &query, limit).await
+        })
         .await?;
     Ok(Json(GapPage::clone(&page)))
 }

@@ -1,5 +1,5 @@
-//! The status and gaps answers, each computed at most once per chain (and, for gaps, per query)
-//! per `--status-cache` (250 ms by default): a dashboard wall or a script asking a thousand times
+//! The status, gaps and fleet answers, each computed at most once per chain (and, for gaps and
+//! fleet, per query) per `--status-cache` (250 ms by default): a dashboard wall or a script asking a thousand times
 //! a second costs the database four answers a second, not a thousand. One computation runs at a
 //! time per key. While it runs, callers get the last answer if it is younger than
 //! [`SERVE_STALE_FOR`] (on a database busy with a full-speed backfill a computation can take a
@@ -13,6 +13,7 @@ use std::{
 };
 
 use super::{ChainStatus, GapPage};
+use crate::fleet::FleetView;
 
 /// How old an answer may still be served while the next one is being computed.
 pub(super) const SERVE_STALE_FOR: Duration = Duration::from_secs(10);
@@ -34,6 +35,14 @@ impl<V> Default for Slot<V> {
 }
 
 impl<V> Slot<V> {
+    /// Whether no answer was ever stored.
+    fn is_empty(&self) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none()
+    }
+
     /// The last answer if it is younger than `age`.
     fn younger_than(&self, age: Duration) -> Option<Arc<V>> {
         self.last
@@ -59,6 +68,8 @@ pub struct StatusCache {
     pub status: AnswerCache<ChainStatus>,
     /// `GET /v1/chains/{name}/gaps`, by chain and query.
     pub gaps: AnswerCache<GapPage>,
+    /// `GET /v1/chains/{name}/fleet`, by chain and query.
+    pub fleet: AnswerCache<FleetView>,
 }
 
 impl StatusCache {
@@ -67,7 +78,17 @@ impl StatusCache {
         Self {
             status: AnswerCache::new(fresh_for),
             gaps: AnswerCache::new(fresh_for),
+            fleet: AnswerCache::new(fresh_for),
         }
+    }
+}
+
+impl StatusCache {
+    /// Forgets every answer about `chain` (after its settings change, the next caller sees them).
+    pub fn forget_chain(&self, chain: &str) {
+        self.status.forget_chain(chain);
+        self.gaps.forget_chain(chain);
+        self.fleet.forget_chain(chain);
     }
 }
 
@@ -78,6 +99,17 @@ impl<V> AnswerCache<V> {
             fresh_for,
             slots: Mutex::default(),
         }
+    }
+
+    /// Forgets the answers keyed `chain` or `chain?<query>`.
+    fn forget_chain(&self, chain: &str) {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|key, _| {
+                key.strip_prefix(chain)
+                    .is_none_or(|rest| !(rest.is_empty() || rest.starts_with('?')))
+            });
     }
 
     /// The answer for `key`: the last one if younger than the freshness; else, while another
@@ -114,7 +146,20 @@ impl<V> AnswerCache<V> {
         if let Some(answer) = slot.younger_than(self.fresh_for) {
             return Ok(answer);
         }
-        let answer = Arc::new(compute().await?);
+        let answer = match compute().await {
+            Ok(answer) => Arc::new(answer),
+            Err(error) => {
+                // A key that never had an answer (a chain that does not exist) keeps no slot, so
+                // asking for made-up names does not grow the cache.
+                if slot.is_empty() {
+                    self.slots
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(key);
+                }
+                return Err(error);
+            }
+        };
         *slot
             .last
             .lock()
@@ -179,6 +224,44 @@ mod tests {
             .await
             .expect("computed");
         assert_eq!(computed.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_key_keeps_no_slot_unless_it_had_an_answer_and_a_chain_can_be_forgotten() {
+        let cache: AnswerCache<ChainStatus> = AnswerCache::new(Duration::from_millis(1));
+        for n in 0..100 {
+            let missing = cache
+                .get_or_compute(&format!("made-up-{n}"), async || {
+                    Err::<ChainStatus, _>("404")
+                })
+                .await;
+            assert_eq!(missing.err(), Some("404"));
+        }
+        assert_eq!(cache.slots.lock().expect("lock").len(), 0);
+        cache
+            .get_or_compute("devnet", async || Ok::<_, &str>(answer("devnet")))
+            .await
+            .expect("computed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let failed = cache
+            .get_or_compute("devnet", async || Err::<ChainStatus, _>("database down"))
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(
+            cache.slots.lock().expect("lock").len(),
+            1,
+            "a chain that had an answer keeps it"
+        );
+        for key in ["devnet?limit=1", "devnet2", "devnet2?limit=1"] {
+            cache
+                .get_or_compute(key, async || Ok::<_, &str>(answer(key)))
+                .await
+                .expect("computed");
+        }
+        cache.forget_chain("devnet");
+        let mut kept: Vec<String> = cache.slots.lock().expect("lock").keys().cloned().collect();
+        kept.sort();
+        assert_eq!(kept, ["devnet2", "devnet2?limit=1"]);
     }
 
     #[tokio::test]
