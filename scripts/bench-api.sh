@@ -11,4 +11,4 @@ if ! command -v oha >/dev/null 2>&1 && [ ! -x .cache/tools/bin/oha ]; then
   cargo install --locked --quiet --root .cache/tools oha
 fi
 cargo build --release -p blockfill-orchestrator -p blockfill-workers
-RUST_LOG="${RUST_LOG:-warn}" exec target/release/blockfill bench-api "$@"
+RUST_LOG="${RUST_LOG:-warn,blockfill::head=error}" exec target/release/blockfill bench-api "$@"

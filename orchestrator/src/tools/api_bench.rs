@@ -10,7 +10,10 @@
 //! 2. baseline: each route alone at `--rate` for `--duration`, with nothing else running;
 //! 3. under load: the same, while `--workers` worker processes backfill every gap at full speed;
 //! 4. the backfill's own rate, with the API under that load, next to the set-up's rate without
-//!    it.
+//!    it;
+//! 5. at scale: a second chain whose ledgers are as large as a mainnet backfill's (10M covered
+//!    blocks in 1,000 intervals, 100k batch rows, made directly in PostgreSQL), its status, gaps
+//!    and fleet answers loaded at the same rate.
 //!
 //! It prints p50, p99 and max per route and phase, the achieved rate, the answers that were not
 //! 200, and the ratios under-load / baseline.
@@ -69,6 +72,16 @@ pub struct ApiBenchArgs {
     /// Worker processes of the backfill under load.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Covered blocks of the at-scale phase's chain (its coverage ledger, in `--scale-gaps`
+    /// intervals; no index rows are written). Zero skips the phase.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub scale_covered_blocks: u64,
+    /// Gaps between the at-scale chain's covered intervals.
+    #[arg(long, default_value_t = 1_000)]
+    pub scale_gaps: u64,
+    /// Batch rows of the at-scale chain (5% failed, the rest done, over the last hour).
+    #[arg(long, default_value_t = 100_000)]
+    pub scale_batches: u64,
     /// The oha binary (default: `oha` on the PATH, then `.cache/tools/bin/oha`, where
     /// `scripts/bench-api.sh` installs it).
     #[arg(long, env = "BLOCKFILL_OHA")]
@@ -93,7 +106,12 @@ pub struct RouteFigures {
     pub not_ok: u64,
     /// Answers in all.
     pub total: u64,
+    /// Requests still unanswered when the load's time was up.
+    pub cut_off: u64,
 }
+
+/// How oha counts a request still unanswered when its time is up.
+const OHA_CUT_OFF: &str = "aborted due to deadline";
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
@@ -224,13 +242,15 @@ async fn measure(
     );
 
     println!();
-    println!("| route | phase | p50 ms | p99 ms | max ms | achieved req/s | not 200 | answers |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| route | phase | p50 ms | p99 ms | max ms | achieved req/s | not 200 | answers | cut off at the end |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for ((name, idle), (_, busy)) in baseline.iter().zip(&under_load) {
         for (phase, f) in [("idle", idle), ("during backfill", busy)] {
             println!(
-                "| {name} | {phase} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
-                f.p50_ms, f.p99_ms, f.max_ms, f.rate, f.not_ok, f.total
+                "| {name} | {phase} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
+                f.p50_ms, f.p99_ms, f.max_ms, f.rate, f.not_ok, f.total, f.cut_off
             );
         }
     }
@@ -253,6 +273,111 @@ async fn measure(
     );
     for worker in workers {
         worker.stop(Duration::from_secs(10)).await;
+    }
+    if args.scale_covered_blocks > 0 {
+        at_scale(args, oha, &pool, api).await?;
+    }
+    Ok(())
+}
+
+/// The chain of the at-scale phase.
+const SCALE_CHAIN: &str = "bench-api-scale";
+
+/// The at-scale phase: a chain whose ledgers are as large as a mainnet backfill's (covered blocks
+/// in many intervals, many batch rows), made directly in PostgreSQL; its status, gaps and fleet
+/// answers loaded at the benchmark's rate.
+async fn at_scale(
+    args: &ApiBenchArgs,
+    oha: &Path,
+    pool: &sea_orm::sqlx::PgPool,
+    api: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    use sea_orm::sqlx;
+    let intervals = args.scale_gaps.max(1) as i64;
+    let gap = 1_000_i64;
+    let interval = (args.scale_covered_blocks as i64 / intervals).max(1);
+    let stride = interval + gap;
+    let head = stride * intervals;
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO chains (name, rpc_urls, live_sync, head_block, head_updated_at) \
+         VALUES ($1, '[]', false, $2, now())",
+    )
+    .bind(SCALE_CHAIN)
+    .bind(head)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO coverage (chain, start_block, end_block) \
+         SELECT $1, i * $3, i * $3 + $2 - 1 FROM generate_series(0, $4 - 1) i",
+    )
+    .bind(SCALE_CHAIN)
+    .bind(interval)
+    .bind(stride)
+    .bind(intervals)
+    .execute(&mut *tx)
+    .await?;
+    let backfill = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO backfills (id, chain, mode, from_block, to_block, status, started_at, \
+                                finished_at, planned_batches, planned_blocks) \
+         VALUES ($1, $2, 'range', 0, $3 - 1, 'completed', now() - interval '1 hour', now(), \
+                 $4, $4 * 100)",
+    )
+    .bind(backfill)
+    .bind(SCALE_CHAIN)
+    .bind(head)
+    .bind(args.scale_batches as i64)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO batches (id, chain, from_block, to_block, backfill_id, status, attempts, \
+                              deliveries, last_error, planned_at, queued_at, started_at, \
+                              finished_at) \
+         SELECT $1 || ':' || i, $1, i * 100, i * 100 + 99, $2, \
+                CASE WHEN i % 20 = 0 THEN 'failed' ELSE 'done' END, \
+                CASE WHEN i % 20 = 0 THEN 3 ELSE 0 END, 1, \
+                CASE WHEN i % 20 = 0 THEN 'rpc: timed out' END, \
+                at, at, at, at + interval '1 second' \
+         FROM generate_series(0, $3 - 1) i, \
+              LATERAL (SELECT now() - interval '1 hour' + i::float8 * (interval '1 hour' / $3::float8)) t(at)",
+    )
+    .bind(SCALE_CHAIN)
+    .bind(backfill)
+    .bind(args.scale_batches as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::query("ANALYZE coverage, batches")
+        .execute(pool)
+        .await?;
+    let status = get_json(api, &format!("/v1/chains/{SCALE_CHAIN}/status")).await?;
+    println!();
+    println!(
+        "at scale: chain {SCALE_CHAIN} with {} covered blocks in {intervals} intervals and {} \
+         batch rows (made in {:.1} s); its status answer: {} indexed, {} gaps",
+        args.scale_covered_blocks,
+        args.scale_batches,
+        started.elapsed().as_secs_f64(),
+        status["historical"]["indexed_blocks"],
+        status["historical"]["gap_ranges_count"],
+    );
+    println!();
+    println!(
+        "| route (at scale) | p50 ms | p99 ms | max ms | achieved req/s | not 200 | answers | cut off at the end |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, path) in [
+        ("status", format!("/v1/chains/{SCALE_CHAIN}/status")),
+        ("gaps", format!("/v1/chains/{SCALE_CHAIN}/gaps")),
+        ("fleet", format!("/v1/chains/{SCALE_CHAIN}/fleet")),
+    ] {
+        let f = load(oha, args, &format!("http://{api}{path}")).await?;
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} |",
+            f.p50_ms, f.p99_ms, f.max_ms, f.rate, f.not_ok, f.total, f.cut_off
+        );
     }
     Ok(())
 }
@@ -298,10 +423,22 @@ fn route_figures(report: &Value) -> anyhow::Result<RouteFigures> {
     let ok = report["statusCodeDistribution"]["200"]
         .as_u64()
         .unwrap_or(0);
-    let errors: u64 = report["errorDistribution"]
-        .as_object()
-        .map(|errors| errors.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
+    // Requests still unanswered when the load's time is up are cut off by oha, not failed by
+    // the server; they are counted apart.
+    let count_errors = |cut_off: bool| -> u64 {
+        report["errorDistribution"]
+            .as_object()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter(|(kind, _)| (kind.as_str() == OHA_CUT_OFF) == cut_off)
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let errors = count_errors(false);
+    let cut_off = count_errors(true);
     Ok(RouteFigures {
         p50_ms: seconds(&percentiles["p50"]).context("oha's p50")?,
         p99_ms: seconds(&percentiles["p99"]).context("oha's p99")?,
@@ -311,6 +448,7 @@ fn route_figures(report: &Value) -> anyhow::Result<RouteFigures> {
             .context("oha's requests/s")?,
         not_ok: total - ok + errors,
         total: total + errors,
+        cut_off,
     })
 }
 
@@ -375,7 +513,7 @@ mod tests {
             "summary": {"successRate": 1.0, "slowest": 0.0125, "requestsPerSec": 998.2},
             "latencyPercentiles": {"p50": 0.0011, "p99": 0.0042},
             "statusCodeDistribution": {"200": 9980, "429": 2},
-            "errorDistribution": {"connection closed": 1},
+            "errorDistribution": {"connection closed": 1, "aborted due to deadline": 4},
         });
         let figures = route_figures(&report).expect("figures");
         assert!((figures.p50_ms - 1.1).abs() < 1e-9);
@@ -383,6 +521,7 @@ mod tests {
         assert!((figures.max_ms - 12.5).abs() < 1e-9);
         assert_eq!(figures.not_ok, 3);
         assert_eq!(figures.total, 9983);
+        assert_eq!(figures.cut_off, 4);
     }
 
     #[test]
