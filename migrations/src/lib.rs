@@ -19,6 +19,8 @@
 //!   backfill priority.
 //! - `m20261203_000011_access`: API keys, the audit log, stored `Idempotency-Key` answers.
 //! - `m20261203_000012_backfill_trace`: the trace context a backfill was created in.
+//! - `m20261203_000013_partitioned_index`: the index tables partitioned by block number (spans of
+//!   1,000,000 blocks, BRIN on the block number), partitions made on demand.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -56,6 +58,7 @@ mod m20261202_000009_workers;
 mod m20261203_000010_backfill_control;
 mod m20261203_000011_access;
 mod m20261203_000012_backfill_trace;
+mod m20261203_000013_partitioned_index;
 
 /// Runs Blockfill's migrations.
 #[derive(Debug)]
@@ -77,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_backfill_control::Migration),
             Box::new(m20261203_000011_access::Migration),
             Box::new(m20261203_000012_backfill_trace::Migration),
+            Box::new(m20261203_000013_partitioned_index::Migration),
         ]
     }
 }

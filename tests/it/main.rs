@@ -26,6 +26,7 @@ mod fleet;
 mod leadership;
 mod live;
 mod observe;
+mod partitions;
 mod poison;
 mod progress;
 mod queue_bounds;

@@ -8,6 +8,9 @@
 //! so the second sees the first's rows. The transaction commits with `synchronous_commit` off:
 //! a commit lost in a database crash takes the batch's `done` mark and coverage with it, so the
 //! reconciler queues the batch again and nothing is lost or doubled.
+//!
+//! The index tables are partitioned by block number; [`ensure_partitions`] makes the partitions a
+//! range needs before its transaction starts.
 
 pub mod copy_text;
 
@@ -98,7 +101,13 @@ pub async fn write_batch(
         range,
         source,
     };
-    let mut tx = pool.begin().await.map_err(wrap)?;
+    let mut connection = pool.acquire().await.map_err(wrap)?;
+    ensure_partitions(&mut *connection, range)
+        .await
+        .map_err(wrap)?;
+    let mut tx = sqlx::Connection::begin(&mut *connection)
+        .await
+        .map_err(wrap)?;
     sqlx::query(
         "SELECT set_config('synchronous_commit', 'off', true), \
                 pg_advisory_xact_lock(hashtextextended($1, $2))",
@@ -143,6 +152,26 @@ pub async fn write_batch(
     span.record("transactions", outcome.transactions_inserted);
     span.record("logs", outcome.logs_inserted);
     Ok(outcome)
+}
+
+/// Makes sure the partitions of the index tables that will hold `range` exist (the tables are
+/// partitioned by block number in fixed spans; see the migration `partitioned_index`). Runs
+/// outside the batch's transaction: when a partition is missing, making it locks its parent table
+/// only until this statement commits, not for the whole batch. When they exist it is one catalog
+/// lookup per table. Returns the partitions made.
+pub async fn ensure_partitions<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    range: BlockRange,
+) -> Result<i32, sqlx::Error> {
+    let (made,): (i32,) = sqlx::query_as("SELECT blockfill_ensure_index_partitions($1, $2)")
+        .bind(to_i64(range.from))
+        .bind(to_i64(range.to))
+        .fetch_one(executor)
+        .await?;
+    if made > 0 {
+        tracing::info!(range = %range, partitions = made, "made index table partitions");
+    }
+    Ok(made)
 }
 
 /// Compares the fetched blocks with what is stored: the block below the range must be the first

@@ -22,7 +22,7 @@ use blockfill_activities::{
     BlockRange, ChainSource as _, EvmRpcSource,
     ranges::aligned_batches,
     source::RpcSettings,
-    write::{copy_in, copy_text},
+    write::{copy_in, copy_text, ensure_partitions},
 };
 use blockfill_devnet::{DevnetChain, DevnetConfig};
 use futures::TryStreamExt as _;
@@ -145,6 +145,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
     let db = prepare_database(&stores, (args.workers * args.concurrency) as u32 + 4).await?;
     let pool = db.get_postgres_connection_pool().clone();
     let rendered = render_copy_payloads(&config, range).await?;
+    // The partitions the rows land in, as the write path makes them (outside the timing).
+    ensure_partitions(&pool, range).await?;
     let copy_groups = [POSTGRES];
     let before = CpuSample::take(&copy_groups);
     let started = Instant::now();

@@ -1,8 +1,8 @@
 //! A benchmark run's progress over time, and its plot.
 //!
 //! [`ProgressSampler`] reads, every half second, the blocks a chain's coverage holds and the rows
-//! PostgreSQL has inserted into the index tables (`pg_stat_user_tables.n_tup_ins`, cumulative
-//! and cheap, unlike `count(*)`). [`Progress::write_svg`] draws blocks/s and rows/s over time as
+//! PostgreSQL has inserted into the index tables' partitions (`pg_stat_user_tables.n_tup_ins`,
+//! cumulative and cheap, unlike `count(*)`). [`Progress::write_svg`] draws blocks/s and rows/s over time as
 //! an SVG: two polylines on shared time axes, text left to the viewer's fonts, so drawing needs
 //! no font files (which a plotting crate's text layout would).
 
@@ -58,7 +58,8 @@ async fn read(pool: &PgPool, chain: &str) -> Result<(u64, u64), sqlx::Error> {
         "SELECT \
            (SELECT coalesce(sum(end_block - start_block + 1), 0)::int8 FROM coverage WHERE chain = $1), \
            (SELECT coalesce(sum(n_tup_ins), 0)::int8 FROM pg_stat_user_tables \
-              WHERE relname IN ('blocks', 'transactions', 'logs'))",
+              WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent IN \
+                ('blocks'::regclass, 'transactions'::regclass, 'logs'::regclass)))",
     )
     .bind(chain)
     .fetch_one(pool)
