@@ -11,6 +11,11 @@
 //! active backfill of its chain with a higher priority still wants room, and counts against its
 //! room only the planned batches of backfills of its priority or higher, so an urgent backfill
 //! gets the room a bulk one frees as its batches finish.
+//!
+//! Batch sizes: each step sizes its batches by the density of the chain's stored blocks just
+//! below the cursor ([`batch_blocks`]): a sparse chain gets batches of up to ten times its
+//! `batch_size`, so the fixed cost of a batch (its queue round trip, its transaction and its
+//! bookkeeping rows) is paid for more blocks.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +27,7 @@ use blockfill_activities::{
     queue::JobFailure,
     ranges,
     store::{
-        BackfillMode, BackfillStatus, BatchStatus, backfills, batches, chains, checkpoints,
+        BackfillMode, BackfillStatus, BatchStatus, backfills, batches, blocks, chains, checkpoints,
         control::{self, Transition},
         coverage,
     },
@@ -39,6 +44,32 @@ use crate::context::AppContext;
 const MAX_STEP_BATCHES: u64 = 200;
 /// How long a generation sleeps while the queue is full or batches are still running.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// A batch grown for a sparse chain holds at most this many times the chain's `batch_size`.
+const MAX_BATCH_GROWTH: u64 = 10;
+/// ... and never more blocks than this.
+const MAX_BATCH_BLOCKS: u64 = 10_000;
+
+/// Blocks a batch should hold on a chain whose `batch_size` is `base` and whose recent blocks
+/// wrote `rows_per_block` rows each, aiming at `target_rows` a batch: never fewer than `base`
+/// (dense chains keep the operator's size), at most [`MAX_BATCH_GROWTH`] times it and
+/// [`MAX_BATCH_BLOCKS`], rounded down to a multiple of `base` so batches stay aligned. Without a
+/// measured density, or with `target_rows` zero, `base`.
+pub fn batch_blocks(base: u64, rows_per_block: Option<f64>, target_rows: u64) -> u64 {
+    let base = base.max(1);
+    let Some(density) = rows_per_block.filter(|d| d.is_finite() && *d > 0.0) else {
+        return base;
+    };
+    if target_rows == 0 {
+        return base;
+    }
+    let wanted = (target_rows as f64 / density).floor() as u64;
+    let ceiling = base
+        .saturating_mul(MAX_BATCH_GROWTH)
+        .min(MAX_BATCH_BLOCKS.max(base));
+    let blocks = wanted.clamp(base, ceiling);
+    (blocks / base).max(1) * base
+}
+
 /// Times a finished backfill whose range is still not covered plans the missing blocks again
 /// before it is marked failed.
 const MAX_RESCANS: i32 = 3;
@@ -139,6 +170,9 @@ pub async fn handle_scheduler_job(job: SchedulerJob, ctx: AppContext) -> Result<
 struct Plan {
     chain: ChainName,
     range: BlockRange,
+    /// The chain's `batch_size`.
+    base_batch_size: u64,
+    /// Blocks of the batches the next step plans ([`batch_blocks`]).
     batch_size: u64,
     /// Plans only blocks the coverage ledger lacks (gaps mode, or a rescan of a range).
     gaps_only: bool,
@@ -163,6 +197,7 @@ async fn load_plan(
             chain,
             gaps_only: backfill.mode == BackfillMode::Gaps || backfill.rescans > 0,
             range,
+            base_batch_size: chain_row.batch_size.max(1) as u64,
             batch_size: chain_row.batch_size.max(1) as u64,
         },
         backfill.status,
@@ -230,6 +265,11 @@ async fn run_generation(ctx: &AppContext, job: &SchedulerJob) -> Result<(), Sche
             tokio::time::sleep(IDLE_WAIT).await;
             continue;
         }
+        plan.batch_size = batch_blocks(
+            plan.base_batch_size,
+            blocks::rows_per_block(&ctx.pool, plan.chain.as_str(), cursor).await?,
+            ctx.settings.batch_target_rows,
+        );
         let want = MAX_STEP_BATCHES.min(
             ctx.settings
                 .generation_batches
@@ -637,4 +677,54 @@ pub async fn retry_batches(
     }
     tracing::info!(target: "blockfill::scheduler", %backfill_id, reopened, "batches reopened for retry");
     Ok(reopened)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn sparse_chains_get_bigger_batches_and_dense_ones_keep_their_size() {
+        // The sparse Anvil chain: one block in ten with two transactions and a log each.
+        assert_eq!(batch_blocks(100, Some(1.3), 10_000), 1_000);
+        assert_eq!(batch_blocks(100, Some(20.0), 10_000), 500);
+        // Mainnet-like density: the chain's own size.
+        assert_eq!(batch_blocks(100, Some(550.0), 10_000), 100);
+        // Nothing measured yet, or sizing off.
+        assert_eq!(batch_blocks(100, None, 10_000), 100);
+        assert_eq!(batch_blocks(100, Some(1.3), 0), 100);
+        // A large batch_size is never grown past 10,000 blocks, nor shrunk.
+        assert_eq!(batch_blocks(5_000, Some(1.0), 1_000_000), 10_000);
+        assert_eq!(batch_blocks(10_000, Some(1.0), 1_000_000), 10_000);
+    }
+
+    proptest! {
+        #[test]
+        fn batch_sizes_stay_aligned_and_bounded(
+            base in 1u64..=10_000,
+            density in proptest::option::of(0.0f64..1_000.0),
+            target in 0u64..1_000_000,
+        ) {
+            let blocks = batch_blocks(base, density, target);
+            prop_assert!(blocks >= base);
+            prop_assert!(blocks <= base * MAX_BATCH_GROWTH);
+            prop_assert!(blocks <= MAX_BATCH_BLOCKS.max(base));
+            prop_assert_eq!(blocks % base, 0);
+        }
+
+        #[test]
+        fn denser_chains_never_get_bigger_batches(
+            base in 1u64..=1_000,
+            sparse in 0.01f64..100.0,
+            extra in 0.0f64..100.0,
+            target in 1u64..1_000_000,
+        ) {
+            prop_assert!(
+                batch_blocks(base, Some(sparse + extra), target)
+                    <= batch_blocks(base, Some(sparse), target)
+            );
+        }
+    }
 }

@@ -12,6 +12,12 @@ pub struct SchedulerArgs {
     /// Batches one scheduler generation plans before it continues as new.
     #[arg(long, env = "BLOCKFILL_GENERATION_BATCHES", default_value_t = 500)]
     pub generation_batches: u64,
+    /// Rows a backfill batch aims at: on a chain whose recent blocks are sparse, the scheduler
+    /// plans batches of more blocks than the chain's `batch_size` (up to 10 times it) so each
+    /// batch writes about this many rows; dense chains keep their `batch_size`. Zero keeps
+    /// every batch at `batch_size`.
+    #[arg(long, env = "BLOCKFILL_BATCH_TARGET_ROWS", default_value_t = 10_000)]
+    pub batch_target_rows: u64,
     /// Most batch jobs waiting or running in Redis at once (the queue bound).
     #[arg(long, env = "BLOCKFILL_MAX_QUEUED_BATCHES", default_value_t = 256)]
     pub max_queued_batches: u64,

@@ -58,6 +58,8 @@ pub async fn batch_queue(stores: &StoreArgs, lane: Lane, chain: &str) -> JobQueu
 pub fn test_scheduler() -> SchedulerArgs {
     SchedulerArgs {
         generation_batches: 50,
+        // Batches of exactly the chain's batch_size: tests count them (the sizing has its own).
+        batch_target_rows: 0,
         max_queued_batches: 64,
         max_queued_live_batches: 64,
         generation_timeout: Duration::from_secs(5),

@@ -1,5 +1,6 @@
 //! Reads of the stored chain (`blocks`) that reorg detection and repair compare with the node:
-//! the stored tip and bounds, hashes of a range, and the first broken parent link. The rows are
+//! the stored tip and bounds, hashes of a range, and the first broken parent link; and the
+//! recent density (rows a block) the scheduler sizes batches by. The rows are
 //! written by the bulk write path ([`crate::write`]) and unwound by [`super::repair`].
 
 use sea_orm::sqlx::{self, PgPool, postgres::PgExecutor};
@@ -72,4 +73,27 @@ pub async fn first_broken_link(
     .fetch_optional(pool)
     .await?;
     Ok(broken.map(|(n,)| n))
+}
+
+/// Blocks [`rows_per_block`] averages over.
+const DENSITY_SAMPLE: i64 = 1_000;
+
+/// Rows a block of `chain` wrote (itself, its transactions and its logs), averaged over the
+/// highest [`DENSITY_SAMPLE`] stored blocks below `below`; `None` when none is stored.
+pub async fn rows_per_block(
+    pool: &PgPool,
+    chain: &str,
+    below: i64,
+) -> Result<Option<f64>, sqlx::Error> {
+    let (rows,): (Option<f64>,) = sqlx::query_as(
+        "SELECT avg(1 + tx_count + log_count)::float8 FROM ( \
+           SELECT tx_count, log_count FROM blocks WHERE chain = $1 AND number < $2 \
+           ORDER BY number DESC LIMIT $3) recent",
+    )
+    .bind(chain)
+    .bind(below)
+    .bind(DENSITY_SAMPLE)
+    .fetch_one(pool)
+    .await?;
+    Ok(rows)
 }

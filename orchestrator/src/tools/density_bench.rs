@@ -138,7 +138,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
     };
 
     // Phase 1: the node alone.
-    let node_rate = node_alone(&devnet.url, range, args, &scheduler).await?;
+    let batches: Vec<BlockRange> = aligned_batches(range, args.batch_size).collect();
+    let node_rate = node_alone(&devnet.url, &batches, args, &scheduler).await?;
 
     // Phase 2: the database's ceiling.
     let (stores, database) = run_stores(&args.stores, "bench_dense")?;

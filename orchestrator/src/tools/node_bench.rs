@@ -1,11 +1,11 @@
 //! `blockfill bench --rpc-url URL`: Blockfill against a real node, next to what the node alone
 //! can serve. In one run:
-//! 1. the node's raw rate: exactly the JSON-RPC requests Blockfill makes for the first
-//!    `--blocks` blocks (the same batches of `--batch-size` blocks, the same calls per request,
-//!    `workers x concurrency` batches in flight), answers read in full and thrown away: no
-//!    parsing, no writes;
-//! 2. end to end: the same blocks through the scheduler, the Redis queue and `--workers` worker
-//!    processes into a fresh database;
+//! 1. end to end: the first `--blocks` blocks through the scheduler, the Redis queue and
+//!    `--workers` worker processes into a fresh database (batches of `--batch-size` blocks,
+//!    grown by the scheduler where the chain is sparse);
+//! 2. the node's raw rate: exactly the JSON-RPC requests phase 1 made (the batches it ran, the
+//!    same calls per request, `workers x concurrency` batches in flight), answers read in full
+//!    and thrown away: no parsing, no writes;
 //! 3. the ratio of the two.
 
 use std::time::{Duration, Instant};
@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use blockfill_activities::{
     BlockRange, ChainSource as _, EvmRpcSource,
-    ranges::aligned_batches,
     source::{RpcSettings, range_request_bodies},
 };
 use futures::StreamExt as _;
@@ -61,12 +60,12 @@ pub(crate) struct NodeAlone {
     pub(crate) bytes: u64,
 }
 
-/// Sends `url` exactly the requests fetching `range` takes (batches of `args.batch_size` blocks,
-/// `workers x concurrency` of them in flight, `scheduler.rpc.batch_size` calls a request), reads
-/// every answer in full and throws it away; prints and returns the rate.
+/// Sends `url` exactly the requests fetching `batches` takes (`workers x concurrency` batches in
+/// flight, `scheduler.rpc.batch_size` calls a request), reads every answer in full and throws it
+/// away; prints and returns the rate.
 pub(crate) async fn node_alone(
     url: &str,
-    range: BlockRange,
+    batches: &[BlockRange],
     args: &BenchArgs,
     scheduler: &SchedulerArgs,
 ) -> anyhow::Result<NodeAlone> {
@@ -78,7 +77,7 @@ pub(crate) async fn node_alone(
         .build()?;
     let started = Instant::now();
     let in_flight = args.workers * args.concurrency;
-    let mut answers = futures::stream::iter(aligned_batches(range, args.batch_size))
+    let mut answers = futures::stream::iter(batches.iter().copied())
         .map(|batch| {
             let client = client.clone();
             async move {
@@ -106,7 +105,8 @@ pub(crate) async fn node_alone(
         bytes += answer?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let blocks_per_second = range.len() as f64 / seconds;
+    let blocks: u64 = batches.iter().map(BlockRange::len).sum();
+    let blocks_per_second = blocks as f64 / seconds;
     println!(
         "node alone (raw)      : {blocks_per_second:>9.0} blocks/s  ({seconds:.2}s, {:.1} MB answered, nothing parsed or written)",
         bytes as f64 / 1e6
@@ -115,6 +115,19 @@ pub(crate) async fn node_alone(
         blocks_per_second,
         bytes,
     })
+}
+
+/// How many blocks the batches of a run held.
+pub(crate) fn describe_batches(batches: &[BlockRange]) -> String {
+    let sizes = batches.iter().map(BlockRange::len);
+    let blocks: u64 = sizes.clone().sum();
+    format!(
+        "batches run           : {} (blocks a batch: min {}, mean {:.0}, max {})",
+        batches.len(),
+        sizes.clone().min().unwrap_or(0),
+        blocks as f64 / batches.len().max(1) as f64,
+        sizes.max().unwrap_or(0)
+    )
 }
 
 /// Runs both phases against `url` and prints the figures.
@@ -135,8 +148,8 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
     anyhow::ensure!(blocks > 0, "the node has no blocks");
     let range = BlockRange::new(0, blocks - 1)?;
     println!(
-        "blockfill bench: node {} (chain id {chain_id}, head {head}), {blocks} blocks, batch {} blocks, \
-         {} calls per request, {} workers x concurrency {}",
+        "blockfill bench: node {} (chain id {chain_id}, head {head}), {blocks} blocks, batch_size {} \
+         (grown by the scheduler on sparse chains), {} calls per request, {} workers x concurrency {}",
         blockfill_activities::redact_url(url),
         args.batch_size,
         rpc_batch_size,
@@ -144,19 +157,13 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
         args.concurrency
     );
 
-    // Phase 1: the node alone.
-    let NodeAlone {
-        blocks_per_second: raw_rate,
-        bytes: raw_bytes,
-    } = node_alone(url, range, args, &scheduler).await?;
-
-    // Phase 2: end to end.
+    // Phase 1: end to end; phase 2: the node alone, sent exactly the batches phase 1 fetched.
     let shutdown = CancellationToken::new();
     let (stores, database) = run_stores(&args.stores, "bench_node")?;
     let db = prepare_database(&stores, 4).await?;
     let pool = db.get_postgres_connection_pool().clone();
     let orchestrator = Orchestrator::start(
-        ServeArgs::on_loopback(stores.clone(), scheduler),
+        ServeArgs::on_loopback(stores.clone(), scheduler.clone()),
         shutdown.clone(),
     )
     .await?;
@@ -189,6 +196,15 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
     )
     .fetch_one(&pool)
     .await?;
+    let batches: Vec<BlockRange> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT from_block, to_block FROM batches \
+         WHERE chain = 'bench-node' AND lane = 'backfill' AND status = 'done' ORDER BY from_block",
+    )
+    .fetch_all(&pool)
+    .await?
+    .into_iter()
+    .filter_map(|(from, to)| BlockRange::new(from.max(0) as u64, to.max(0) as u64).ok())
+    .collect();
     for worker in workers {
         worker.stop(Duration::from_secs(10)).await;
     }
@@ -207,6 +223,11 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
         view["status"]
     );
     let e2e_rate = blocks as f64 / e2e_seconds;
+    println!("{}", describe_batches(&batches));
+    let NodeAlone {
+        blocks_per_second: raw_rate,
+        bytes: raw_bytes,
+    } = node_alone(url, &batches, args, &scheduler).await?;
     progress.plot_to(
         args.plot.as_deref(),
         &format!(
