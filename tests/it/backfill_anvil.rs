@@ -127,17 +127,24 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
     let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut env = store_env(&stores);
     env.push(("BLOCKFILL_API_ADDR", api.to_string()));
+    // The default sizing (batches grown on this sparse chain), with a queue bound small enough
+    // that most batches are planned after the first ones measured the density.
+    env.push(("BLOCKFILL_BATCH_TARGET_ROWS", "10000".to_owned()));
+    env.push(("BLOCKFILL_MAX_QUEUED_BATCHES", "16".to_owned()));
     let mut orchestrator =
         Process::start(&bins.blockfill, &["serve"], &env, "anvil-orchestrator").unwrap();
     wait_healthy(api, Duration::from_secs(30))
         .await
         .expect("orchestrator healthy");
+    // Four batches at a time each, so one worker cannot take every batch of the small queue.
+    let mut worker_env = store_env(&stores);
+    worker_env.push(("BLOCKFILL_WORKER_CONCURRENCY", "4".to_owned()));
     let mut workers: Vec<Process> = (0..2)
         .map(|i| {
             Process::start(
                 &bins.worker,
                 &[],
-                &store_env(&stores),
+                &worker_env,
                 &format!("anvil-worker-{i}"),
             )
             .unwrap()
@@ -177,6 +184,20 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
         "one row per transaction"
     );
     assert_eq!(before[2].0, summary.logs as i64, "one row per log");
+    // The first batches were planned at the chain's batch_size; once they measured the chain
+    // (about 1.3 rows a block), the scheduler planned batches of ten times that, aligned.
+    let (smallest, largest, misaligned): (i64, i64, i64) = sqlx::query_as(
+        "SELECT min(to_block - from_block + 1) FILTER (WHERE to_block <> $1), \
+                max(to_block - from_block + 1), \
+                count(*) FILTER (WHERE (to_block - from_block + 1) % 100 <> 0 AND to_block <> $1) \
+         FROM batches WHERE lane = 'backfill'",
+    )
+    .bind(head as i64)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((smallest, largest), (100, 1_000), "batch sizes");
+    assert_eq!(misaligned, 0, "batches stay multiples of batch_size");
     let workers_used: (i64,) = sqlx::query_as("SELECT count(DISTINCT worker) FROM batches")
         .fetch_one(&pool)
         .await

@@ -141,6 +141,9 @@ pub fn store_env(stores: &StoreArgs) -> Vec<(&'static str, String)> {
         ("DATABASE_URL", stores.database_url.clone()),
         ("REDIS_URL", stores.redis_url.clone()),
         ("BLOCKFILL_REDIS_PREFIX", stores.redis_prefix.clone()),
+        // Batches of exactly the chain's batch_size: tests count them. The Anvil backfill test
+        // turns the scheduler's growing of sparse batches back on.
+        ("BLOCKFILL_BATCH_TARGET_ROWS", "0".to_owned()),
         (
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
