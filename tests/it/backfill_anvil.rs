@@ -141,13 +141,7 @@ async fn anvil_backfill_through_real_binaries_verifies_and_is_idempotent() {
     worker_env.push(("BLOCKFILL_WORKER_CONCURRENCY", "4".to_owned()));
     let mut workers: Vec<Process> = (0..2)
         .map(|i| {
-            Process::start(
-                &bins.worker,
-                &[],
-                &worker_env,
-                &format!("anvil-worker-{i}"),
-            )
-            .unwrap()
+            Process::start(&bins.worker, &[], &worker_env, &format!("anvil-worker-{i}")).unwrap()
         })
         .collect();
     let client = reqwest::Client::new();

@@ -95,6 +95,11 @@ pub struct BenchArgs {
     /// Logs of every transaction of the dense devnet.
     #[arg(long, default_value_t = 1)]
     pub dense_logs: u64,
+    /// With `--dense`: the end-to-end phase only, without the node-alone and `COPY` baselines
+    /// (the ceiling renders every row in memory first, which tens of millions of rows do not
+    /// fit); for long runs that compare the write rate over the first and the last million rows.
+    #[arg(long, requires = "dense")]
+    pub dense_long: bool,
     /// Draw the main end-to-end phase's blocks/s and rows/s over time into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,

@@ -8,7 +8,10 @@
 //!    `COPY` into the same tables, `--workers` streams at once, 1,000 blocks a transaction;
 //! 3. end to end: the scheduler, the Redis queue and `--workers` worker processes, from
 //!    `POST /v1/backfills` to `completed`, and the row count checked;
-//! 4. the ratios, and the CPU seconds of each process group per 1,000 blocks and per million rows.
+//! 4. the ratios, and the CPU seconds of each process group per 1,000 blocks and per million rows;
+//!    the write rate over the first and the last million rows.
+//!
+//! `--dense-long` runs phase 3 alone (a 50M-row run's rows do not fit in memory for phase 2).
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
@@ -53,16 +56,16 @@ pub struct DensityReport {
     pub blocks: u64,
     /// Rows those blocks make (blocks, transactions and logs).
     pub rows: u64,
-    /// The node's raw serving rate, blocks a second.
-    pub node_blocks_per_second: f64,
-    /// Plain `COPY` of the same rows, rows a second.
-    pub copy_rows_per_second: f64,
+    /// The node's raw serving rate, blocks a second (not measured with `--dense-long`).
+    pub node_blocks_per_second: Option<f64>,
+    /// Plain `COPY` of the same rows, rows a second (not measured with `--dense-long`).
+    pub copy_rows_per_second: Option<f64>,
     /// End to end, rows a second.
     pub e2e_rows_per_second: f64,
     /// CPU seconds per group during the end-to-end phase.
     pub e2e_cpu: CpuSpent,
-    /// CPU seconds per group during the ceiling phase.
-    pub copy_cpu: CpuSpent,
+    /// CPU seconds per group during the ceiling phase (not measured with `--dense-long`).
+    pub copy_cpu: Option<CpuSpent>,
 }
 
 /// The dense devnet, served by a process of its own.
@@ -137,55 +140,17 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
         pids: devnet.child.id().into_iter().collect(),
     };
 
-    // Phase 1: the node alone.
-    let batches: Vec<BlockRange> = aligned_batches(range, args.batch_size).collect();
-    let node_rate = node_alone(&devnet.url, &batches, args, &scheduler).await?;
-
-    // Phase 2: the database's ceiling.
     let (stores, database) = run_stores(&args.stores, "bench_dense")?;
     let db = prepare_database(&stores, (args.workers * args.concurrency) as u32 + 4).await?;
     let pool = db.get_postgres_connection_pool().clone();
-    let rendered = render_copy_payloads(&config, range).await?;
-    // The partitions the rows land in, as the write path makes them (outside the timing).
+    // The partitions the rows land in, as the write path makes them (outside any timing).
     ensure_partitions(&pool, range).await?;
-    let copy_groups = [POSTGRES];
-    let before = CpuSample::take(&copy_groups);
-    let started = Instant::now();
-    futures::stream::iter(rendered.into_iter().map(Ok::<_, anyhow::Error>))
-        .try_for_each_concurrent(args.workers.max(1), |payload| {
-            let pool = pool.clone();
-            async move {
-                let mut tx = pool.begin().await?;
-                copy_in(&mut tx, "blocks", copy_text::BLOCK_COLUMNS, payload.blocks).await?;
-                copy_in(
-                    &mut tx,
-                    "transactions",
-                    copy_text::TRANSACTION_COLUMNS,
-                    payload.transactions,
-                )
-                .await?;
-                copy_in(&mut tx, "logs", copy_text::LOG_COLUMNS, payload.logs).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        })
-        .await?;
-    let copy_seconds = started.elapsed().as_secs_f64();
-    let copy_cpu = CpuSample::take(&copy_groups).since(&before, &copy_groups);
-    let copy_rate = rows as f64 / copy_seconds;
-    println!(
-        "plain COPY (ceiling)  : {copy_rate:>9.0} rows/s  ({copy_seconds:.2}s, {} streams, {CEILING_CHUNK} blocks a transaction)",
-        args.workers
-    );
-    println!(
-        "                        {}",
-        copy_cpu.per_unit(rows as f64, 1e6, "million rows")
-    );
-    // The end-to-end phase starts from empty tables, as the ceiling did.
-    sqlx::query("TRUNCATE blocks, transactions, logs")
-        .execute(&pool)
-        .await?;
-
+    let baselines = if args.dense_long {
+        println!("baselines             : skipped (--dense-long)");
+        None
+    } else {
+        Some(baselines(args, &config, range, &devnet, &scheduler, &pool).await?)
+    };
     // Phase 3: end to end.
     let shutdown = CancellationToken::new();
     let orchestrator = Orchestrator::start(
@@ -257,18 +222,101 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
         "                        {}",
         e2e_cpu.per_unit(rows as f64, 1e6, "million rows")
     );
-    println!(
-        "ratio end-to-end / COPY ceiling: {:.2}; end-to-end / node alone (blocks/s): {:.2}",
-        e2e_rate / copy_rate,
-        blocks as f64 / e2e_seconds / node_rate.blocks_per_second
-    );
+    // Over the rows the sampler saw (the statistics it reads lag the last commits slightly).
+    let million = 1_000_000;
+    let seen = progress.points.last().map_or(0, |p| p.rows);
+    if let (Some(first), Some(last)) = (
+        progress.rows_per_second_between(0, million),
+        progress.rows_per_second_between(seen.saturating_sub(million), seen),
+    ) && seen >= 2 * million
+    {
+        println!(
+            "write rate            : first million rows {first:.0} rows/s, last million rows {last:.0} rows/s (last / first {:.2})",
+            last / first
+        );
+    }
+    if let Some(b) = &baselines {
+        println!(
+            "ratio end-to-end / COPY ceiling: {:.2}; end-to-end / node alone (blocks/s): {:.2}",
+            e2e_rate / b.copy_rows_per_second,
+            blocks as f64 / e2e_seconds / b.node_blocks_per_second
+        );
+    }
     Ok(DensityReport {
         blocks,
         rows,
-        node_blocks_per_second: node_rate.blocks_per_second,
-        copy_rows_per_second: copy_rate,
+        node_blocks_per_second: baselines.as_ref().map(|b| b.node_blocks_per_second),
+        copy_rows_per_second: baselines.as_ref().map(|b| b.copy_rows_per_second),
         e2e_rows_per_second: e2e_rate,
         e2e_cpu,
+        copy_cpu: baselines.map(|b| b.copy_cpu),
+    })
+}
+
+/// What the node alone and a plain `COPY` of the same rows manage (phases 1 and 2).
+struct Baselines {
+    node_blocks_per_second: f64,
+    copy_rows_per_second: f64,
+    copy_cpu: CpuSpent,
+}
+
+/// Phases 1 and 2: the node alone, then the rows streamed with plain `COPY` (the tables are
+/// emptied afterwards).
+async fn baselines(
+    args: &BenchArgs,
+    config: &DevnetConfig,
+    range: BlockRange,
+    devnet: &DevnetProcess,
+    scheduler: &SchedulerArgs,
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<Baselines> {
+    let rows = range.len() * (1 + args.dense_transactions * (1 + args.dense_logs));
+    // Phase 1: the node alone.
+    let batches: Vec<BlockRange> = aligned_batches(range, args.batch_size).collect();
+    let node_rate = node_alone(&devnet.url, &batches, args, scheduler).await?;
+
+    // Phase 2: the database's ceiling.
+    let rendered = render_copy_payloads(config, range).await?;
+    let copy_groups = [POSTGRES];
+    let before = CpuSample::take(&copy_groups);
+    let started = Instant::now();
+    futures::stream::iter(rendered.into_iter().map(Ok::<_, anyhow::Error>))
+        .try_for_each_concurrent(args.workers.max(1), |payload| {
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin().await?;
+                copy_in(&mut tx, "blocks", copy_text::BLOCK_COLUMNS, payload.blocks).await?;
+                copy_in(
+                    &mut tx,
+                    "transactions",
+                    copy_text::TRANSACTION_COLUMNS,
+                    payload.transactions,
+                )
+                .await?;
+                copy_in(&mut tx, "logs", copy_text::LOG_COLUMNS, payload.logs).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        })
+        .await?;
+    let copy_seconds = started.elapsed().as_secs_f64();
+    let copy_cpu = CpuSample::take(&copy_groups).since(&before, &copy_groups);
+    let copy_rate = rows as f64 / copy_seconds;
+    println!(
+        "plain COPY (ceiling)  : {copy_rate:>9.0} rows/s  ({copy_seconds:.2}s, {} streams, {CEILING_CHUNK} blocks a transaction)",
+        args.workers
+    );
+    println!(
+        "                        {}",
+        copy_cpu.per_unit(rows as f64, 1e6, "million rows")
+    );
+    // The end-to-end phase starts from empty tables, as the ceiling did.
+    sqlx::query("TRUNCATE blocks, transactions, logs")
+        .execute(pool)
+        .await?;
+    Ok(Baselines {
+        node_blocks_per_second: node_rate.blocks_per_second,
+        copy_rows_per_second: copy_rate,
         copy_cpu,
     })
 }

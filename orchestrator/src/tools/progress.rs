@@ -104,6 +104,27 @@ impl ProgressSampler {
 }
 
 impl Progress {
+    /// Rows a second between the moments the run had written `from` and `to` rows (each moment
+    /// interpolated between the readings around it); `None` if the run did not reach `to`.
+    pub fn rows_per_second_between(&self, from: u64, to: u64) -> Option<f64> {
+        let when = |rows: u64| -> Option<f64> {
+            let after = self.points.iter().position(|p| p.rows >= rows)?;
+            let b = self.points[after];
+            let Some(a) = after.checked_sub(1).map(|i| self.points[i]) else {
+                return Some(b.seconds);
+            };
+            let span = b.rows.saturating_sub(a.rows) as f64;
+            let part = if span > 0.0 {
+                rows.saturating_sub(a.rows) as f64 / span
+            } else {
+                1.0
+            };
+            Some(a.seconds + part * (b.seconds - a.seconds))
+        };
+        let seconds = when(to)? - when(from)?;
+        (to > from && seconds > 0.0).then(|| (to - from) as f64 / seconds)
+    }
+
     /// Rates between consecutive readings, smoothed over `window` readings.
     pub fn rates(&self, window: usize) -> Vec<Rate> {
         let window = window.max(1);
@@ -238,6 +259,24 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_rate_between_two_row_counts_interpolates_the_readings() {
+        // 1,000 rows/s for 2 s, then 500 rows/s for 2 s.
+        let p = progress(&[
+            (0.0, 0, 0),
+            (1.0, 0, 1_000),
+            (2.0, 0, 2_000),
+            (3.0, 0, 2_500),
+            (4.0, 0, 3_000),
+        ]);
+        let rate = |from, to| p.rows_per_second_between(from, to);
+        assert!((rate(0, 2_000).expect("reached") - 1_000.0).abs() < 1e-9);
+        assert!((rate(2_000, 3_000).expect("reached") - 500.0).abs() < 1e-9);
+        // 500 rows in the first half second, 250 in the next.
+        assert!((rate(1_500, 2_250).expect("reached") - 750.0).abs() < 1e-9);
+        assert_eq!(rate(0, 3_001), None, "never reached");
     }
 
     #[test]
