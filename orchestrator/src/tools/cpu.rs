@@ -1,6 +1,7 @@
 //! CPU time of the processes a benchmark runs, read from `/proc`: user + system seconds per
 //! group (Blockfill's workers, the orchestrator, the node, PostgreSQL), sampled before and after
-//! a phase, so the benchmark can print seconds per 1,000 blocks and per million rows.
+//! a phase, so the benchmark can print seconds per 1,000 blocks and per million rows; and the
+//! peak resident memory of Blockfill's own processes.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,37 @@ impl ProcessGroup {
             }),
         }
     }
+}
+
+/// The largest peak resident memory (`VmHWM`) of one process of each `Pids` or `Myself` group,
+/// in MB, in `groups`' order: one line for the benchmark to print. Read before the processes
+/// exit.
+pub(crate) fn peak_memory_line(groups: &[ProcessGroup]) -> String {
+    let peak_mb = |process: &Process| {
+        process
+            .status()
+            .ok()
+            .and_then(|status| status.vmhwm)
+            .map_or(0.0, |kb| kb as f64 / 1024.0)
+    };
+    let parts: Vec<String> = groups
+        .iter()
+        .filter_map(|group| match group {
+            ProcessGroup::Pids { name, pids } => Some((
+                *name,
+                pids.iter()
+                    .filter_map(|pid| Process::new(i32::try_from(*pid).ok()?).ok())
+                    .map(|p| peak_mb(&p))
+                    .fold(0.0, f64::max),
+            )),
+            ProcessGroup::Myself { name } => {
+                Some((*name, Process::myself().map_or(0.0, |p| peak_mb(&p))))
+            }
+            ProcessGroup::Command { .. } => None,
+        })
+        .map(|(name, mb)| format!("{name} {mb:.0} MB"))
+        .collect();
+    format!("peak memory (one process): {}", parts.join(", "))
 }
 
 /// CPU seconds per group at one moment.

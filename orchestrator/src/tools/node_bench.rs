@@ -25,7 +25,7 @@ use crate::{
     settings::{SchedulerArgs, ServeArgs},
     tools::{
         bench::{BenchArgs, cleanup, run_stores, spawn_bench_workers},
-        cpu::{CpuSample, CpuSpent, ProcessGroup, end_to_end_groups},
+        cpu::{CpuSample, CpuSpent, ProcessGroup, end_to_end_groups, peak_memory_line},
         demo::{follow_backfill, request_backfill, upsert_chain},
         progress::ProgressSampler,
     },
@@ -190,6 +190,7 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
     let e2e_seconds = started.elapsed().as_secs_f64();
     let progress = sampler.finish().await;
     let cpu = CpuSample::take(&groups).since(&before, &groups);
+    let memory = peak_memory_line(&groups);
     let (rows,): (i64,) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM blocks) + (SELECT count(*) FROM transactions) \
               + (SELECT count(*) FROM logs)",
@@ -248,6 +249,7 @@ pub async fn run(args: &BenchArgs, url: &str) -> anyhow::Result<NodeReport> {
         "                        {}",
         cpu.per_unit(rows.max(1) as f64, 1e6, "million rows")
     );
+    println!("                        {memory} (the orchestrator runs in this process)");
     println!("ratio end-to-end / node alone: {:.2}", e2e_rate / raw_rate);
     Ok(NodeReport {
         blocks,
