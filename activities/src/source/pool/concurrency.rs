@@ -228,6 +228,11 @@ impl AdaptiveConcurrency {
         true
     }
 
+    /// Whether the limit is at its lowest: pushing back can lower it no further.
+    pub fn at_floor(&self) -> bool {
+        self.lock().limit <= f64::from(self.settings.min)
+    }
+
     /// The upper bound of the limit.
     pub fn max(&self) -> u32 {
         self.settings.max

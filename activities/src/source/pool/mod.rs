@@ -468,6 +468,12 @@ impl EndpointPool {
         metrics::counter!("blockfill_rpc_requests_total", "chain" => self.chain.clone(), "endpoint" => endpoint.label.clone(), "outcome" => "error")
             .increment(1);
         tracing::debug!(target: "blockfill::rpc", chain = %self.chain, endpoint = %endpoint.label, kind, %error, "request failed");
+        // A timeout while the endpoint's concurrency can still come down is a slow node given
+        // too much at once (each request waits behind the others): it halves the concurrency,
+        // as a 429 does, and is no sign of the endpoint being down. Only timeouts at the lowest
+        // concurrency count towards its breaker.
+        let overloaded =
+            matches!(error, SourceError::Timeout { .. }) && !endpoint.concurrency.at_floor();
         if matches!(
             error,
             SourceError::RateLimited { .. } | SourceError::Timeout { .. }
@@ -496,6 +502,11 @@ impl EndpointPool {
                 None
             }
             SourceError::NotYetAvailable { .. } => {
+                release(&mut health.breaker);
+                None
+            }
+            SourceError::Timeout { .. } if overloaded => {
+                health.failure_ewma = 0.9 * health.failure_ewma + 0.1;
                 release(&mut health.breaker);
                 None
             }

@@ -602,3 +602,50 @@ async fn a_health_probe_that_is_dropped_gives_its_claim_back() {
 mod chain;
 /// The hashes of `range` on `chain`.
 mod identity;
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_from_an_overloaded_lone_endpoint_lower_its_concurrency_without_opening_its_breaker()
+ {
+    // A slow node given too much at once: every request of the first wave times out; once
+    // fewer are in flight, it answers. It is overloaded, not down.
+    let slow = Scripted::new("http://slow", Duration::from_millis(50), &[], Step::Serve);
+    let lone = pool(
+        &[&slow],
+        PoolSettings {
+            tries_per_endpoint: 3,
+            ..settings()
+        },
+    );
+    lone.fetch_range(range(0))
+        .await
+        .expect("checked and served");
+    let initial = state_of(&lone, "http://slow").concurrency_limit;
+    slow.script
+        .lock()
+        .expect("script")
+        .extend([Step::TimeOut; 12]);
+    let wave = futures::future::join_all((0..12).map(|i| {
+        let lone = Arc::clone(&lone);
+        async move { lone.fetch_range(range(100 + i * 10)).await }
+    }))
+    .await;
+    let state = state_of(&lone, "http://slow");
+    assert!(
+        state.transitions.is_empty(),
+        "the breaker never opened: {:?}",
+        state.transitions
+    );
+    assert_eq!(state.breaker, BreakerState::Closed);
+    assert!(
+        state.concurrency_limit < initial,
+        "the concurrency limit came down from {initial}: {}",
+        state.concurrency_limit
+    );
+    assert!(
+        wave.iter().all(Result::is_ok),
+        "every request of the wave was served on a retry: {:?}",
+        wave.iter()
+            .filter_map(|r| r.as_ref().err())
+            .collect::<Vec<_>>()
+    );
+}
