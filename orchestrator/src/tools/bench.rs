@@ -167,7 +167,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     }));
     let devnet_addr = spawn_devnet(devnet, "127.0.0.1:0".parse()?, shutdown.clone()).await?;
     let rpc_url = format!("http://{devnet_addr}");
-    let scheduler = SchedulerArgs::default();
+    // Batches of exactly --batch-size end to end, as the raw loop runs them (the scheduler's
+    // growing of sparse batches is measured against real nodes by `--rpc-url`).
+    let scheduler = SchedulerArgs {
+        batch_target_rows: 0,
+        ..SchedulerArgs::default()
+    };
     let queue_bound = scheduler.max_queued_batches;
     let range = BlockRange::new(0, args.blocks.saturating_sub(1))?;
     println!(
