@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Every benchmark, then docs/benchmarks.md regenerated from what they printed, with a plot of
 # blocks/s and rows/s over time per end-to-end run (docs/plots/*.svg). Release build; starts (or
-# installs) PostgreSQL and Redis, installs Anvil and oha on first use. About 25 minutes on 2 cores.
+# installs) PostgreSQL and Redis, installs Anvil and oha on first use. About 35 minutes on 2 cores.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh dense      only the named ones: devnet, dense, anvil-sparse, anvil-dense, api
+#   scripts/bench.sh dense      only the named ones: devnet, dense, dense-50m, anvil-sparse,
+#                               anvil-dense, api
 #
-# Environment: BENCH_SPARSE_BLOCKS (750000), BENCH_DENSE_ANVIL_BLOCKS (2000).
+# Environment: BENCH_SPARSE_BLOCKS (750000), BENCH_DENSE_ANVIL_BLOCKS (2000),
+# BENCH_LONG_DENSE_BLOCKS (250000).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -53,6 +55,7 @@ with_anvil() {
 
 wanted devnet && run devnet target/release/blockfill bench --plot docs/plots/devnet.svg
 wanted dense && run dense target/release/blockfill bench --dense --plot docs/plots/dense-devnet.svg
+wanted dense-50m && run dense-50m target/release/blockfill bench --dense --dense-blocks "${BENCH_LONG_DENSE_BLOCKS:-250000}" --dense-long --plot docs/plots/dense-devnet-50m.svg
 wanted anvil-sparse && with_anvil anvil-sparse "${BENCH_SPARSE_BLOCKS:-750000}" 10 2
 # Anvil serves about 100 dense blocks a second: 4 batches of 100 in flight (2 workers x 2) keep
 # it busy without piling up requests past the RPC timeout. Both phases use the same settings.
@@ -86,12 +89,15 @@ HEAD
   section dense "Dense devnet: rows/s against the database's COPY ceiling" \
     "target/release/blockfill bench --dense" dense-devnet.svg \
     "20,000 blocks x 100 transactions x 1 log each (4,020,000 rows), served by a devnet process of its own. The ceiling is a plain COPY of the same rows into the same tables (rendered beforehand, 2 streams, 1,000 blocks a transaction). CPU seconds are user + system of each process group during the phase."
+  section dense-50m "Dense devnet, 50 million rows: is the write rate flat?" \
+    "target/release/blockfill bench --dense --dense-blocks ${BENCH_LONG_DENSE_BLOCKS:-250000} --dense-long" dense-devnet-50m.svg \
+    "250,000 blocks x 100 transactions x 1 log each (50,250,000 rows) end to end, without the two baselines (the COPY ceiling would render every row in memory first). The write rate over the first and the last million rows is read from committed blocks, from the first reading with blocks written. The index tables are partitioned by 1,000,000 blocks, so this run stays in one partition: the rate it shows flat is one partition's indexes growing to 50M rows."
   section anvil-sparse "Anvil, sparse: a real node's raw rate against end to end" \
     "target/release/anvil-chain ${BENCH_SPARSE_BLOCKS:-750000} 10 2 & target/release/blockfill bench --rpc-url URL --blocks ${BENCH_SPARSE_BLOCKS:-750000}" anvil-sparse.svg \
-    "One block in ten carries 2 transactions (every other one emits a log). The node alone is exactly Blockfill's requests (batches of 100 full blocks plus eth_getLogs), answers read and thrown away."
+    "One block in ten carries 2 transactions (every other one emits a log). End to end runs first, with the defaults: batches start at the chain's batch_size (100) and grow to 1,000 blocks once the scheduler has measured the chain's density. The node alone then replays exactly the batches end to end fetched (requests of 100 full blocks plus eth_getLogs), answers read and thrown away."
   section anvil-dense "Anvil, dense" \
     "target/release/anvil-chain ${BENCH_DENSE_ANVIL_BLOCKS:-2000} 1 100 & target/release/blockfill bench --rpc-url URL --blocks ${BENCH_DENSE_ANVIL_BLOCKS:-2000} --concurrency 2" anvil-dense.svg \
-    "Every block carries 100 transactions, half of them emitting a log. Anvil is the limit here: it serves about 100 such blocks a second, so both phases keep 4 batches in flight (2 workers x concurrency 2)."
+    "Every block carries 100 transactions, half of them emitting a log. Anvil is the limit here: it serves under 100 such blocks a second, so both phases keep 4 batches in flight (2 workers x concurrency 2). With the default concurrency (2 x 16) the first wave of requests times out and is asked again, which Anvil pays for twice (ratio about 0.4; see docs/benchmark-history.md)."
   section api "Admin API under load" "scripts/bench-api.sh" "" \
     "Status and gaps at 1,000 requests/s each (oha, open loop), idle and during a full-speed backfill."
 } > docs/benchmarks.md

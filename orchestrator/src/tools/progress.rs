@@ -107,15 +107,31 @@ impl Progress {
     /// Rows a second between the moments the run had written `from` and `to` rows (each moment
     /// interpolated between the readings around it); `None` if the run did not reach `to`.
     pub fn rows_per_second_between(&self, from: u64, to: u64) -> Option<f64> {
-        let when = |rows: u64| -> Option<f64> {
-            let after = self.points.iter().position(|p| p.rows >= rows)?;
-            let b = self.points[after];
-            let Some(a) = after.checked_sub(1).map(|i| self.points[i]) else {
+        self.per_second_between(from, to, |p| p.rows)
+    }
+
+    /// Blocks a second between the moments the chain's coverage held `from` and `to` blocks
+    /// (committed blocks, exact, unlike the row statistics, which lag); `None` if the run did not
+    /// reach `to`.
+    pub fn blocks_per_second_between(&self, from: u64, to: u64) -> Option<f64> {
+        self.per_second_between(from, to, |p| p.blocks)
+    }
+
+    fn per_second_between(
+        &self,
+        from: u64,
+        to: u64,
+        count: impl Fn(&ProgressPoint) -> u64,
+    ) -> Option<f64> {
+        let when = |target: u64| -> Option<f64> {
+            let after = self.points.iter().position(|p| count(p) >= target)?;
+            let b = &self.points[after];
+            let Some(a) = after.checked_sub(1).map(|i| &self.points[i]) else {
                 return Some(b.seconds);
             };
-            let span = b.rows.saturating_sub(a.rows) as f64;
+            let span = count(b).saturating_sub(count(a)) as f64;
             let part = if span > 0.0 {
-                rows.saturating_sub(a.rows) as f64 / span
+                target.saturating_sub(count(a)) as f64 / span
             } else {
                 1.0
             };
@@ -277,6 +293,8 @@ mod tests {
         // 500 rows in the first half second, 250 in the next.
         assert!((rate(1_500, 2_250).expect("reached") - 750.0).abs() < 1e-9);
         assert_eq!(rate(0, 3_001), None, "never reached");
+        let blocks = progress(&[(0.0, 0, 0), (2.0, 10, 0), (4.0, 30, 0)]);
+        assert!((blocks.blocks_per_second_between(10, 30).expect("reached") - 10.0).abs() < 1e-9);
     }
 
     #[test]
