@@ -21,13 +21,12 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use blockfill_activities::settings::StoreArgs;
-use blockfill_devnet::{DevnetChain, DevnetConfig, spawn_devnet};
+use blockfill_devnet::DevnetConfig;
 use clap::Args;
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -41,6 +40,7 @@ use crate::{
     tools::{
         bench::{cleanup, run_stores},
         demo::{follow_backfill, request_backfill, upsert_chain},
+        density_bench::spawn_devnet_process,
     },
 };
 
@@ -140,14 +140,16 @@ async fn measure(
     stores: &StoreArgs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let devnet = Arc::new(DevnetChain::new(DevnetConfig {
+    // The node runs as a process of its own, as in production: served from this process, its
+    // answers (a batch of 1,000 blocks is megabytes of JSON) took the API's runtime threads.
+    let devnet = spawn_devnet_process(&DevnetConfig {
         blocks: args.blocks,
         ..DevnetConfig::default()
-    }));
-    let devnet_addr = spawn_devnet(devnet, "127.0.0.1:0".parse()?, shutdown.clone()).await?;
+    })
+    .await?;
     let db = prepare_database(stores, 8).await?;
     let pool = db.get_postgres_connection_pool().clone();
-    upsert_chain(&pool, CHAIN, &format!("http://{devnet_addr}"), 1337, 100).await?;
+    upsert_chain(&pool, CHAIN, &devnet.url, 1337, 100).await?;
     let mut serve = ServeArgs::on_loopback(stores.clone(), SchedulerArgs::default());
     // The per-caller rate limit (50/s by default) would answer most of the load 429: the
     // figures are the API's, not the limiter's.

@@ -69,9 +69,9 @@ pub struct DensityReport {
 }
 
 /// The dense devnet, served by a process of its own.
-struct DevnetProcess {
-    child: Child,
-    url: String,
+pub(crate) struct DevnetProcess {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 /// A free loopback port (bound, read, released).
@@ -81,7 +81,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Starts `blockfill devnet` with `config`'s density and waits until it answers.
-async fn spawn_devnet_process(config: &DevnetConfig) -> anyhow::Result<DevnetProcess> {
+pub(crate) async fn spawn_devnet_process(config: &DevnetConfig) -> anyhow::Result<DevnetProcess> {
     let port = free_port()?;
     let log_dir = PathBuf::from("target/bench-logs");
     std::fs::create_dir_all(&log_dir)?;
@@ -233,15 +233,19 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<DensityReport> {
         .map(|p| p.blocks)
         .find(|b| *b > 0)
         .unwrap_or(0);
-    if let (Some(first), Some(last)) = (
-        progress.blocks_per_second_between(first_written, first_written + million_rows_of_blocks),
-        progress.blocks_per_second_between(covered.saturating_sub(million_rows_of_blocks), covered),
-    ) && covered >= first_written + 2 * million_rows_of_blocks
+    let window = million_rows_of_blocks;
+    if let (Some(first), Some(second), Some(last)) = (
+        progress.blocks_per_second_between(first_written, first_written + window),
+        progress.blocks_per_second_between(first_written + window, first_written + 2 * window),
+        progress.blocks_per_second_between(covered.saturating_sub(window), covered),
+    ) && covered >= first_written + 3 * window
     {
-        let (first, last) = (first * rows_per_block as f64, last * rows_per_block as f64);
+        let rows = |blocks_per_second: f64| blocks_per_second * rows_per_block as f64;
+        let (first, second, last) = (rows(first), rows(second), rows(last));
         println!(
-            "write rate            : first million rows {first:.0} rows/s, last million rows {last:.0} rows/s (last / first {:.2}; committed blocks x {rows_per_block} rows, from the first reading with blocks written)",
-            last / first
+            "write rate            : first million rows {first:.0} rows/s, second million {second:.0}, last million {last:.0} (last / first {:.2}, last / second {:.2}; committed blocks x {rows_per_block} rows, from the first reading with blocks written)",
+            last / first,
+            last / second
         );
     }
     if let Some(b) = &baselines {
