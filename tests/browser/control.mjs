@@ -162,8 +162,11 @@ try {
   assert.equal(await page.locator('#gap-pick-range').textContent(), gapStart.toLocaleString('en-US') + ' – ' + gapEnd.toLocaleString('en-US'));
   step('backfill the gap');
   await page.locator('#gap-backfill').click();
-  await page.locator('#gap-result.result-ok').waitFor();
-  const accepted = /Backfill (\S+) accepted/.exec(await page.locator('#gap-result').textContent());
+  // Either outcome ends the wait, so a refusal fails with the API's own words.
+  await page.locator('#gap-result').waitFor();
+  const outcome = await page.locator('#gap-result').textContent();
+  assert.ok(await page.locator('#gap-result.result-ok').count() === 1, 'the gap backfill was refused: ' + outcome);
+  const accepted = /Backfill (\S+) accepted/.exec(outcome);
   assert.ok(accepted, 'the gap backfill was accepted');
   const gapId = accepted[1];
   // The new backfill opens in the detail panel.
