@@ -101,19 +101,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Devnet(args) => devnet::run(args, shutdown).await?,
-        Command::Bench(args) => match args.rpc_url.clone() {
-            Some(url) => {
-                node_bench::run(&args, &url).await?;
-            }
-            None if args.dense => {
-                density_bench::run(&args).await?;
-            }
-            None => {
-                bench::run(args).await?;
-            }
-        },
-        Command::BenchApi(args) => api_bench::run(args).await?,
-        Command::Soak(args) => soak::run(args).await?,
+        Command::Bench(args) => {
+            until_interrupted(&shutdown, async {
+                match args.rpc_url.clone() {
+                    Some(url) => node_bench::run(&args, &url).await.map(drop),
+                    None if args.dense => density_bench::run(&args).await.map(drop),
+                    None => bench::run(args).await.map(drop),
+                }
+            })
+            .await?
+        }
+        Command::BenchApi(args) => until_interrupted(&shutdown, api_bench::run(args)).await?,
+        Command::Soak(args) => until_interrupted(&shutdown, soak::run(args)).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a benchmark until it ends or a signal cancels `shutdown`; a run that fails or is
+/// interrupted drops its stores (its child processes are killed as their handles drop).
+async fn until_interrupted(
+    shutdown: &CancellationToken,
+    run: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        () = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if outcome.is_err() {
+        bench::cleanup_abandoned().await;
+    }
+    outcome
 }

@@ -165,3 +165,125 @@ fn stores_dropped_outside_a_runtime_are_cleaned_up_too() {
         stores.redis_prefix
     );
 }
+
+/// The children (`PPid == parent`) of process `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let wanted = format!("PPid:\t{parent}");
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|status| status.lines().any(|l| l == wanted))
+        })
+        .collect()
+}
+
+/// The dense benchmarks' databases (`blockfill_bench_dense_<run>`) that exist now.
+async fn dense_bench_databases(admin_url: &str) -> Vec<String> {
+    use sea_orm::sqlx::{self, Connection as _};
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'blockfill\\_bench\\_dense\\_%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.ok();
+    names.into_iter().map(|(n,)| n).collect()
+}
+
+/// Redis keys of the benchmark run whose database is `database` (its key prefix ends with the
+/// database name's run suffix).
+async fn dense_bench_keys(redis_url: &str, database: &str) -> usize {
+    let suffix = database.rsplit('_').next().unwrap_or(database);
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("blockfill-bench_dense-*{suffix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_benchmark_stops_its_processes_and_drops_its_stores() {
+    let binaries = blockfill_tests::process::binaries().unwrap();
+    let (postgres, redis_url) = blockfill_tests::stores::base_urls();
+    let admin = StoreArgs {
+        database_url: format!("{postgres}/postgres"),
+        redis_url: redis_url.clone(),
+        redis_prefix: "unused".to_owned(),
+    };
+    let before = dense_bench_databases(&admin.database_url).await;
+    // The dense benchmark straight to its end-to-end phase: a devnet process, two worker
+    // processes and far more rows than it reaches before the signal.
+    let mut bench = Process::start(
+        &binaries.blockfill,
+        &[
+            "bench",
+            "--dense",
+            "--dense-long",
+            "--dense-blocks",
+            "1000000",
+        ],
+        &blockfill_tests::process::store_env(&admin),
+        "interrupted-bench",
+    )
+    .unwrap();
+    let pid = bench.child.id().expect("the benchmark's pid");
+    let database = wait_until(
+        "the benchmark's database created",
+        Duration::from_secs(30),
+        async || {
+            let now = dense_bench_databases(&admin.database_url).await;
+            now.into_iter()
+                .find(|d| !before.contains(d))
+                .ok_or("none yet")
+        },
+    )
+    .await;
+    // Under way: its devnet and both workers run, and batches are in its queue.
+    let children = wait_until(
+        "the benchmark's devnet and workers running, its queue in Redis",
+        Duration::from_secs(60),
+        async || {
+            let children = children_of(pid);
+            let keys = dense_bench_keys(&redis_url, &database).await;
+            if children.len() >= 3 && keys > 0 {
+                Ok(children)
+            } else {
+                Err(format!("children {children:?}, {keys} keys"))
+            }
+        },
+    )
+    .await;
+
+    let signal = tokio::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(signal.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), bench.child.wait())
+        .await
+        .expect("the benchmark exits within 30 s of SIGINT")
+        .unwrap();
+    let log = std::fs::read_to_string(&bench.log).unwrap();
+    assert!(!status.success(), "an interrupted benchmark fails: {log}");
+    assert!(log.contains("interrupted"), "{log}");
+    for child in children {
+        wait_until(
+            &format!("the benchmark's child {child} ended"),
+            Duration::from_secs(10),
+            async || process_ended(child),
+        )
+        .await;
+    }
+    let left = dense_bench_databases(&admin.database_url).await;
+    assert!(!left.contains(&database), "{database} is left");
+    assert_eq!(dense_bench_keys(&redis_url, &database).await, 0);
+}

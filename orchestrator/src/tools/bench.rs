@@ -103,7 +103,8 @@ pub struct BenchArgs {
     /// Draw the main end-to-end phase's blocks/s and rows/s over time into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
-    /// Keep the benchmark database afterwards.
+    /// Keep the benchmark database afterwards (of a run that finishes: a failed or interrupted
+    /// run drops its stores).
     #[arg(long)]
     pub keep_database: bool,
 }
@@ -142,19 +143,50 @@ pub struct TracedRun {
 
 /// Fresh stores for one benchmark run of `kind`: a new database (named `blockfill_{kind}_…`,
 /// returned too) on the same server and a new Redis prefix.
+/// Registers them for [`cleanup_abandoned`] until [`cleanup`] runs.
 pub(crate) fn run_stores(stores: &StoreArgs, kind: &str) -> anyhow::Result<(StoreArgs, String)> {
     let run_id = Uuid::now_v7().simple().to_string();
     let mut url = url::Url::parse(&stores.database_url).context("DATABASE_URL")?;
     let database = format!("blockfill_{kind}_{}", &run_id[run_id.len() - 12..]);
     url.set_path(&format!("/{database}"));
-    Ok((
-        StoreArgs {
-            database_url: url.to_string(),
-            redis_url: stores.redis_url.clone(),
-            redis_prefix: format!("blockfill-{kind}-{run_id}"),
-        },
-        database,
-    ))
+    let run = StoreArgs {
+        database_url: url.to_string(),
+        redis_url: stores.redis_url.clone(),
+        redis_prefix: format!("blockfill-{kind}-{run_id}"),
+    };
+    tracing::info!(target: "blockfill::bench", database, redis_prefix = %run.redis_prefix, "benchmark stores");
+    open_runs().push(OpenRun {
+        stores: run.clone(),
+        admin_url: stores.database_url.clone(),
+        database: database.clone(),
+    });
+    Ok((run, database))
+}
+
+/// A benchmark run's stores not yet cleaned up.
+struct OpenRun {
+    stores: StoreArgs,
+    admin_url: String,
+    database: String,
+}
+
+/// The runs of this process whose stores [`cleanup`] has not dropped yet.
+fn open_runs() -> std::sync::MutexGuard<'static, Vec<OpenRun>> {
+    static OPEN_RUNS: std::sync::Mutex<Vec<OpenRun>> = std::sync::Mutex::new(Vec::new());
+    OPEN_RUNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Drops the database and Redis keys of every run that did not reach its own [`cleanup`]: a
+/// benchmark that failed or was interrupted leaves nothing behind (`--keep-database` keeps the
+/// database of a run that finishes).
+pub async fn cleanup_abandoned() {
+    let abandoned = std::mem::take(&mut *open_runs());
+    for run in abandoned {
+        tracing::warn!(target: "blockfill::bench", database = %run.database, "dropping the stores of an unfinished benchmark run");
+        cleanup(&run.stores, &run.admin_url, &run.database, false).await;
+    }
 }
 
 /// Runs both phases and prints the figures.
@@ -617,6 +649,7 @@ pub(crate) async fn cleanup(
     database: &str,
     keep_database: bool,
 ) {
+    open_runs().retain(|run| run.database != database);
     if let Ok(client) = redis::Client::open(stores.redis_url.as_str())
         && let Ok(mut conn) = client.get_multiplexed_async_connection().await
     {
