@@ -233,8 +233,9 @@ async fn a_tip_reorg_is_caught_by_the_next_live_write_and_repaired() {
     wait_live_synced(&app, "fork").await;
     let outcome = anvil.reorg(3).await.unwrap();
     anvil.mine_with_transaction().await.unwrap();
-    // The unwind plans the re-index as a backfill of its own; the live lane may write the new
-    // tip before it runs (live sync with a gap below), so "repaired" is that backfill completed.
+    // The unwind plans the re-index as a backfill of its own, which the worker that found the
+    // reorg runs before its own batch; meanwhile another live job may write the next tip (live
+    // sync with a gap below it), so "repaired" is that backfill completed.
     app.wait_for_reorgs_repaired("fork", 1).await;
     let status = wait_live_synced(&app, "fork").await;
     assert_eq!(status["live"]["reorgs_seen"], json!(1), "{status}");
